@@ -1,0 +1,1 @@
+"""Lifeboat's domain and adapters; shipped inside the Lambda bundle."""

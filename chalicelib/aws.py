@@ -1,0 +1,72 @@
+"""AWS client construction and the translation of 'service unreachable'.
+
+Clients are built by `chalicelib.wiring`, once per container; this module
+only knows how: short timeouts and few retries, because a post that cannot
+reach DynamoDB quickly must still have time to reach the S3 spool within
+API Gateway's 29-second limit.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from chalicelib.errors import StoreUnavailable
+
+CLIENT_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"mode": "standard", "max_attempts": 3},
+)
+
+# Error codes AWS uses for "not now" as opposed to "never": a throttled or
+# failing service, where the same request may succeed later.
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "503",
+        "500",
+    }
+)
+_NETWORK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+_session_lock = threading.Lock()
+
+
+def new_client(service: str, **overrides):
+    # boto3 sessions are not thread-safe to create clients from concurrently.
+    with _session_lock:
+        return boto3.session.Session().client(service, config=CLIENT_CONFIG, **overrides)
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+@contextmanager
+def unavailable_as_domain_error(what: str) -> Iterator[None]:
+    """Turn throttling, 5xx and network failures into StoreUnavailable."""
+    try:
+        yield
+    except ClientError as exc:
+        if error_code(exc) in TRANSIENT_ERROR_CODES:
+            raise StoreUnavailable(f"{what}: {error_code(exc)}") from exc
+        raise
+    except _NETWORK_ERRORS as exc:
+        raise StoreUnavailable(f"{what}: {type(exc).__name__}") from exc

@@ -1,0 +1,69 @@
+"""Typed settings, read from the environment once per container.
+
+Nothing here runs at import time: Chalice's test client sets a stage's
+environment variables only while a request runs, and moto must be started
+before anything reads AWS settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+class SettingsError(ValueError):
+    """A setting is present but unusable; raised at first use, not import."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    bucket_name: str
+    # Only the hash of the admin token is kept in memory, so a heap dump or a
+    # repr() in a log line never shows the secret.
+    admin_token_sha256: str = field(repr=False)
+    max_post_chars: int = 500
+    max_body_bytes: int = 16 * 1024
+    write_shards: int = 4
+    idempotency_ttl_seconds: int = 24 * 3600
+    archive_settle_seconds: int = 60
+    archive_batch_max: int = 1000
+    default_page_size: int = 20
+    max_page_size: int = 100
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        admin_hash = env.get("ADMIN_TOKEN_SHA256", "").strip().lower()
+        if not admin_hash and env.get("ADMIN_TOKEN"):
+            admin_hash = _sha256(env["ADMIN_TOKEN"])
+        return cls(
+            table_name=env.get("TABLE_NAME", "lifeboat-local"),
+            bucket_name=env.get("BUCKET_NAME", "lifeboat-local"),
+            admin_token_sha256=admin_hash,
+            max_post_chars=_int(env, "MAX_POST_CHARS", 500, minimum=1),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 16 * 1024, minimum=1024),
+            write_shards=_int(env, "WRITE_SHARDS", 4, minimum=1),
+            idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=60),
+            archive_settle_seconds=_int(env, "ARCHIVE_SETTLE_SECONDS", 60),
+            archive_batch_max=_int(env, "ARCHIVE_BATCH_MAX", 1000, minimum=1),
+        )

@@ -1,0 +1,88 @@
+"""Domain errors. Each carries a stable machine-readable `code`.
+
+The mapping to HTTP statuses lives in one place, `chalicelib.web`; nothing in
+the domain knows about HTTP.
+"""
+
+from __future__ import annotations
+
+
+class LifeboatError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(LifeboatError):
+    code = "bad_request"
+
+
+class Unauthorized(LifeboatError):
+    code = "unauthorized"
+
+
+class Forbidden(LifeboatError):
+    code = "forbidden"
+
+
+class NotFound(LifeboatError):
+    code = "not_found"
+
+
+class Conflict(LifeboatError):
+    code = "conflict"
+
+
+class PayloadTooLarge(LifeboatError):
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(LifeboatError):
+    code = "unsupported_media_type"
+
+
+class ValidationFailed(LifeboatError):
+    code = "validation_failed"
+
+
+class RateLimited(LifeboatError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class Unavailable(LifeboatError):
+    """Neither store took the write; the client should retry later."""
+
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(Exception):
+    """An adapter could not reach its AWS service (throttled, down, timed out).
+
+    Internal: the post service reacts to it (spool to S3); it never reaches a
+    client as such.
+    """
+
+
+class DuplicateIdempotencyKey(Exception):
+    """The author already used this Idempotency-Key for a live record."""
+
+    def __init__(self, post_id: str, fingerprint: str) -> None:
+        super().__init__(post_id)
+        self.post_id = post_id
+        self.fingerprint = fingerprint
+
+
+class PostExists(Exception):
+    """A post with this id is already stored (a fold-in ran twice)."""

@@ -1,0 +1,99 @@
+"""The scheduled maintenance job: fold the S3 spool into DynamoDB and write
+new posts to the S3 archive in batches. Every step is idempotent, so a run
+that dies part-way is simply repeated by the next one."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from chalicelib import ids
+from chalicelib.archive import Archive, Spool
+from chalicelib.config import Settings
+from chalicelib.errors import DuplicateIdempotencyKey, PostExists
+from chalicelib.observability import count, logger
+from chalicelib.store import PostStore
+
+SPOOL_SOURCE = "spool"
+SPOOL_FOLD_BATCH = 500
+
+
+@dataclass
+class MaintenanceReport:
+    folded: int = 0
+    duplicates_dropped: int = 0
+    archived: int = 0
+    archive_objects: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "folded": self.folded,
+            "duplicates_dropped": self.duplicates_dropped,
+            "archived": self.archived,
+            "archive_objects": len(self.archive_objects),
+        }
+
+
+class Maintenance:
+    def __init__(self, store: PostStore, spool: Spool, archive: Archive, settings: Settings, clock=time.time) -> None:
+        self._store = store
+        self._spool = spool
+        self._archive = archive
+        self._settings = settings
+        self._clock = clock
+
+    def run(self) -> MaintenanceReport:
+        report = MaintenanceReport()
+        self.fold_spool(report)
+        self.archive_new_posts(report)
+        return report
+
+    def fold_spool(self, report: MaintenanceReport) -> None:
+        """Move spooled posts into DynamoDB, then archive and drop them.
+
+        Order matters: insert (conditional on the id, so a repeat is a
+        no-op), archive under a name fixed by the id, and only then delete
+        the spool object. A crash between steps repeats them harmlessly.
+        """
+        for key in self._spool.keys(SPOOL_FOLD_BATCH):
+            post, fingerprint = self._spool.read(key)
+            post = post.with_changes(source=SPOOL_SOURCE)
+            now = int(self._clock())
+            try:
+                self._store.create_post(post, fingerprint, now + self._settings.idempotency_ttl_seconds, now)
+                report.folded += 1
+                count("PostsFolded")
+            except DuplicateIdempotencyKey:
+                # The same request also reached DynamoDB (a retry after the
+                # outage): that copy wins and this one is dropped.
+                report.duplicates_dropped += 1
+                self._spool.delete(key)
+                continue
+            except PostExists:
+                pass
+            stored = self._store.get_post(post.id)
+            if stored is not None and stored.source == SPOOL_SOURCE:
+                report.archive_objects += self._archive.write([stored], f"{SPOOL_SOURCE}-{stored.id}")
+            self._spool.delete(key)
+
+    def archive_new_posts(self, report: MaintenanceReport) -> None:
+        """Archive, per write shard, the posts after the shard's checkpoint.
+
+        Only posts older than the settle time are taken: a post whose id
+        is below the checkpoint must never appear later, and ids are made
+        before the write commits. Spooled posts are skipped (the fold
+        archived them), so no post is archived twice.
+        """
+        settled_ms = int(self._clock() * 1000) - self._settings.archive_settle_seconds * 1000
+        before = ids.smallest_ulid_at(settled_ms)
+        for shard in range(self._settings.write_shards):
+            checkpoint = self._store.archive_checkpoint(shard)
+            posts = self._store.posts_between(shard, checkpoint, before, self._settings.archive_batch_max)
+            if not posts:
+                continue
+            fresh = [post for post in posts if post.source != SPOOL_SOURCE]
+            if fresh:
+                report.archive_objects += self._archive.write(fresh, f"s{shard}-after-{checkpoint or 0}")
+            if self._store.advance_archive_checkpoint(shard, checkpoint, posts[-1].id):
+                report.archived += len(fresh)
+                count("PostsArchived", len(fresh))

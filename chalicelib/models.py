@@ -1,0 +1,129 @@
+"""Domain objects and input validation. Pure: no AWS, no HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, replace
+
+from chalicelib import ids
+from chalicelib.errors import BadRequest, ValidationFailed
+
+PENDING = "pending"
+SENDING = "sending"
+REPLAYED = "replayed"
+FAILED = "failed"
+DELETED = "deleted"
+
+USERNAME_RE = re.compile(r"^[a-z0-9_]{1,30}$")
+# Characters XML 1.0 forbids (C0 controls but tab/newline, lone surrogates,
+# U+FFFE/U+FFFF), DEL and the C1 controls: any of them would break a feed.
+_FORBIDDEN_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+_POST_FIELDS = frozenset({"text", "in_reply_to"})
+
+
+@dataclass(frozen=True)
+class Post:
+    id: str
+    author: str
+    text: str
+    created_at: str
+    in_reply_to: str | None = None
+    state: str = PENDING
+    upstream_id: str | None = None
+    idempotency_key: str | None = None
+    deleted_at: str | None = None
+    replayed_at: str | None = None
+    # "api" for posts written straight to DynamoDB, "spool" for posts that
+    # went through the S3 spool while DynamoDB refused writes.
+    source: str = "api"
+
+    def to_public(self) -> dict:
+        """The post as the API shows it: no internal bookkeeping fields."""
+        return {
+            "id": self.id,
+            "author": self.author,
+            "text": self.text,
+            "created_at": self.created_at,
+            "in_reply_to": self.in_reply_to,
+            "state": self.state,
+            "upstream_id": self.upstream_id,
+        }
+
+    def to_record(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict) -> Post:
+        known = {name: record.get(name) for name in cls.__dataclass_fields__ if name in record}
+        return cls(**known)
+
+    def with_changes(self, **changes) -> Post:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class NewPost:
+    """A validated post request, before it has an id."""
+
+    text: str
+    in_reply_to: str | None
+    idempotency_key: str | None
+
+    @property
+    def fingerprint(self) -> str:
+        """What an idempotent retry must repeat exactly to get the same post."""
+        material = f"{self.text}\x00{self.in_reply_to or ''}"
+        return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def normalise_text(text: object, max_chars: int) -> str:
+    """Return the text as it will be stored, or raise ValidationFailed."""
+    if not isinstance(text, str):
+        raise ValidationFailed("text must be a string", code="invalid_text")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise ValidationFailed("text must not be empty", code="empty_text")
+    bad = _FORBIDDEN_CHARS_RE.search(text)
+    if bad:
+        raise ValidationFailed(
+            f"text contains a forbidden character U+{ord(bad.group()):04X}", code="forbidden_character"
+        )
+    if len(text) > max_chars:
+        raise ValidationFailed(
+            f"text is {len(text)} characters long; the limit is {max_chars}", code="text_too_long"
+        )
+    return text
+
+
+def parse_new_post(body: object, idempotency_key: str | None, max_chars: int) -> NewPost:
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object", code="invalid_body")
+    unknown = sorted(set(body) - _POST_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"unknown field(s): {', '.join(unknown)}", code="unknown_field")
+    in_reply_to = body.get("in_reply_to")
+    if in_reply_to is not None and not ids.is_ulid(in_reply_to):
+        raise ValidationFailed("in_reply_to must be a post id", code="unknown_parent")
+    return NewPost(
+        text=normalise_text(body.get("text"), max_chars),
+        in_reply_to=in_reply_to,
+        idempotency_key=parse_idempotency_key(idempotency_key),
+    )
+
+
+def parse_idempotency_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not _IDEMPOTENCY_KEY_RE.match(raw):
+        raise BadRequest(
+            "Idempotency-Key must be 1-255 printable ASCII characters", code="invalid_idempotency_key"
+        )
+    return raw
+
+
+def validate_username(username: object) -> str:
+    if not isinstance(username, str) or not USERNAME_RE.match(username):
+        raise ValidationFailed("username must match [a-z0-9_]{1,30}", code="invalid_username")
+    return username

@@ -1,0 +1,46 @@
+"""Structured logs and CloudWatch metrics (powertools), shared singletons.
+
+Powertools reads POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE and
+POWERTOOLS_LOG_LEVEL itself. Creating these objects touches no AWS client:
+metrics are printed as CloudWatch Embedded Metric Format lines, which the
+Lambda runtime ships to CloudWatch without an API call.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+logger = Logger(service="lifeboat")
+metrics = Metrics(namespace="Lifeboat", service="lifeboat")
+
+
+def count(name: str, value: float = 1) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def gauge(name: str, value: float, unit: str = "Count") -> None:
+    metrics.add_metric(name=name, unit=MetricUnit[unit], value=value)
+
+
+def flush_metrics() -> None:
+    """Publish what this invocation recorded; silent when nothing was."""
+    if metrics.metric_set:
+        metrics.flush_metrics()
+
+
+def run_job(name: str, job):
+    """Run a scheduled job with its own correlation id, a log line with its
+    result, and its metrics flushed even when it fails."""
+    logger.set_correlation_id(f"{name}-{uuid.uuid4()}")
+    try:
+        result = job()
+        logger.info(f"{name} finished", extra={"result": result})
+        return result
+    except Exception:
+        logger.exception(f"{name} failed")
+        raise
+    finally:
+        flush_metrics()

@@ -1,0 +1,177 @@
+"""The post service: the write path's rules, reads, and /status.
+
+It owns the decisions (idempotency, spooling, authorization on each post a
+request names); the adapters it is given own the I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from chalicelib import ids
+from chalicelib.archive import Spool
+from chalicelib.auth import UserStore
+from chalicelib.config import Settings
+from chalicelib.errors import (
+    Conflict,
+    DuplicateIdempotencyKey,
+    Forbidden,
+    NotFound,
+    StoreUnavailable,
+    Unavailable,
+    ValidationFailed,
+)
+from chalicelib.models import DELETED, NewPost, Post, parse_new_post, validate_username
+from chalicelib.observability import count, logger
+from chalicelib.pagination import decode_cursor, encode_cursor, parse_limit
+from chalicelib.store import Page, PostStore, StateChanged
+
+SPOOL_RETRY_AFTER_SECONDS = 5
+_DELETE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Created:
+    post: Post
+    # True when DynamoDB refused the write and the post waits in the S3 spool.
+    spooled: bool = False
+    # True when an Idempotency-Key matched an earlier request.
+    replayed: bool = False
+
+
+class PostService:
+    def __init__(
+        self, store: PostStore, spool: Spool, users: UserStore, settings: Settings, id_factory: ids.UlidFactory
+    ) -> None:
+        self._store = store
+        self._spool = spool
+        self._users = users
+        self._settings = settings
+        self._ids = id_factory
+
+    # -- writes -------------------------------------------------------------
+
+    def create(self, author: str, body: object, idempotency_key: str | None) -> Created:
+        """Validate and store a post durably; see docs/DESIGN.md, write path.
+
+        Returns once the post is in DynamoDB (or, if DynamoDB refuses, in
+        the S3 spool). Raises ValidationFailed, Conflict, or Unavailable
+        when neither store takes it.
+        """
+        new = parse_new_post(body, idempotency_key, self._settings.max_post_chars)
+        post_id = self._ids.new()
+        post = Post(
+            id=post_id,
+            author=author,
+            text=new.text,
+            created_at=ids.iso_from_millis(ids.ulid_millis(post_id)),
+            in_reply_to=new.in_reply_to,
+            idempotency_key=new.idempotency_key,
+        )
+        try:
+            self._require_parent(new)
+            self._store.create_post(post, new.fingerprint, *self._idempotency_window())
+        except DuplicateIdempotencyKey as duplicate:
+            return Created(self._earlier_post(duplicate, new), replayed=True)
+        except StoreUnavailable:
+            return self._spool_instead(post, new)
+        count("PostsAccepted")
+        return Created(post)
+
+    def _require_parent(self, new: NewPost) -> None:
+        if new.in_reply_to is None:
+            return
+        parent = self._store.get_post(new.in_reply_to)
+        if parent is None or parent.state == DELETED:
+            count("PostsRejected")
+            raise ValidationFailed(f"in_reply_to: no post {new.in_reply_to}", code="unknown_parent")
+
+    def _idempotency_window(self) -> tuple[int, int]:
+        now = int(time.time())
+        return now + self._settings.idempotency_ttl_seconds, now
+
+    def _earlier_post(self, duplicate: DuplicateIdempotencyKey, new: NewPost) -> Post:
+        if duplicate.fingerprint != new.fingerprint:
+            count("PostsRejected")
+            raise ValidationFailed(
+                "this Idempotency-Key was already used for a different post", code="idempotency_key_reused"
+            )
+        earlier = self._store.get_post(duplicate.post_id)
+        if earlier is None or earlier.state == DELETED:
+            raise Conflict("the post made with this Idempotency-Key was deleted", code="idempotency_key_used")
+        return earlier
+
+    def _spool_instead(self, post: Post, new: NewPost) -> Created:
+        # A DynamoDB write may time out after it committed; the spooled copy
+        # has the same id, so folding it in later is a no-op, not a twin.
+        try:
+            spooled = self._spool.put(post, new.fingerprint)
+        except StoreUnavailable as exc:
+            count("PostsRefused")
+            logger.error("neither DynamoDB nor S3 accepted a post", extra={"reason": str(exc)})
+            raise Unavailable(
+                "storage is unavailable; nothing was stored, retry later", retry_after=SPOOL_RETRY_AFTER_SECONDS
+            ) from exc
+        count("PostsSpooled")
+        logger.warning("DynamoDB refused a post; spooled to S3", extra={"post_id": spooled.id})
+        return Created(spooled, spooled=True, replayed=spooled.id != post.id)
+
+    def delete(self, author: str, post_id: str) -> None:
+        """Delete the author's own post: it leaves every timeline and the
+        backlog, and is never reinserted upstream."""
+        for _ in range(_DELETE_ATTEMPTS):
+            post = self.get(post_id)
+            if post.author != author:
+                raise Forbidden("only the author may delete a post", code="not_author")
+            try:
+                self._store.mark_deleted(post, ids.iso_from_millis(int(time.time() * 1000)))
+                count("PostsDeleted")
+                return
+            except StateChanged:
+                continue  # replayed or deleted meanwhile: re-read and decide again
+        raise Conflict("the post is changing right now; try again", code="post_busy")
+
+    # -- reads --------------------------------------------------------------
+
+    def get(self, post_id: str) -> Post:
+        post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
+        if post is None or post.state == DELETED:
+            raise NotFound(f"no post {post_id}", code="post_not_found")
+        return post
+
+    def author_timeline(self, username: str, cursor: str | None, limit: str | None) -> dict:
+        before, size = self._page_request(cursor, limit)
+        if not _is_username(username) or self._users.get(username) is None:
+            raise NotFound(f"no user {username}", code="user_not_found")
+        return _page_body(self._store.author_posts(username, before, size))
+
+    def public_timeline(self, cursor: str | None, limit: str | None) -> dict:
+        return _page_body(self._store.public_posts(*self._page_request(cursor, limit)))
+
+    def _page_request(self, cursor: str | None, limit: str | None) -> tuple[str | None, int]:
+        size = parse_limit(limit, self._settings.default_page_size, self._settings.max_page_size)
+        return decode_cursor(cursor), size
+
+    def status(self) -> dict:
+        oldest = self._store.oldest_pending()
+        return {
+            "mode": "fallback",
+            "backlog": self._store.backlog_size(),
+            "oldest_pending_at": oldest[0].created_at if oldest else None,
+        }
+
+
+def _is_username(text: str) -> bool:
+    try:
+        validate_username(text)
+    except ValidationFailed:
+        return False
+    return True
+
+
+def _page_body(page: Page) -> dict:
+    return {
+        "posts": [post.to_public() for post in page.posts],
+        "next_cursor": encode_cursor(page.posts[-1].id) if page.has_more else None,
+    }

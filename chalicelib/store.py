@@ -1,0 +1,272 @@
+"""The DynamoDB store of posts: the write path, timelines and the backlog.
+
+Every access pattern here is listed in docs/DESIGN.md with the key that
+serves it. No request path scans the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from chalicelib import dynamo
+from chalicelib.aws import unavailable_as_domain_error
+from chalicelib.errors import DuplicateIdempotencyKey, PostExists
+from chalicelib.models import DELETED, PENDING, Post
+from chalicelib.schema import BACKLOG_INDEX, BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
+
+POST_SK = "POST"
+# Above every ULID in string order: "no cursor" means "before the end of time".
+_AFTER_ALL_IDS = "~"
+# Below every ULID in string order (DynamoDB refuses empty key values).
+_BEFORE_ALL_IDS = "0"
+_INDEX_ATTRIBUTES = [name for index in (BY_AUTHOR_INDEX, PUBLIC_INDEX, BACKLOG_INDEX) for name in index_keys(index)]
+_KEY_ATTRIBUTES = {"PK", "SK", *_INDEX_ATTRIBUTES}
+
+
+class StateChanged(Exception):
+    """The post's state moved under us (a concurrent delete or replay)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    posts: list[Post]
+    has_more: bool
+
+
+def shard_of(post_id: str, shards: int) -> int:
+    """Stable shard for a post: derived from its id, so any later update
+    (delete, replay) finds the same index partitions without a lookup."""
+    return int(hashlib.sha256(post_id.encode()).hexdigest()[:8], 16) % shards
+
+
+def idempotency_pk(author: str, key: str) -> str:
+    # Keys are hashed: they are client-chosen and may be up to 255 bytes.
+    return f"IDEM#{author}#{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+class PostStore:
+    """DynamoDB adapter for posts. Takes its client so tests can swap it."""
+
+    def __init__(self, client, table_name: str, shards: int) -> None:
+        self._client = client
+        self._table = table_name
+        self._shards = shards
+
+    # -- write path -------------------------------------------------------
+
+    def create_post(self, post: Post, fingerprint: str, idempotency_expires_at: int, now: int) -> None:
+        """Store a new post, its backlog count and its idempotency record in
+        one transaction, so a retried request can never make a second post.
+
+        Raises DuplicateIdempotencyKey if the author's key is already live,
+        PostExists if a post with this id is stored, StoreUnavailable if
+        DynamoDB cannot take the write now.
+        """
+        items = [self._put_new_post(post), self._count_backlog(post.id, +1)]
+        if post.idempotency_key:
+            items.append(self._put_idempotency(post, fingerprint, idempotency_expires_at, now))
+        try:
+            dynamo.transact(self._client, items, "create post")
+        except dynamo.TransactionCancelled as cancelled:
+            if len(items) > 2 and cancelled.failed(2):
+                old = cancelled.old_items[2] or {}
+                raise DuplicateIdempotencyKey(old.get("post_id", ""), old.get("fingerprint", "")) from cancelled
+            if cancelled.failed(0):
+                raise PostExists(post.id) from cancelled
+            raise
+
+    def _put_new_post(self, post: Post) -> dict:
+        shard = shard_of(post.id, self._shards)
+        item = {
+            **post.to_record(),
+            "PK": f"POST#{post.id}",
+            "SK": POST_SK,
+            "AuthorPK": f"USER#{post.author}",
+            "AuthorSK": post.id,
+            "PublicPK": f"PUBLIC#{shard}",
+            "PublicSK": post.id,
+            "BacklogPK": f"BACKLOG#{shard}",
+            "BacklogSK": post.id,
+        }
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": dynamo.to_item(item),
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+
+    def _put_idempotency(self, post: Post, fingerprint: str, expires_at: int, now: int) -> dict:
+        record = {
+            "PK": idempotency_pk(post.author, post.idempotency_key),
+            "SK": "IDEM",
+            "post_id": post.id,
+            "fingerprint": fingerprint,
+            "expires_at": expires_at,
+        }
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": dynamo.to_item(record),
+                # TTL deletes lazily (up to days late), so an expired record
+                # may still be there: it must not block a new post.
+                "ConditionExpression": "attribute_not_exists(PK) OR expires_at < :now",
+                "ExpressionAttributeValues": {":now": {"N": str(now)}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def _count_backlog(self, post_id: str, delta: int) -> dict:
+        shard = shard_of(post_id, self._shards)
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": dynamo.key(f"COUNTER#backlog#{shard}", "COUNTER"),
+                "UpdateExpression": "ADD pending :delta",
+                "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
+            }
+        }
+
+    def mark_deleted(self, post: Post, deleted_at: str) -> None:
+        """Take the post out of every timeline and the backlog.
+
+        Conditional on the state we read, so a delete racing the replay job
+        either wins (never sent) or loses (StateChanged, and the caller
+        re-reads); a pending post also leaves the backlog count atomically.
+        """
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": dynamo.key(f"POST#{post.id}", POST_SK),
+                "UpdateExpression": "SET #state = :deleted, deleted_at = :at REMOVE " + ", ".join(_INDEX_ATTRIBUTES),
+                "ConditionExpression": "#state = :expected",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {
+                    ":deleted": {"S": DELETED},
+                    ":at": {"S": deleted_at},
+                    ":expected": {"S": post.state},
+                },
+            }
+        }
+        items = [update]
+        if post.state == PENDING:
+            items.append(self._count_backlog(post.id, -1))
+        try:
+            dynamo.transact(self._client, items, "delete post")
+        except dynamo.TransactionCancelled as cancelled:
+            raise StateChanged(post.id) from cancelled
+
+    # -- reads ------------------------------------------------------------
+
+    def get_post(self, post_id: str) -> Post | None:
+        with unavailable_as_domain_error("get post"):
+            response = self._client.get_item(
+                TableName=self._table, Key=dynamo.key(f"POST#{post_id}", POST_SK), ConsistentRead=True
+            )
+        return _post_from_item(response["Item"]) if "Item" in response else None
+
+    def author_posts(self, author: str, before_id: str | None, limit: int) -> Page:
+        posts = self._query(BY_AUTHOR_INDEX, f"USER#{author}", before_id=before_id, limit=limit + 1)
+        return Page(posts[:limit], len(posts) > limit)
+
+    def public_posts(self, before_id: str | None, limit: int) -> Page:
+        """Newest first across all write shards: each shard is asked for one
+        page and the results merged, so a page costs `shards` queries."""
+
+        def one_shard(shard: int) -> list[Post]:
+            return self._query(PUBLIC_INDEX, f"PUBLIC#{shard}", before_id=before_id, limit=limit + 1)
+
+        with ThreadPoolExecutor(max_workers=min(self._shards, 16)) as pool:
+            merged = [post for posts in pool.map(one_shard, range(self._shards)) for post in posts]
+        merged.sort(key=lambda post: post.id, reverse=True)
+        return Page(merged[:limit], len(merged) > limit)
+
+    def posts_between(self, shard: int, after_id: str, before_id: str, limit: int) -> list[Post]:
+        """Live posts of one public shard with after_id < id < before_id,
+        oldest first: what the archiver has not archived yet."""
+        posts = self._query(
+            PUBLIC_INDEX, f"PUBLIC#{shard}", after_id=after_id or _BEFORE_ALL_IDS, before_id=before_id, limit=limit
+        )
+        return [post for post in posts if after_id < post.id < before_id]
+
+    def _query(
+        self, index: str, partition: str, *, limit: int, before_id: str | None = None, after_id: str | None = None
+    ) -> list[Post]:
+        """One page of an index partition; newest first unless `after_id`
+        is given (then oldest first, between the two ids inclusive)."""
+        hash_key, range_key = index_keys(index)
+        values = {":pk": {"S": partition}, ":before": {"S": before_id or _AFTER_ALL_IDS}}
+        condition = "#pk = :pk AND #sk < :before"
+        if after_id is not None:
+            values[":after"] = {"S": after_id}
+            condition = "#pk = :pk AND #sk BETWEEN :after AND :before"
+        with unavailable_as_domain_error(f"query {index}"):
+            response = self._client.query(
+                TableName=self._table,
+                IndexName=index,
+                KeyConditionExpression=condition,
+                ExpressionAttributeNames={"#pk": hash_key, "#sk": range_key},
+                ExpressionAttributeValues=values,
+                ScanIndexForward=after_id is not None,
+                Limit=limit,
+            )
+        return [_post_from_item(item) for item in response["Items"]]
+
+    # -- backlog ------------------------------------------------------------
+
+    def backlog_size(self) -> int:
+        """Sum of the sharded counters: one BatchGetItem, never a scan."""
+        keys = [dynamo.key(f"COUNTER#backlog#{shard}", "COUNTER") for shard in range(self._shards)]
+        total = 0
+        for start in range(0, len(keys), 100):
+            request = {self._table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            while request:
+                with unavailable_as_domain_error("read backlog counters"):
+                    response = self._client.batch_get_item(RequestItems=request)
+                counters = response["Responses"].get(self._table, [])
+                total += sum(dynamo.from_item(item).get("pending", 0) for item in counters)
+                request = response.get("UnprocessedKeys") or None
+        return total
+
+    def oldest_pending(self, limit: int = 1) -> list[Post]:
+        """The oldest posts of the backlog, from the sparse Backlog index
+        (only pending posts carry its keys): one query per shard."""
+        found: list[Post] = []
+        for shard in range(self._shards):
+            found.extend(self._query(BACKLOG_INDEX, f"BACKLOG#{shard}", after_id=_BEFORE_ALL_IDS, limit=limit))
+        found.sort(key=lambda post: post.id)
+        return found[:limit]
+
+    # -- archiver checkpoints ----------------------------------------------
+
+    def archive_checkpoint(self, shard: int) -> str:
+        with unavailable_as_domain_error("read archive checkpoint"):
+            response = self._client.get_item(
+                TableName=self._table, Key=dynamo.key(f"ARCHIVE#{shard}", "CHECKPOINT"), ConsistentRead=True
+            )
+        return dynamo.from_item(response["Item"])["last_id"] if "Item" in response else ""
+
+    def advance_archive_checkpoint(self, shard: int, old: str, new: str) -> bool:
+        """Move the checkpoint from `old` to `new`; False if an overlapping
+        run moved it first (it archived the same posts under the same keys)."""
+        condition = "attribute_not_exists(PK)" if not old else "last_id = :old"
+        values = {":new": {"S": new}} | ({":old": {"S": old}} if old else {})
+        try:
+            with unavailable_as_domain_error("advance archive checkpoint"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=dynamo.key(f"ARCHIVE#{shard}", "CHECKPOINT"),
+                    UpdateExpression="SET last_id = :new",
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+
+def _post_from_item(item: dict) -> Post:
+    values = dynamo.from_item(item)
+    return Post.from_record({name: value for name, value in values.items() if name not in _KEY_ATTRIBUTES})

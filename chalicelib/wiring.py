@@ -1,0 +1,72 @@
+"""The composition root: builds settings, AWS clients, adapters and services
+lazily, once per container. Views and schedules ask here for what they need;
+tests call `reset()` and let the next request build afresh (inside moto)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import lru_cache
+
+from chalicelib import aws, ids
+from chalicelib.archive import Archive, Spool
+from chalicelib.auth import Accounts, UserStore
+from chalicelib.config import Settings
+from chalicelib.jobs import Maintenance
+from chalicelib.posting import PostService
+from chalicelib.store import PostStore
+
+
+def utc_now_iso() -> str:
+    now = datetime.now(timezone.utc)
+    return ids.iso_from_millis(int(now.timestamp() * 1000))
+
+
+@lru_cache(maxsize=None)
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@lru_cache(maxsize=None)
+def dynamodb():
+    return aws.new_client("dynamodb")
+
+
+@lru_cache(maxsize=None)
+def s3():
+    return aws.new_client("s3")
+
+
+@lru_cache(maxsize=None)
+def id_factory() -> ids.UlidFactory:
+    return ids.UlidFactory()
+
+
+def post_store() -> PostStore:
+    return PostStore(dynamodb(), settings().table_name, settings().write_shards)
+
+
+def user_store() -> UserStore:
+    return UserStore(dynamodb(), settings().table_name)
+
+
+@lru_cache(maxsize=None)
+def accounts() -> Accounts:
+    return Accounts(user_store(), settings().admin_token_sha256, utc_now_iso)
+
+
+@lru_cache(maxsize=None)
+def posts() -> PostService:
+    spool = Spool(s3(), settings().bucket_name)
+    return PostService(post_store(), spool, user_store(), settings(), id_factory())
+
+
+@lru_cache(maxsize=None)
+def maintenance() -> Maintenance:
+    bucket = settings().bucket_name
+    return Maintenance(post_store(), Spool(s3(), bucket), Archive(s3(), bucket), settings())
+
+
+def reset() -> None:
+    """Forget everything built so far (tests; a changed environment)."""
+    for cached in (settings, dynamodb, s3, id_factory, accounts, posts, maintenance):
+        cached.cache_clear()

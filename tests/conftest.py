@@ -1,0 +1,88 @@
+"""Shared fixtures: fake AWS credentials, moto, and the Chalice test client."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+ADMIN_TOKEN = "test-admin-token-not-a-secret"
+REGION = "us-east-1"
+TABLE = "lifeboat-local"
+BUCKET = "lifeboat-local"
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch):
+    """Fake credentials, and nothing that could reach a real account."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("ADMIN_TOKEN", ADMIN_TOKEN)
+
+
+@pytest.fixture
+def moto(aws_credentials):
+    """moto for this test, with the table and bucket made; every client the
+    app builds is built after the mock starts."""
+    from moto import mock_aws
+
+    from chalicelib import aws, schema, wiring
+
+    with mock_aws():
+        wiring.reset()
+        schema.ensure_resources(aws.new_client("dynamodb"), aws.new_client("s3"), TABLE, BUCKET)
+        yield
+        wiring.reset()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict
+    body: object
+
+
+class Api:
+    """The Chalice test client with JSON and bearer tokens filled in."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def call(self, method: str, path: str, body=None, token: str | None = None, headers: dict | None = None,
+             raw: bytes | str | None = None) -> Reply:
+        sent = {"Content-Type": "application/json"}
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        sent.update(headers or {})
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        response = self._client.http.request(method, path, headers=sent, body=payload)
+        text = response.body.decode("utf-8") if response.body else ""
+        return Reply(response.status_code, dict(response.headers), json.loads(text) if text else None)
+
+    def get(self, path, **kw):
+        return self.call("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.call("POST", path, body, **kw)
+
+    def delete(self, path, **kw):
+        return self.call("DELETE", path, **kw)
+
+    def new_user(self, username: str) -> str:
+        reply = self.post("/admin/users", {"username": username}, token=ADMIN_TOKEN)
+        assert reply.status == 201, reply.body
+        return reply.body["token"]
+
+
+@pytest.fixture
+def api(moto):
+    from chalice.test import Client
+
+    import app
+
+    with Client(app.app, stage_name="local") as client:
+        yield Api(client)

@@ -66,7 +66,8 @@ def create_user():
     request = app.current_request
     wiring.accounts().require_admin(authorization(request))
     user, token = wiring.accounts().create_user(json_body(request))
-    return json_response({"username": user.username, "token": token}, 201, {"Location": f"/admin/users/{user.username}"})
+    location = {"Location": f"/admin/users/{user.username}"}
+    return json_response({"username": user.username, "token": token}, 201, location)
 
 
 @route("/admin/users/{username}", methods=["GET"])

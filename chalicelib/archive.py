@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from itertools import groupby
-from typing import Iterable, Iterator
 
 from botocore.exceptions import ClientError
 
@@ -74,11 +74,11 @@ class Archive:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _hour_prefixes(since: datetime, until: datetime) -> Iterator[str]:
-    hour = since.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     while hour < until:
         yield hour_prefix(_iso(hour))
         hour += timedelta(hours=1)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from chalicelib import dynamo
 from chalicelib.aws import unavailable_as_domain_error
-from chalicelib.errors import BadRequest, Conflict, NotFound, Unauthorized, ValidationFailed
+from chalicelib.errors import BadRequest, Conflict, NotFound, StoreUnavailable, Unauthorized, ValidationFailed
 from chalicelib.models import validate_username
 
-TOKEN_PREFIX = "lb_"
+TOKEN_PREFIX = "lb_"  # noqa: S105 - a public prefix, not a secret
 
 
 def new_token() -> str:
@@ -135,19 +137,64 @@ class UserStore:
         }
 
 
+class TokenCache:
+    """Recently verified token hashes, per container.
+
+    Fresh entries save a GetItem per request; stale ones still let a known
+    user post while DynamoDB is down, which is when the S3 spool matters.
+    The price: a revoked token keeps working on a warm container for up to
+    `fresh_seconds` (and `stale_seconds` during a DynamoDB outage).
+    """
+
+    def __init__(self, fresh_seconds: float, stale_seconds: float, monotonic=time.monotonic) -> None:
+        self._fresh = fresh_seconds
+        self._stale = stale_seconds
+        self._now = monotonic
+        self._entries: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, hashed_token: str, *, allow_stale: bool = False) -> str | None:
+        with self._lock:
+            username, verified_at = self._entries.get(hashed_token, (None, float("-inf")))
+        age = self._now() - verified_at
+        return username if age <= (self._stale if allow_stale else self._fresh) else None
+
+    def put(self, hashed_token: str, username: str) -> None:
+        with self._lock:
+            self._entries[hashed_token] = (username, self._now())
+
+    def forget(self, hashed_token: str | None) -> None:
+        with self._lock:
+            self._entries.pop(hashed_token, None)
+
+
 class Accounts:
     """Authentication and user administration."""
 
-    def __init__(self, users: UserStore, admin_token_sha256: str, clock) -> None:
+    def __init__(self, users: UserStore, admin_token_sha256: str, clock, cache: TokenCache) -> None:
         self._users = users
         self._admin_hash = admin_token_sha256
         self._clock = clock
+        self._cache = cache
 
     def authenticate(self, authorization: str | None) -> str:
-        """The username a bearer token belongs to, or Unauthorized."""
-        username = self._users.username_for(token_hash(bearer_token(authorization)))
+        """The username a bearer token belongs to, or Unauthorized.
+
+        Raises StoreUnavailable only if DynamoDB is down and the token was
+        not verified by this container within the stale window.
+        """
+        hashed = token_hash(bearer_token(authorization))
+        username = self._cache.get(hashed)
+        if username is None:
+            try:
+                username = self._users.username_for(hashed)
+            except StoreUnavailable:
+                username = self._cache.get(hashed, allow_stale=True)
+                if username is None:
+                    raise
         if username is None:
             raise Unauthorized("the token is invalid or revoked", code="invalid_token")
+        self._cache.put(hashed, username)
         return username
 
     def require_admin(self, authorization: str | None) -> None:
@@ -178,8 +225,12 @@ class Accounts:
 
     def rotate_token(self, username: str) -> str:
         token = new_token()
-        self._users.replace_token(self.get_user(username), token_hash(token), self._clock())
+        user = self.get_user(username)
+        self._users.replace_token(user, token_hash(token), self._clock())
+        self._cache.forget(user.token_hash)
         return token
 
     def revoke_token(self, username: str) -> None:
-        self._users.replace_token(self.get_user(username), None, None)
+        user = self.get_user(username)
+        self._users.replace_token(user, None, None)
+        self._cache.forget(user.token_hash)

@@ -9,8 +9,8 @@ API Gateway's 29-second limit.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import boto3
 from botocore.config import Config

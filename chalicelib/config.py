@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 
 class SettingsError(ValueError):
@@ -47,6 +47,8 @@ class Settings:
     idempotency_ttl_seconds: int = 24 * 3600
     archive_settle_seconds: int = 60
     archive_batch_max: int = 1000
+    auth_cache_seconds: int = 60
+    auth_stale_seconds: int = 900
     default_page_size: int = 20
     max_page_size: int = 100
 
@@ -66,4 +68,6 @@ class Settings:
             idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=60),
             archive_settle_seconds=_int(env, "ARCHIVE_SETTLE_SECONDS", 60),
             archive_batch_max=_int(env, "ARCHIVE_BATCH_MAX", 1000, minimum=1),
+            auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", 60),
+            auth_stale_seconds=_int(env, "AUTH_STALE_SECONDS", 900),
         )

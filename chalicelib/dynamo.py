@@ -63,7 +63,7 @@ def transact(client, items: list[dict], what: str) -> None:
             reasons = exc.response.get("CancellationReasons", [])
             codes = [reason.get("Code", "None") for reason in reasons]
             if "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes:
-                time.sleep(random.uniform(0, 0.02 * 2**attempt))
+                time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not crypto
                 continue
             old = [from_item(reason["Item"]) if "Item" in reason else None for reason in reasons]
             raise TransactionCancelled(codes, old) from exc

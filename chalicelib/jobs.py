@@ -11,7 +11,7 @@ from chalicelib import ids
 from chalicelib.archive import Archive, Spool
 from chalicelib.config import Settings
 from chalicelib.errors import DuplicateIdempotencyKey, PostExists
-from chalicelib.observability import count, logger
+from chalicelib.observability import count
 from chalicelib.store import PostStore
 
 SPOOL_SOURCE = "spool"

@@ -4,12 +4,12 @@ tests call `reset()` and let the next request build afresh (inside moto)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import UTC, datetime
+from functools import cache
 
 from chalicelib import aws, ids
 from chalicelib.archive import Archive, Spool
-from chalicelib.auth import Accounts, UserStore
+from chalicelib.auth import Accounts, TokenCache, UserStore
 from chalicelib.config import Settings
 from chalicelib.jobs import Maintenance
 from chalicelib.posting import PostService
@@ -17,26 +17,26 @@ from chalicelib.store import PostStore
 
 
 def utc_now_iso() -> str:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return ids.iso_from_millis(int(now.timestamp() * 1000))
 
 
-@lru_cache(maxsize=None)
+@cache
 def settings() -> Settings:
     return Settings.from_env()
 
 
-@lru_cache(maxsize=None)
+@cache
 def dynamodb():
     return aws.new_client("dynamodb")
 
 
-@lru_cache(maxsize=None)
+@cache
 def s3():
     return aws.new_client("s3")
 
 
-@lru_cache(maxsize=None)
+@cache
 def id_factory() -> ids.UlidFactory:
     return ids.UlidFactory()
 
@@ -49,18 +49,19 @@ def user_store() -> UserStore:
     return UserStore(dynamodb(), settings().table_name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def accounts() -> Accounts:
-    return Accounts(user_store(), settings().admin_token_sha256, utc_now_iso)
+    cache = TokenCache(settings().auth_cache_seconds, settings().auth_stale_seconds)
+    return Accounts(user_store(), settings().admin_token_sha256, utc_now_iso, cache)
 
 
-@lru_cache(maxsize=None)
+@cache
 def posts() -> PostService:
     spool = Spool(s3(), settings().bucket_name)
     return PostService(post_store(), spool, user_store(), settings(), id_factory())
 
 
-@lru_cache(maxsize=None)
+@cache
 def maintenance() -> Maintenance:
     bucket = settings().bucket_name
     return Maintenance(post_store(), Spool(s3(), bucket), Archive(s3(), bucket), settings())

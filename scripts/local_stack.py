@@ -1,0 +1,152 @@
+"""The local stack behind ./scripts/run: everything in one process.
+
+moto's server (in a thread), the table and bucket, Chalice's local API
+server, and a scheduler thread that drives the scheduled job(s) every
+SCHEDULE_SECONDS, because `chalice local` runs no schedules. One process
+means Ctrl-C or a SIGTERM stops all of it, with nothing left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = "local"
+READY_TIMEOUT_SECONDS = 30
+
+
+def stage_environment(stage: str) -> dict[str, str]:
+    """The stage's settings from .chalice/config.json (global, then stage)."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+
+
+def apply_settings(env: dict[str, str]) -> None:
+    """Stage defaults, with anything already in the environment winning
+    (so `MAX_POST_CHARS=280 ./scripts/run` works)."""
+    for name, value in stage_environment(STAGE).items():
+        env.setdefault(name, value)
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    # moto logs every AWS call it serves; the API access log is what matters.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def start_moto(env: dict[str, str]):
+    """An embedded moto server, unless AWS_ENDPOINT_URL names one already."""
+    if env.get("AWS_ENDPOINT_URL"):
+        env.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        return None
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    # Our own moto: make sure no real credentials or profile are ever used.
+    env.pop("AWS_PROFILE", None)
+    env.pop("AWS_SESSION_TOKEN", None)
+    env["AWS_ACCESS_KEY_ID"] = "testing"
+    env["AWS_SECRET_ACCESS_KEY"] = "testing"
+    env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{server._server.server_port}"
+    return server
+
+
+def create_resources() -> None:
+    from chalicelib import schema, wiring
+
+    settings = wiring.settings()
+    schema.ensure_resources(wiring.dynamodb(), wiring.s3(), settings.table_name, settings.bucket_name)
+
+
+def local_context(seconds: int):
+    """A stand-in for the Lambda context: the job reads its deadline here."""
+    deadline = time.monotonic() + seconds
+    return SimpleNamespace(
+        get_remaining_time_in_millis=lambda: max(0, int((deadline - time.monotonic()) * 1000)),
+        function_name="lifeboat-local-maintenance",
+        aws_request_id=secrets.token_hex(8),
+    )
+
+
+class Scheduler(threading.Thread):
+    """Runs the app's scheduled handlers every `interval` seconds."""
+
+    def __init__(self, app_module, interval: float, stop: threading.Event) -> None:
+        super().__init__(name="scheduler", daemon=True)
+        self._app = app_module
+        self._interval = interval
+        self._stop = stop
+
+    def run(self) -> None:
+        event = {"detail-type": "Scheduled Event", "source": "aws.events", "resources": [], "detail": {}}
+        while not self._stop.wait(self._interval):
+            try:
+                self._app.maintenance(event, local_context(60))
+            except Exception as exc:  # keep scheduling; the job logged it
+                print(f"scheduled job failed: {type(exc).__name__}", file=sys.stderr, flush=True)
+
+
+def wait_until_ready(base_url: str, stop: threading.Event) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and not stop.is_set():
+        try:
+            with urllib.request.urlopen(f"{base_url}/status", timeout=2) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            stop.wait(0.1)
+    return False
+
+
+def main() -> int:
+    env = os.environ
+    apply_settings(env)
+    host, port = env.get("HOST", "127.0.0.1"), int(env.get("PORT", "8000"))
+    generated_token = not env.get("ADMIN_TOKEN")
+    if generated_token:
+        env["ADMIN_TOKEN"] = secrets.token_urlsafe(32)
+    moto = start_moto(env)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    create_resources()
+    from chalice.cli.factory import CLIFactory
+    from chalice.local import create_local_server
+
+    import app as app_module
+
+    config = CLIFactory(str(ROOT), environ=env).create_config_obj(chalice_stage_name=STAGE)
+    server = create_local_server(app_module.app, config, host, port)
+    threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
+    Scheduler(app_module, float(env.get("SCHEDULE_SECONDS", "5")), stop).start()
+
+    base_url = f"http://{host}:{server.server.server_port}"
+    if not wait_until_ready(base_url, stop):
+        print("The API did not answer in time.", file=sys.stderr, flush=True)
+        stop.set()
+    else:
+        print(f"Lifeboat local stack (stage {STAGE}); AWS endpoint {env['AWS_ENDPOINT_URL']}", flush=True)
+        source = "generated" if generated_token else "from ADMIN_TOKEN"
+        print(f"Admin token ({source}): {env['ADMIN_TOKEN']}", flush=True)
+        print(f"Ready: {base_url}", flush=True)
+    stop.wait()
+    print("Stopping...", flush=True)
+    server.shutdown()
+    if moto is not None:
+        moto.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

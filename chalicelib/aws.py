@@ -47,12 +47,18 @@ TRANSIENT_ERROR_CODES = frozenset(
 )
 _NETWORK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
 _session_lock = threading.Lock()
+_session: boto3.session.Session | None = None
 
 
 def new_client(service: str, **overrides):
-    # boto3 sessions are not thread-safe to create clients from concurrently.
+    """A client from the container's one boto3 session (a session loads the
+    service models once; creating clients from it is cheap but, unlike using
+    them, not thread-safe, hence the lock)."""
+    global _session
     with _session_lock:
-        return boto3.session.Session().client(service, config=CLIENT_CONFIG, **overrides)
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client(service, config=CLIENT_CONFIG, **overrides)
 
 
 def error_code(exc: ClientError) -> str:

@@ -21,6 +21,8 @@ import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
+from scripts.localaws import start_moto_server
+
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
 READY_TIMEOUT_SECONDS = 30
@@ -48,16 +50,13 @@ def start_moto(env: dict[str, str]):
         env.setdefault("AWS_ACCESS_KEY_ID", "testing")
         env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
         return None
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    server, url = start_moto_server()
     # Our own moto: make sure no real credentials or profile are ever used.
     env.pop("AWS_PROFILE", None)
     env.pop("AWS_SESSION_TOKEN", None)
     env["AWS_ACCESS_KEY_ID"] = "testing"
     env["AWS_SECRET_ACCESS_KEY"] = "testing"
-    env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{server._server.server_port}"
+    env["AWS_ENDPOINT_URL"] = url
     return server
 
 

@@ -31,7 +31,9 @@ def moto(aws_credentials):
     from moto import mock_aws
 
     from chalicelib import aws, schema, wiring
+    from scripts.localaws import serialize_moto_dynamodb
 
+    serialize_moto_dynamodb()
     with mock_aws():
         wiring.reset()
         schema.ensure_resources(aws.new_client("dynamodb"), aws.new_client("s3"), TABLE, BUCKET)
@@ -52,8 +54,15 @@ class Api:
     def __init__(self, client) -> None:
         self._client = client
 
-    def call(self, method: str, path: str, body=None, token: str | None = None, headers: dict | None = None,
-             raw: bytes | str | None = None) -> Reply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body=None,
+        token: str | None = None,
+        headers: dict | None = None,
+        raw: bytes | str | None = None,
+    ) -> Reply:
         sent = {"Content-Type": "application/json"}
         if token:
             sent["Authorization"] = f"Bearer {token}"
@@ -86,3 +95,48 @@ def api(moto):
 
     with Client(app.app, stage_name="local") as client:
         yield Api(client)
+
+
+class Outage:
+    """Makes an AWS client of the app fail as in a real outage, below boto3.
+
+    botocore runs every "before-send" handler and keeps the first answer, so
+    moto would still serve (and store) a request we answered ourselves:
+    raising is the only way to stop the request from reaching it. The errors
+    raised are the ones boto3 raises once its own retries are spent.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: list[tuple[object, object]] = []
+
+    def _install(self, client, event_prefix: str, failure) -> None:
+        def fail_matching(request, event_name, **_):
+            if event_name.startswith(event_prefix):
+                raise failure(request, event_name.rsplit(".", 1)[-1])
+
+        client.meta.events.register_first("before-send", fail_matching)
+        self._handlers.append((client, fail_matching))
+
+    def unreachable(self, client) -> None:
+        from botocore.exceptions import EndpointConnectionError
+
+        prefix = f"before-send.{client.meta.service_model.endpoint_prefix}"
+        self._install(client, prefix, lambda request, _: EndpointConnectionError(endpoint_url=request.url))
+
+    def throttled(self, client, operation: str) -> None:
+        from botocore.exceptions import ClientError
+
+        error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "Rate exceeded"}}
+        self._install(client, f"before-send.dynamodb.{operation}", lambda _, name: ClientError(error, name))
+
+    def end(self) -> None:
+        for client, handler in self._handlers:
+            client.meta.events.unregister("before-send", handler)
+        self._handlers.clear()
+
+
+@pytest.fixture
+def outage():
+    broken = Outage()
+    yield broken
+    broken.end()

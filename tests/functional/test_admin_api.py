@@ -1,0 +1,100 @@
+"""User administration and tokens: random, shown once, stored as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+
+import boto3
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, TABLE
+
+
+def all_items() -> list[dict]:
+    client = boto3.client("dynamodb")
+    return client.scan(TableName=TABLE)["Items"]  # test-only inspection of the whole table
+
+
+def test_creating_a_user_returns_a_strong_token_once(api):
+    reply = api.post("/admin/users", {"username": "alice"}, token=ADMIN_TOKEN)
+
+    assert reply.status == 201
+    assert set(reply.body) == {"username", "token"}
+    token = reply.body["token"]
+    assert reply.body["username"] == "alice"
+    # 256 random bits in URL-safe base64 after the prefix: well over 128.
+    assert token.startswith("lb_") and len(token) >= 3 + 43
+    shown = api.get("/admin/users/alice", token=ADMIN_TOKEN).body
+    assert token not in str(shown)
+    assert shown["token_active"] is True
+
+
+def test_only_the_token_hash_is_stored(api):
+    token = api.new_user("alice")
+    dump = str(all_items())
+    assert token not in dump
+    assert token.removeprefix("lb_") not in dump
+    assert hashlib.sha256(token.encode()).hexdigest() in dump
+
+
+def test_a_username_that_exists_is_a_conflict(api):
+    api.new_user("alice")
+    reply = api.post("/admin/users", {"username": "alice"}, token=ADMIN_TOKEN)
+    assert (reply.status, reply.body["error"]) == (409, "username_taken")
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"username": "Alice"}, 422),
+        ({"username": "x" * 31}, 422),
+        ({"username": ""}, 422),
+        ({}, 422),
+        ({"username": 3}, 422),
+        ({"username": "ok", "admin": True}, 422),
+        (["alice"], 400),
+    ],
+)
+def test_invalid_usernames_are_refused(api, body, status):
+    assert api.post("/admin/users", body, token=ADMIN_TOKEN).status == status
+
+
+@pytest.mark.parametrize("token", [None, "wrong", "lb_not-admin"])
+def test_the_admin_api_needs_the_admin_token(api, token):
+    assert api.post("/admin/users", {"username": "mallory"}, token=token).status == 401
+    assert api.get("/admin/users/mallory", token=token).status == 401
+
+
+def test_a_user_token_is_not_an_admin_token(api):
+    alice = api.new_user("alice")
+    assert api.post("/admin/users", {"username": "mallory"}, token=alice).status == 401
+
+
+def test_unknown_users_are_not_found(api):
+    assert api.get("/admin/users/nobody", token=ADMIN_TOKEN).status == 404
+    assert api.post("/admin/users/nobody/token", token=ADMIN_TOKEN).status == 404
+    assert api.get("/users/nobody/posts").status == 404
+    assert api.get("/users/NOT-VALID/posts").status == 404
+
+
+def test_rotating_a_token_invalidates_the_old_one(api):
+    old = api.new_user("alice")
+    assert api.post("/posts", {"text": "with the old token"}, token=old).status == 201
+
+    reply = api.post("/admin/users/alice/token", token=ADMIN_TOKEN)
+
+    new = reply.body["token"]
+    assert reply.status == 201 and new != old
+    assert api.post("/posts", {"text": "old"}, token=old).status == 401
+    assert api.post("/posts", {"text": "new"}, token=new).status == 201
+
+
+def test_revoking_a_token_locks_the_user_out(api):
+    token = api.new_user("alice")
+    assert api.post("/posts", {"text": "before"}, token=token).status == 201
+
+    assert api.delete("/admin/users/alice/token", token=ADMIN_TOKEN).status == 204
+
+    assert api.post("/posts", {"text": "after"}, token=token).status == 401
+    assert api.get("/admin/users/alice", token=ADMIN_TOKEN).body["token_active"] is False
+    assert api.get("/users/alice/posts").body["posts"][0]["text"] == "before"

@@ -77,6 +77,21 @@ def local_context(seconds: int):
     )
 
 
+def scheduled_event() -> dict:
+    """The EventBridge event a schedule delivers on AWS."""
+    return {
+        "version": "0",
+        "id": secrets.token_hex(8),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "resources": ["arn:aws:events:local:123456789012:rule/lifeboat-local-maintenance"],
+        "detail": {},
+    }
+
+
 class Scheduler(threading.Thread):
     """Runs the app's scheduled handlers every `interval` seconds."""
 
@@ -87,12 +102,11 @@ class Scheduler(threading.Thread):
         self._stop = stop
 
     def run(self) -> None:
-        event = {"detail-type": "Scheduled Event", "source": "aws.events", "resources": [], "detail": {}}
         while not self._stop.wait(self._interval):
             try:
-                self._app.maintenance(event, local_context(60))
+                self._app.maintenance(scheduled_event(), local_context(60))
             except Exception as exc:  # keep scheduling; the job logged it
-                print(f"scheduled job failed: {type(exc).__name__}", file=sys.stderr, flush=True)
+                print(f"scheduled job failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 
 
 def wait_until_ready(base_url: str, stop: threading.Event) -> bool:

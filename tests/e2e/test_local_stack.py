@@ -1,0 +1,128 @@
+"""./scripts/run end to end: a real process, real HTTP on loopback, moto's
+real server underneath, concurrent clients, and a clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+
+from tests.e2e.stack import start_stack, wait_for
+
+pytestmark = pytest.mark.e2e
+ADMIN = "e2e-admin-token"
+
+
+@pytest.fixture(scope="module")
+def stack():
+    running = start_stack({"ADMIN_TOKEN": ADMIN, "MAX_POST_CHARS": "280"})
+    yield running
+    running.stop()
+
+
+def test_readme_walkthrough_works(stack):
+    assert stack.admin_token == ADMIN
+    token = stack.new_user("walker")
+
+    created = stack.call("POST", "/posts", {"text": "Hello from the lifeboat"}, token=token)
+    assert created.status == 201
+    post = created.body
+
+    assert stack.call("GET", f"/posts/{post['id']}").body == post
+    assert post["id"] in [p["id"] for p in stack.call("GET", "/users/walker/posts").body["posts"]]
+    assert post["id"] in [p["id"] for p in stack.call("GET", "/timeline/public").body["posts"]]
+    status = stack.call("GET", "/status").body
+    assert status["backlog"] >= 1 and status["mode"] == "fallback"
+
+
+def test_settings_from_the_environment_override_the_stage(stack):
+    token = stack.new_user("shorty")
+    assert stack.call("POST", "/posts", {"text": "x" * 280}, token=token).status == 201
+    reply = stack.call("POST", "/posts", {"text": "x" * 281}, token=token)
+    assert (reply.status, reply.body["error"]) == (422, "text_too_long")
+
+
+def test_errors_keep_their_json_shape_over_real_http(stack):
+    token = stack.new_user("errs")
+    reply = stack.call("POST", "/posts", {"text": "x"}, token=token, headers={"Content-Type": "text/plain"})
+    assert (reply.status, reply.body["error"]) == (415, "unsupported_media_type")
+    assert stack.call("POST", "/posts", {"text": "x"}).status == 401
+
+
+def test_concurrent_clients_each_get_their_own_answer(stack):
+    # Given 8 authors posting and reading at once (Chalice issue 759: a
+    # shared current_request would mix up their requests),
+    tokens = {f"conc{i}": stack.new_user(f"conc{i}") for i in range(8)}
+
+    def author_session(name):
+        sent = []
+        for n in range(8):
+            text = f"{name} says {n}"
+            reply = stack.call("POST", "/posts", {"text": text}, token=tokens[name])
+            assert reply.status == 201, reply.body
+            assert (reply.body["author"], reply.body["text"]) == (name, text)
+            sent.append(reply.body["id"])
+            mine = stack.call("GET", f"/users/{name}/posts?limit=100").body["posts"]
+            assert {p["author"] for p in mine} == {name}
+        return name, sent
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(author_session, tokens))
+
+    # then every post is stored once, under its own author, in order.
+    for name, sent in results:
+        listed = [p["id"] for p in stack.call("GET", f"/users/{name}/posts?limit=100").body["posts"]]
+        assert listed == list(reversed(sent))
+
+
+def test_one_idempotency_key_raced_over_http_makes_one_post(stack):
+    token = stack.new_user("racer")
+
+    def send(_):
+        reply = stack.call("POST", "/posts", {"text": "once"}, token=token, headers={"Idempotency-Key": "http-race"})
+        return reply.status, reply.body["id"]
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(send, range(12)))
+
+    assert {status for status, _ in answers} == {201}
+    assert len({post_id for _, post_id in answers}) == 1
+    assert len(stack.call("GET", "/users/racer/posts").body["posts"]) == 1
+
+
+def test_the_scheduled_job_archives_posts_to_s3(stack):
+    token = stack.new_user("archivist")
+    post = stack.call("POST", "/posts", {"text": "archive me"}, token=token).body
+    s3 = boto3.client(
+        "s3", endpoint_url=stack.aws_endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+
+    def archived_bodies():
+        listing = s3.list_objects_v2(Bucket="lifeboat-local", Prefix="archive/").get("Contents", [])
+        bodies = [s3.get_object(Bucket="lifeboat-local", Key=o["Key"])["Body"].read().decode() for o in listing]
+        return post["id"] in "".join(bodies)
+
+    assert wait_for(archived_bodies, timeout=30)
+
+
+def test_sigterm_to_the_run_script_stops_everything():
+    # A stack of its own, so stopping it does not disturb the others.
+    running = start_stack()
+    assert running.call("GET", "/status").status == 200
+    started = time.monotonic()
+
+    os.kill(running.process.pid, signal.SIGTERM)
+    code = running.process.wait(timeout=10)
+
+    assert code == 0
+    assert time.monotonic() - started < 5
+    # The whole process group is gone: no stray moto or server process.
+    with pytest.raises(ProcessLookupError):
+        os.killpg(running.process.pid, 0)
+    with pytest.raises(OSError):
+        running.call("GET", "/status")

@@ -26,9 +26,15 @@ def gauge(name: str, value: float, unit: str = "Count") -> None:
 
 
 def flush_metrics() -> None:
-    """Publish what this invocation recorded; silent when nothing was."""
+    """Publish what this invocation recorded; silent when nothing was.
+
+    With POWERTOOLS_METRICS_DISABLED (the local stage), powertools neither
+    prints nor clears, so the set is cleared here: else it would grow and
+    be printed anyway once it holds 100 values.
+    """
     if metrics.metric_set:
         metrics.flush_metrics()
+    metrics.clear_metrics()
 
 
 def run_job(name: str, job):

@@ -145,8 +145,11 @@ def _in_our_error_shape(response: Response) -> Response:
     body = response.body
     if not (isinstance(body, dict) and set(body) == {"Code", "Message"}):
         return response
-    # Never pass a 5xx's text on: it could describe our internals.
-    message = "an internal error occurred" if response.status_code >= 500 else body["Message"]
-    code = re.sub(r"(?<!^)(?=[A-Z])", "_", re.sub(r"Error$", "", body["Code"])).lower()
+    if response.status_code >= 500:
+        # Never pass a 5xx's text on: it could describe our internals.
+        code, message = "internal_error", "an internal error occurred"
+    else:
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", re.sub(r"Error$", "", body["Code"])).lower()
+        message = body["Message"]
     headers = {**response.headers, "Content-Type": JSON}
     return Response(body={"error": code, "message": message}, status_code=response.status_code, headers=headers)

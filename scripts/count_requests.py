@@ -1,0 +1,125 @@
+"""Count the AWS requests and estimate the DynamoDB write units per accepted post.
+
+Runs the real write path (Chalice's test client, moto in-process) and counts
+every AWS call with a botocore event hook; write units are estimated from
+the items actually sent, with DynamoDB's published rules:
+  - a standard write costs 1 WCU per started KB of the item;
+  - a write inside TransactWriteItems costs 2 WCUs per started KB;
+  - each global secondary index whose keys the item carries costs 1 WCU per
+    started KB of the projected item (all our indexes project ALL).
+Usage: .venv/bin/python -m scripts.count_requests [--posts N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections import Counter
+
+GSI_KEYS = {"AuthorPK", "PublicPK", "BacklogPK"}
+
+
+def item_size(item: dict) -> int:
+    """DynamoDB's item size: attribute names plus values, in bytes (close
+    enough for numbers: their digits)."""
+    size = 0
+    for name, typed in item.items():
+        size += len(name.encode())
+        ((kind, value),) = typed.items()
+        size += len(str(value).encode("utf-8", "surrogatepass")) if kind in ("S", "N") else len(json.dumps(value))
+    return size
+
+
+def write_units(operation: str, params: dict) -> float:
+    if operation == "TransactWriteItems":
+        units = 0.0
+        for entry in params["TransactItems"]:
+            ((kind, op),) = entry.items()
+            item = op.get("Item") or op["Key"]
+            kb = math.ceil(max(item_size(item), 1) / 1024)
+            units += 2 * kb
+            if kind == "Put":
+                units += kb * len(GSI_KEYS & set(item))
+        return units
+    if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        item = params.get("Item") or params["Key"]
+        return math.ceil(max(item_size(item), 1) / 1024)
+    return 0.0
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.wcu = 0.0
+
+    def __call__(self, model, params, **_):
+        self.calls[f"{model.service_model.service_id}:{model.name}"] += 1
+        self.wcu += write_units(model.name, params)
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.wcu = 0.0
+
+
+def measure(posts: int) -> None:
+    from chalice.test import Client
+    from moto import mock_aws
+
+    import app
+    from chalicelib import aws, schema, wiring
+    from scripts.localaws import serialize_moto_dynamodb
+
+    serialize_moto_dynamodb()
+    with mock_aws(), Client(app.app, stage_name="local") as client:
+        wiring.reset()
+        schema.ensure_resources(aws.new_client("dynamodb"), aws.new_client("s3"), "lifeboat-local", "lifeboat-local")
+        recorder = Recorder()
+        for built in (wiring.dynamodb(), wiring.s3()):
+            built.meta.events.register("before-parameter-build", recorder)
+
+        def post(body, headers=None):
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}", **(headers or {})}
+            reply = client.http.post("/posts", headers=headers, body=json.dumps(body))
+            assert reply.status_code == 201, reply.body
+
+        admin = {"Content-Type": "application/json", "Authorization": f"Bearer {os.environ['ADMIN_TOKEN']}"}
+        created = client.http.post("/admin/users", headers=admin, body=json.dumps({"username": "counter"}))
+        assert created.status_code == 201, created.body
+        token = json.loads(created.body)["token"]
+        text = "A typical post of about a hundred characters, written while the primary was down. " * 1
+
+        def report(label, run, per=posts):
+            recorder.reset()
+            run()
+            per_post = {name: round(count / per, 3) for name, count in sorted(recorder.calls.items())}
+            print(f"{label}: {sum(recorder.calls.values()) / per:.2f} AWS requests/post {per_post}, "
+                  f"~{recorder.wcu / per:.2f} WCU/post")
+
+        report("first post, cold token cache", lambda: post({"text": text}), per=1)
+        report("plain post, warm cache", lambda: [post({"text": text}) for _ in range(posts)])
+        report("post with Idempotency-Key", lambda: [post({"text": text}, {"Idempotency-Key": f"k{i}"}) for i in range(posts)])
+
+        def archive_all():
+            job = wiring.maintenance()
+            job._clock = lambda: 10**10  # past every settle window
+            job.run()
+
+        report("maintenance run (archive), amortised", archive_all)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=200)
+    args = parser.parse_args()
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+        ADMIN_TOKEN="count-requests-admin",
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    measure(args.posts)
+
+
+if __name__ == "__main__":
+    main()

@@ -94,12 +94,17 @@ def measure(posts: int) -> None:
             recorder.reset()
             run()
             per_post = {name: round(count / per, 3) for name, count in sorted(recorder.calls.items())}
-            print(f"{label}: {sum(recorder.calls.values()) / per:.2f} AWS requests/post {per_post}, "
-                  f"~{recorder.wcu / per:.2f} WCU/post")
+            print(
+                f"{label}: {sum(recorder.calls.values()) / per:.2f} AWS requests/post {per_post}, "
+                f"~{recorder.wcu / per:.2f} WCU/post"
+            )
 
         report("first post, cold token cache", lambda: post({"text": text}), per=1)
         report("plain post, warm cache", lambda: [post({"text": text}) for _ in range(posts)])
-        report("post with Idempotency-Key", lambda: [post({"text": text}, {"Idempotency-Key": f"k{i}"}) for i in range(posts)])
+        report(
+            "post with Idempotency-Key",
+            lambda: [post({"text": text}, {"Idempotency-Key": f"k{i}"}) for i in range(posts)],
+        )
 
         def archive_all():
             job = wiring.maintenance()
@@ -114,7 +119,9 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=200)
     args = parser.parse_args()
     os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
         ADMIN_TOKEN="count-requests-admin",
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)

@@ -40,7 +40,7 @@ def http(method: str, url: str, body=None, token: str | None = None, headers: di
         sent["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=data, method=method, headers=sent)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(request, timeout=30) as response:
             raw = response.read()
             return Reply(response.status, dict(response.headers), json.loads(raw) if raw else None)
     except urllib.error.HTTPError as error:

@@ -98,8 +98,11 @@ def test_the_scheduled_job_archives_posts_to_s3(stack):
     token = stack.new_user("archivist")
     post = stack.call("POST", "/posts", {"text": "archive me"}, token=token).body
     s3 = boto3.client(
-        "s3", endpoint_url=stack.aws_endpoint, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "s3",
+        endpoint_url=stack.aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
 
     def archived_bodies():

@@ -520,6 +520,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class PrimaryServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 resets bursts of concurrent clients,
+    # which a real primary would queue.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], state: PrimaryState, verbose: bool = False) -> None:
         super().__init__(address, Handler)

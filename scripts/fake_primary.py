@@ -204,8 +204,10 @@ class Rejected(Exception):
         self.message = message
 
 
-def _utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _iso(epoch_seconds: float) -> str:
+    """UTC with milliseconds and a Z, as Mastodon writes dates."""
+    moment = datetime.fromtimestamp(epoch_seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def validate_payload(payload: object, max_chars: int) -> dict:
@@ -329,7 +331,7 @@ class PrimaryState:
                 created_at=payload["created_at"],
                 in_reply_to=payload["in_reply_to"],
                 idempotency_key=key,
-                received_at=_utc_now_iso(),
+                received_at=_iso(time.time()),
             )
         )
         self._lifeboat_ids.add(payload["id"])
@@ -349,8 +351,7 @@ def _reset_value(seconds: float, style: str) -> str:
     if style == "epoch":
         return str(math.ceil(time.time() + seconds))
     if style == "iso":
-        moment = datetime.fromtimestamp(time.time() + seconds, UTC)
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return _iso(time.time() + seconds)
     return str(math.ceil(seconds))
 
 

@@ -55,7 +55,7 @@ def public_timeline():
 
 @route("/status", methods=["GET"])
 def status():
-    return json_response(wiring.posts().status())
+    return json_response(wiring.recovery().status())
 
 
 # -- administration --------------------------------------------------------------
@@ -89,9 +89,33 @@ def revoke_token(username):
     return web.no_content()
 
 
+@route("/admin/dead-letters", methods=["GET"])
+def dead_letters():
+    request = app.current_request
+    wiring.accounts().require_admin(authorization(request))
+    page = wiring.recovery().dead_letters(query_param(request, "cursor"), query_param(request, "limit"))
+    return json_response(page)
+
+
+@route("/admin/dead-letters/{post_id}/retry", methods=["POST"])
+def retry_dead_letter(post_id):
+    wiring.accounts().require_admin(authorization(app.current_request))
+    return json_response(wiring.recovery().retry_dead_letter(post_id))
+
+
+@route("/admin/replay", methods=["POST"])
+def replay_now():
+    request = app.current_request
+    wiring.accounts().require_admin(authorization(request))
+    dry_run = web.flag(query_param(request, "dry_run"))
+    report = wiring.recovery().replay_now(web.remaining_seconds(app.lambda_context), dry_run=dry_run)
+    return json_response(report)
+
+
 # -- schedules -------------------------------------------------------------------
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def maintenance(event):
-    return observability.run_job("maintenance", lambda: wiring.maintenance().run().to_dict())
+    remaining = web.remaining_seconds(event.context)
+    return observability.run_job("maintenance", lambda: wiring.maintenance().run(remaining).to_dict())

@@ -49,6 +49,13 @@ class Settings:
     archive_batch_max: int = 1000
     auth_cache_seconds: int = 60
     auth_stale_seconds: int = 900
+    health_up_after: int = 3
+    health_down_after: int = 2
+    replay_concurrency: int = 8
+    replay_max_rps: float = 50.0
+    replay_circuit_failures: int = 10
+    replay_window_per_shard: int = 500
+    replay_safety_margin_seconds: float = 10.0
     default_page_size: int = 20
     max_page_size: int = 100
 
@@ -70,4 +77,11 @@ class Settings:
             archive_batch_max=_int(env, "ARCHIVE_BATCH_MAX", 1000, minimum=1),
             auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", 60),
             auth_stale_seconds=_int(env, "AUTH_STALE_SECONDS", 900),
+            health_up_after=_int(env, "HEALTH_UP_AFTER", 3, minimum=1),
+            health_down_after=_int(env, "HEALTH_DOWN_AFTER", 2, minimum=1),
+            replay_concurrency=_int(env, "REPLAY_CONCURRENCY", 8, minimum=1),
+            replay_max_rps=float(_int(env, "REPLAY_MAX_RPS", 50, minimum=1)),
+            replay_circuit_failures=_int(env, "REPLAY_CIRCUIT_FAILURES", 10, minimum=1),
+            replay_window_per_shard=_int(env, "REPLAY_WINDOW_PER_SHARD", 500, minimum=1),
+            replay_safety_margin_seconds=float(_int(env, "REPLAY_SAFETY_MARGIN_SECONDS", 10, minimum=1)),
         )

@@ -19,12 +19,34 @@ CONFLICT_RETRIES = 5
 
 
 def to_item(values: dict) -> dict:
-    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
+    return {key: _serializer.serialize(_for_dynamo(value)) for key, value in values.items() if value is not None}
+
+
+def _for_dynamo(value):
+    # boto3 refuses floats (they are inexact); DynamoDB numbers are decimals.
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {key: _for_dynamo(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_for_dynamo(inner) for inner in value]
+    return value
 
 
 def from_item(item: dict) -> dict:
-    values = {key: _deserializer.deserialize(value) for key, value in item.items()}
-    return {key: int(value) if isinstance(value, Decimal) else value for key, value in values.items()}
+    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+def _plain(value):
+    """DynamoDB numbers come back as Decimal, nested ones too: make them
+    ints (or floats) so they serialise as JSON and compare as numbers."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(inner) for key, inner in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(inner) for inner in value]
+    return value
 
 
 def key(pk: str, sk: str) -> dict:

@@ -5,6 +5,7 @@ that dies part-way is simply repeated by the next one."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chalicelib import ids
@@ -12,6 +13,7 @@ from chalicelib.archive import Archive, Spool
 from chalicelib.config import Settings
 from chalicelib.errors import DuplicateIdempotencyKey, PostExists
 from chalicelib.observability import count
+from chalicelib.recovery import Recovery
 from chalicelib.store import PostStore
 
 SPOOL_SOURCE = "spool"
@@ -24,6 +26,7 @@ class MaintenanceReport:
     duplicates_dropped: int = 0
     archived: int = 0
     archive_objects: list[str] = field(default_factory=list)
+    recovery: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -31,20 +34,34 @@ class MaintenanceReport:
             "duplicates_dropped": self.duplicates_dropped,
             "archived": self.archived,
             "archive_objects": len(self.archive_objects),
+            "recovery": self.recovery,
         }
 
 
 class Maintenance:
-    def __init__(self, store: PostStore, spool: Spool, archive: Archive, settings: Settings, clock=time.time) -> None:
+    def __init__(
+        self,
+        store: PostStore,
+        spool: Spool,
+        archive: Archive,
+        settings: Settings,
+        recovery: Recovery | None = None,
+        clock=time.time,
+    ) -> None:
         self._store = store
         self._spool = spool
         self._archive = archive
         self._settings = settings
+        self._recovery = recovery
         self._clock = clock
 
-    def run(self) -> MaintenanceReport:
+    def run(self, remaining_seconds: Callable[[], float] = lambda: 60.0) -> MaintenanceReport:
+        """Fold the spool first, so spooled posts are replayed too; then
+        health check and replay; then archive."""
         report = MaintenanceReport()
         self.fold_spool(report)
+        if self._recovery is not None:
+            report.recovery = self._recovery.run(remaining_seconds)
         self.archive_new_posts(report)
         return report
 

@@ -35,6 +35,12 @@ class Post:
     idempotency_key: str | None = None
     deleted_at: str | None = None
     replayed_at: str | None = None
+    # Replay bookkeeping: which run holds the post while `sending`, how many
+    # times it was handed to the primary, and why it was dead-lettered.
+    replay_owner: str | None = None
+    send_attempts: int = 0
+    failure_reason: str | None = None
+    failed_at: str | None = None
     # "api" for posts written straight to DynamoDB, "spool" for posts that
     # went through the S3 spool while DynamoDB refused writes.
     source: str = "api"

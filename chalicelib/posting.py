@@ -22,7 +22,7 @@ from chalicelib.errors import (
     Unavailable,
     ValidationFailed,
 )
-from chalicelib.models import DELETED, NewPost, Post, parse_new_post, validate_username
+from chalicelib.models import DELETED, SENDING, NewPost, Post, parse_new_post, validate_username
 from chalicelib.observability import count, logger
 from chalicelib.pagination import decode_cursor, encode_cursor, parse_limit
 from chalicelib.store import Page, PostStore, StateChanged
@@ -124,6 +124,8 @@ class PostService:
             post = self.get(post_id)
             if post.author != author:
                 raise Forbidden("only the author may delete a post", code="not_author")
+            if post.state == SENDING:
+                raise Conflict("the post is being reinserted upstream right now; retry shortly", code="post_busy")
             try:
                 self._store.mark_deleted(post, ids.iso_from_millis(int(time.time() * 1000)))
                 count("PostsDeleted")
@@ -152,14 +154,6 @@ class PostService:
     def _page_request(self, cursor: str | None, limit: str | None) -> tuple[str | None, int]:
         size = parse_limit(limit, self._settings.default_page_size, self._settings.max_page_size)
         return decode_cursor(cursor), size
-
-    def status(self) -> dict:
-        oldest = self._store.oldest_pending()
-        return {
-            "mode": "fallback",
-            "backlog": self._store.backlog_size(),
-            "oldest_pending_at": oldest[0].created_at if oldest else None,
-        }
 
 
 def _is_username(text: str) -> bool:

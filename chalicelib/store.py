@@ -13,10 +13,14 @@ from dataclasses import dataclass
 from chalicelib import dynamo
 from chalicelib.aws import unavailable_as_domain_error
 from chalicelib.errors import DuplicateIdempotencyKey, PostExists
-from chalicelib.models import DELETED, PENDING, Post
+from chalicelib.models import DELETED, FAILED, PENDING, REPLAYED, SENDING, Post
 from chalicelib.schema import BACKLOG_INDEX, BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
 
 POST_SK = "POST"
+# Dead letters keep their Backlog index keys under this one partition: they
+# are rare, and listing them is an admin read.
+DEAD_LETTER_PARTITION = "DEADLETTER"
+DEAD_LETTER_COUNTER = "COUNTER#deadletters"
 # Above every ULID in string order: "no cursor" means "before the end of time".
 _AFTER_ALL_IDS = "~"
 # Below every ULID in string order (DynamoDB refuses empty key values).
@@ -129,6 +133,16 @@ class PostStore:
             }
         }
 
+    def _count_dead_letters(self, delta: int) -> dict:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": dynamo.key(DEAD_LETTER_COUNTER, "COUNTER"),
+                "UpdateExpression": "ADD pending :delta",
+                "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
+            }
+        }
+
     def mark_deleted(self, post: Post, deleted_at: str) -> None:
         """Take the post out of every timeline and the backlog.
 
@@ -153,10 +167,135 @@ class PostStore:
         items = [update]
         if post.state == PENDING:
             items.append(self._count_backlog(post.id, -1))
+        if post.state == FAILED:
+            items.append(self._count_dead_letters(-1))
         try:
             dynamo.transact(self._client, items, "delete post")
         except dynamo.TransactionCancelled as cancelled:
             raise StateChanged(post.id) from cancelled
+
+    # -- replay transitions ----------------------------------------------------
+
+    def claim_for_sending(self, post: Post, owner: str, now_iso: str) -> Post:
+        """pending (or a crashed run's sending) -> sending, owned by `owner`.
+
+        The caller holds the replay lease, so taking over another run's
+        `sending` post is safe: that run is gone, and the resend carries the
+        same Idempotency-Key. Raises StateChanged if the post was deleted,
+        replayed or dead-lettered meanwhile.
+        """
+        try:
+            with unavailable_as_domain_error("claim post"):
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key=dynamo.key(f"POST#{post.id}", POST_SK),
+                    UpdateExpression="SET #state = :sending, replay_owner = :owner, sending_since = :now "
+                    "ADD send_attempts :one",
+                    ConditionExpression="#state IN (:pending, :sending)",
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues={
+                        ":sending": {"S": SENDING},
+                        ":pending": {"S": PENDING},
+                        ":owner": {"S": owner},
+                        ":now": {"S": now_iso},
+                        ":one": {"N": "1"},
+                    },
+                    ReturnValues="ALL_NEW",
+                )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            raise StateChanged(post.id) from exc
+        return _post_from_item(response["Attributes"])
+
+    def mark_replayed(self, post: Post, owner: str, upstream_id: str | None, at: str) -> None:
+        """sending -> replayed, leaving the backlog in the same transaction.
+
+        Fenced by `replay_owner`: a run that lost its lease (it stalled past
+        the expiry) cannot overwrite the run that took over."""
+        update = self._leave_sending(
+            post,
+            owner,
+            "SET #state = :done, upstream_id = :uid, replayed_at = :at "
+            "REMOVE BacklogPK, BacklogSK, replay_owner, sending_since",
+            {":done": {"S": REPLAYED}, ":uid": _string_or_null(upstream_id), ":at": {"S": at}},
+        )
+        self._transact_or_state_changed(post, [update, self._count_backlog(post.id, -1)], "mark replayed")
+
+    def mark_failed(self, post: Post, owner: str, reason: str, at: str) -> None:
+        """sending -> failed: the post becomes a dead letter and stops
+        blocking its author's later posts."""
+        update = self._leave_sending(
+            post,
+            owner,
+            "SET #state = :failed, failure_reason = :why, failed_at = :at, "
+            "BacklogPK = :dead REMOVE replay_owner, sending_since",
+            {":failed": {"S": FAILED}, ":why": {"S": reason}, ":at": {"S": at}, ":dead": {"S": DEAD_LETTER_PARTITION}},
+        )
+        items = [update, self._count_backlog(post.id, -1), self._count_dead_letters(+1)]
+        self._transact_or_state_changed(post, items, "mark failed")
+
+    def requeue_dead_letter(self, post: Post) -> None:
+        """failed -> pending: back into the backlog, at its original place
+        (its id), so its author's order is kept."""
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": dynamo.key(f"POST#{post.id}", POST_SK),
+                "UpdateExpression": "SET #state = :pending, BacklogPK = :shard REMOVE failure_reason, failed_at",
+                "ConditionExpression": "#state = :failed",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {
+                    ":pending": {"S": PENDING},
+                    ":failed": {"S": FAILED},
+                    ":shard": {"S": f"BACKLOG#{shard_of(post.id, self._shards)}"},
+                },
+            }
+        }
+        items = [update, self._count_backlog(post.id, +1), self._count_dead_letters(-1)]
+        self._transact_or_state_changed(post, items, "requeue dead letter")
+
+    def _leave_sending(self, post: Post, owner: str, expression: str, values: dict) -> dict:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": dynamo.key(f"POST#{post.id}", POST_SK),
+                "UpdateExpression": expression,
+                "ConditionExpression": "#state = :sending AND replay_owner = :owner",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {**values, ":sending": {"S": SENDING}, ":owner": {"S": owner}},
+            }
+        }
+
+    def _transact_or_state_changed(self, post: Post, items: list[dict], what: str) -> None:
+        try:
+            dynamo.transact(self._client, items, what)
+        except dynamo.TransactionCancelled as cancelled:
+            raise StateChanged(post.id) from cancelled
+
+    def backlog_window(self, per_shard: int) -> list[Post]:
+        """The oldest backlog posts (pending, or sending after a crash), in
+        id order, and a true prefix of the whole backlog: a shard that had
+        more than it returned bounds the window at its last id, so no older
+        post of any author can be missing from it. Per-author order rests
+        on this."""
+        by_shard = [
+            self._query(BACKLOG_INDEX, f"BACKLOG#{shard}", after_id=_BEFORE_ALL_IDS, limit=per_shard)
+            for shard in range(self._shards)
+        ]
+        bounds = [posts[-1].id for posts in by_shard if len(posts) == per_shard]
+        window = sorted((post for posts in by_shard for post in posts), key=lambda post: post.id)
+        return [post for post in window if not bounds or post.id <= min(bounds)]
+
+    def dead_letters(self, after_id: str | None, limit: int) -> Page:
+        posts = self._query(BACKLOG_INDEX, DEAD_LETTER_PARTITION, after_id=after_id or _BEFORE_ALL_IDS, limit=limit + 1)
+        posts = [post for post in posts if post.id != after_id]
+        return Page(posts[:limit], len(posts) > limit)
+
+    def dead_letter_count(self) -> int:
+        with unavailable_as_domain_error("read dead-letter counter"):
+            response = self._client.get_item(
+                TableName=self._table, Key=dynamo.key(DEAD_LETTER_COUNTER, "COUNTER"), ConsistentRead=True
+            )
+        return dynamo.from_item(response["Item"]).get("pending", 0) if "Item" in response else 0
 
     # -- reads ------------------------------------------------------------
 
@@ -265,6 +404,10 @@ class PostStore:
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+
+def _string_or_null(value: str | None) -> dict:
+    return {"S": value} if value else {"NULL": True}
 
 
 def _post_from_item(item: dict) -> Post:

@@ -92,6 +92,25 @@ def query_param(request, name: str) -> str | None:
     return (request.query_params or {}).get(name)
 
 
+def flag(raw: str | None) -> bool:
+    """A boolean query parameter: true/1/yes, false/0/no, or absent."""
+    if raw is None or raw.lower() in ("false", "0", "no"):
+        return False
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    raise errors.BadRequest(f"expected true or false, got {raw!r}", code="invalid_flag")
+
+
+def remaining_seconds(lambda_context, fallback: float = 25.0):
+    """A callable giving the invocation's remaining time in seconds, from
+    the Lambda context (the local server's fake context may lack it)."""
+    remaining_ms = getattr(lambda_context, "get_remaining_time_in_millis", None)
+    if remaining_ms is None:
+        deadline = time.monotonic() + fallback
+        return lambda: max(0.0, deadline - time.monotonic())
+    return lambda: remaining_ms() / 1000
+
+
 def json_response(body: object, status: int = 200, headers: dict | None = None) -> Response:
     return Response(body=body, status_code=status, headers={"Content-Type": JSON, **(headers or {})})
 

@@ -11,9 +11,13 @@ from chalicelib import aws, ids
 from chalicelib.archive import Archive, Spool
 from chalicelib.auth import Accounts, TokenCache, UserStore
 from chalicelib.config import Settings
+from chalicelib.health import HealthStore
 from chalicelib.jobs import Maintenance
+from chalicelib.lease import Lease
 from chalicelib.posting import PostService
+from chalicelib.recovery import LEASE_NAME, Recovery
 from chalicelib.store import PostStore
+from chalicelib.upstream import GenericIngestUpstream, Upstream, UpstreamSettings
 
 
 def utc_now_iso() -> str:
@@ -62,12 +66,30 @@ def posts() -> PostService:
 
 
 @cache
+def upstream_settings() -> UpstreamSettings:
+    return UpstreamSettings.from_env()
+
+
+def upstream() -> Upstream | None:
+    """The primary to replay into, or None when no UPSTREAM_URL is set."""
+    configured = upstream_settings()
+    return GenericIngestUpstream.from_settings(configured) if configured.enabled else None
+
+
+@cache
+def recovery() -> Recovery:
+    table = settings().table_name
+    health = HealthStore(dynamodb(), table)
+    return Recovery(post_store(), health, Lease(dynamodb(), table, LEASE_NAME), upstream(), settings())
+
+
+@cache
 def maintenance() -> Maintenance:
     bucket = settings().bucket_name
-    return Maintenance(post_store(), Spool(s3(), bucket), Archive(s3(), bucket), settings())
+    return Maintenance(post_store(), Spool(s3(), bucket), Archive(s3(), bucket), settings(), recovery())
 
 
 def reset() -> None:
     """Forget everything built so far (tests; a changed environment)."""
-    for cached in (settings, dynamodb, s3, id_factory, accounts, posts, maintenance):
+    for cached in (settings, dynamodb, s3, id_factory, accounts, posts, upstream_settings, recovery, maintenance):
         cached.cache_clear()

@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-DEFAULT_TOKEN = "fake-primary-token"  # noqa: S105 - a test server on loopback, not a secret
+DEFAULT_TOKEN = "fake-primary-token"
 MAX_BODY_BYTES = 1024 * 1024
 REQUIRED_STRINGS = ("id", "author", "text", "created_at")
 RETRY_AFTER_FORMATS = ("seconds", "http-date")

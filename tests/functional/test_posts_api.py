@@ -169,7 +169,16 @@ def test_a_deleted_post_leaves_every_timeline_and_the_backlog(api, alice):
 
 
 def test_status_reports_the_backlog_and_its_oldest_post(api, alice, bob):
-    assert api.get("/status").body == {"mode": "fallback", "backlog": 0, "oldest_pending_at": None}
+    assert api.get("/status").body == {
+        "mode": "fallback",
+        "backlog": 0,
+        "oldest_pending_at": None,
+        "dead_letters": 0,
+        "primary": "unknown",
+        "since": None,
+        "last_check_at": None,
+        "last_replay": None,
+    }
     first = api.post("/posts", {"text": "first"}, token=alice).body
     api.post("/posts", {"text": "second"}, token=bob)
     status = api.get("/status").body

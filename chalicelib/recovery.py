@@ -1,0 +1,559 @@
+"""Recovery: health checks and the replay of the backlog into the primary.
+
+The replay sends each author's posts strictly in order (a post goes only
+after the author's earlier ones are confirmed or dead-lettered), authors
+concurrently, under a rate cap that follows the primary's own rate-limit
+headers and Retry-After. Exactly-once rests on three things: conditional
+state writes (pending -> sending -> replayed), a lease so that one run sends
+at a time, and the same Idempotency-Key on every resend.
+
+`ready_heads` is the pure scheduling decision; `ReplayRun` drives it with
+threads; `Recovery` is the scheduled entry point.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from chalicelib import ids
+from chalicelib.config import Settings
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.health import DOWN, UP, HealthState, HealthStore, observe, transition
+from chalicelib.lease import Lease
+from chalicelib.models import FAILED, REPLAYED, Post
+from chalicelib.observability import count, gauge, logger
+from chalicelib.pagination import decode_cursor, encode_cursor, parse_limit
+from chalicelib.store import PostStore, StateChanged
+from chalicelib.upstream import Backoff, Outcome, RateLimit, SendResult, Upstream, UpstreamPost
+
+LEASE_NAME = "replay"
+# How long the lease outlives the run's own deadline: a holder that dies
+# blocks replay for at most this long after its Lambda would have ended.
+LEASE_GRACE_SECONDS = 60
+# The lightest pace the rate-limit headers can push us down to.
+MIN_RPS = 0.5
+IDLE_WAIT_SECONDS = 0.5
+
+
+def utc_iso(epoch_seconds: float) -> str:
+    return ids.iso_from_millis(int(epoch_seconds * 1000))
+
+
+# -- the scheduling decision (pure) -------------------------------------------
+
+
+def author_lanes(window: Iterable[Post]) -> dict[str, deque[Post]]:
+    """Each author's posts of the window, oldest first."""
+    lanes: dict[str, deque[Post]] = {}
+    for post in sorted(window, key=lambda post: post.id):
+        lanes.setdefault(post.author, deque()).append(post)
+    return lanes
+
+
+def ready_heads(
+    lanes: dict[str, deque[Post]],
+    busy_authors: set[str],
+    unresolved: set[str],
+    not_before: dict[str, float],
+    now: float,
+) -> list[Post]:
+    """The posts that may be sent now, oldest first.
+
+    Only the head of an author's lane may go, and only while no other post
+    of that author is in flight: that is the per-author order. A reply waits
+    while its parent is still unresolved in this window, whoever wrote it,
+    because the primary needs the parent's upstream id. Parents are always
+    older than their replies, so these waits cannot form a cycle.
+    """
+    heads = [lane[0] for author, lane in lanes.items() if lane and author not in busy_authors]
+    return sorted(
+        (
+            post
+            for post in heads
+            if not_before.get(post.id, 0.0) <= now and (post.in_reply_to is None or post.in_reply_to not in unresolved)
+        ),
+        key=lambda post: post.id,
+    )
+
+
+# -- pacing -----------------------------------------------------------------------
+
+
+class RateGate:
+    """Spaces sends to at most `max_rps`, slower when the primary's
+    X-RateLimit headers say so, and not at all while it asked us to wait
+    (Retry-After). Shared by every sending thread."""
+
+    def __init__(self, max_rps: float, clock=time.monotonic, sleep=time.sleep) -> None:
+        self._max_rps = max_rps
+        self._interval = 1.0 / max_rps
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_at = 0.0
+        self._paused_until = 0.0
+
+    def wait_turn(self, give_up_at: float) -> bool:
+        """Block until this caller may send; False (without a turn) if that
+        would be after `give_up_at`."""
+        with self._lock:
+            now = self._clock()
+            at = max(now, self._next_at, self._paused_until)
+            if at > give_up_at:
+                return False
+            self._next_at = at + self._interval
+        if at > now:
+            self._sleep(at - now)
+        return True
+
+    def pause_for(self, seconds: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def observe(self, rate_limit: RateLimit | None, in_flight: int) -> None:
+        """Follow the primary's budget: what remains of its window, less what
+        we already have in flight, spread over the time until it resets."""
+        if rate_limit is None or rate_limit.remaining is None or rate_limit.reset_after_seconds is None:
+            return
+        budget = rate_limit.remaining - in_flight
+        if budget <= 0:
+            self.pause_for(rate_limit.reset_after_seconds)
+            return
+        rps = min(self._max_rps, max(MIN_RPS, budget / max(rate_limit.reset_after_seconds, 0.05)))
+        with self._lock:
+            self._interval = 1.0 / rps
+
+
+class Circuit:
+    """Opens after `threshold` consecutive failed sends; any success closes
+    the streak. Once open, it stays open for the rest of the run."""
+
+    def __init__(self, threshold: int) -> None:
+        self._threshold = threshold
+        self._streak = 0
+        self._open = False
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def record(self, success: bool) -> None:
+        with self._lock:
+            self._streak = 0 if success else self._streak + 1
+            self._open = self._open or self._streak >= self._threshold
+
+
+# -- one run ----------------------------------------------------------------------
+
+
+class Step(StrEnum):
+    SENT = "sent"
+    DEAD = "dead"
+    SKIPPED = "skipped"
+    RETRY = "retry"
+    ABORTED = "aborted"
+    FENCED = "fenced"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: Step
+    upstream_id: str | None = None
+    retry_in: float = 0.0
+
+
+@dataclass
+class ReplayReport:
+    started: str
+    finished: str | None = None
+    sent: int = 0
+    failed: int = 0
+    retries: int = 0
+    skipped: int = 0
+    stopped_because: str = "drained"
+    dry_run: bool = False
+    would_send: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        report = {
+            "started": self.started,
+            "finished": self.finished,
+            "sent": self.sent,
+            "failed": self.failed,
+            "retries": self.retries,
+            "skipped": self.skipped,
+            "stopped_because": self.stopped_because,
+        }
+        if self.dry_run:
+            report |= {"dry_run": True, "would_send": self.would_send}
+        return report
+
+
+@dataclass
+class _Progress:
+    """The coordinator's view of one window; touched by the coordinator only."""
+
+    lanes: dict[str, deque[Post]]
+    unresolved: set[str]
+    upstream_ids: dict[str, str | None] = field(default_factory=dict)
+    not_before: dict[str, float] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+    claimed: set[str] = field(default_factory=set)
+    in_flight: dict[Future, Post] = field(default_factory=dict)
+
+    def busy_authors(self) -> set[str]:
+        return {post.author for post in self.in_flight.values()}
+
+    def resolve(self, post: Post, upstream_id: str | None = None) -> None:
+        self.lanes[post.author].popleft()
+        self.unresolved.discard(post.id)
+        self.upstream_ids[post.id] = upstream_id
+
+    def has_work(self) -> bool:
+        return any(self.lanes.values())
+
+
+class ReplayRun:
+    """Sends one window of the backlog. Not reusable: one instance per run."""
+
+    def __init__(
+        self,
+        store: PostStore,
+        upstream: Upstream,
+        settings: Settings,
+        owner: str,
+        give_up_at: float,
+        clock=time.monotonic,
+        wall_clock=time.time,
+    ) -> None:
+        self._store = store
+        self._upstream = upstream
+        self._settings = settings
+        self._owner = owner
+        self._give_up_at = give_up_at
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._gate = RateGate(settings.replay_max_rps, clock=clock)
+        self.circuit = Circuit(settings.replay_circuit_failures)
+        self._backoff = Backoff(base_seconds=0.2, cap_seconds=10.0)
+        self._parents: dict[str, str | bool | None] = {}
+        self._fenced = False
+
+    def send_window(self, window: list[Post], report: ReplayReport) -> str | None:
+        """Send what it can of `window`; the reason it stopped early, or None
+        when every post of the window was resolved."""
+        progress = _Progress(author_lanes(window), {post.id for post in window})
+        with ThreadPoolExecutor(max_workers=self._settings.replay_concurrency) as pool:
+            stop = None
+            while progress.has_work() or progress.in_flight:
+                stop = stop or self._stop_reason()
+                if stop is None:
+                    self._dispatch(pool, progress)
+                if not progress.in_flight:
+                    if stop or not progress.has_work():
+                        break
+                    self._idle(progress)
+                    continue
+                self._collect(progress, report)
+                stop = stop or self._stop_reason()
+            return stop if progress.has_work() or stop == "fenced" else None
+
+    def _stop_reason(self) -> str | None:
+        if self._fenced:
+            return "fenced"
+        if self.circuit.is_open:
+            return "circuit_open"
+        if self._clock() >= self._give_up_at:
+            return "deadline"
+        return None
+
+    def _dispatch(self, pool: ThreadPoolExecutor, progress: _Progress) -> None:
+        free = self._settings.replay_concurrency - len(progress.in_flight)
+        heads = ready_heads(
+            progress.lanes, progress.busy_authors(), progress.unresolved, progress.not_before, self._clock()
+        )
+        for post in heads[:free]:
+            parent = self._parent_upstream_id(post, progress)
+            if parent is False:
+                # The parent is pending outside this window (it was cut): this
+                # author's lane waits for a later window or run.
+                progress.lanes[post.author].clear()
+                continue
+            claim = post.id not in progress.claimed
+            progress.claimed.add(post.id)
+            attempt = progress.attempts.get(post.id, 0)
+            future = pool.submit(self._attempt, post, parent, claim, attempt, len(progress.in_flight) + 1)
+            progress.in_flight[future] = post
+
+    def _parent_upstream_id(self, post: Post, progress: _Progress) -> str | bool | None:
+        """The parent's upstream id; None to send the post as a top-level post
+        (its parent will never be upstream: deleted or dead-lettered); False
+        if the parent is still waiting to be replayed."""
+        parent_id = post.in_reply_to
+        if parent_id is None:
+            return None
+        if parent_id in progress.upstream_ids:
+            return progress.upstream_ids[parent_id]
+        if parent_id not in self._parents:
+            parent = self._store.get_post(parent_id)
+            if parent is not None and parent.state == REPLAYED:
+                self._parents[parent_id] = parent.upstream_id
+            elif parent is None or parent.state == FAILED or parent.deleted_at:
+                self._parents[parent_id] = None
+            else:
+                return False
+        return self._parents[parent_id]
+
+    def _idle(self, progress: _Progress) -> None:
+        """Nothing in flight and nothing ready: wait for the next backoff to end."""
+        waits = [at for at in progress.not_before.values() if at > self._clock()]
+        until = min([*waits, self._clock() + IDLE_WAIT_SECONDS, self._give_up_at])
+        time.sleep(max(0.0, until - self._clock()))
+
+    def _collect(self, progress: _Progress, report: ReplayReport) -> None:
+        done, _ = wait(list(progress.in_flight), timeout=IDLE_WAIT_SECONDS, return_when=FIRST_COMPLETED)
+        for future in done:
+            post = progress.in_flight.pop(future)
+            self._account(post, future.result(), progress, report)
+
+    def _account(self, post: Post, result: StepResult, progress: _Progress, report: ReplayReport) -> None:
+        if result.step is Step.SENT:
+            report.sent += 1
+            progress.resolve(post, result.upstream_id)
+        elif result.step is Step.DEAD:
+            report.failed += 1
+            progress.resolve(post)
+        elif result.step is Step.SKIPPED:
+            report.skipped += 1
+            progress.resolve(post)
+        elif result.step is Step.RETRY:
+            report.retries += 1
+            progress.attempts[post.id] = progress.attempts.get(post.id, 0) + 1
+            progress.not_before[post.id] = self._clock() + result.retry_in
+        elif result.step is Step.FENCED:
+            self._fenced = True  # another run owns these posts now: stop at once
+
+    def _attempt(self, post: Post, parent: str | None, claim: bool, attempt: int, in_flight: int) -> StepResult:
+        """One send of one post (runs on a worker thread)."""
+        if not self._gate.wait_turn(self._give_up_at) or self.circuit.is_open:
+            return StepResult(Step.ABORTED)
+        try:
+            if claim:
+                self._store.claim_for_sending(post, self._owner, utc_iso(self._wall_clock()))
+        except StateChanged:
+            return StepResult(Step.SKIPPED)  # deleted (or finished by another run) meanwhile
+        result = self._upstream.send(_upstream_post(post, parent))
+        self._gate.observe(result.rate_limit, in_flight)
+        try:
+            return self._settle(post, result, attempt)
+        except StateChanged:
+            return StepResult(Step.FENCED)
+
+    def _settle(self, post: Post, result: SendResult, attempt: int) -> StepResult:
+        now = utc_iso(self._wall_clock())
+        if result.outcome is Outcome.DONE:
+            self.circuit.record(success=True)
+            self._store.mark_replayed(post, self._owner, result.upstream_id, now)
+            count("Replayed")
+            return StepResult(Step.SENT, upstream_id=result.upstream_id)
+        if result.outcome is Outcome.PERMANENT:
+            self.circuit.record(success=True)
+            self._store.mark_failed(post, self._owner, f"HTTP {result.status}: {result.detail}"[:600], now)
+            count("DeadLettered")
+            logger.warning("post dead-lettered", extra={"post_id": post.id, "status": result.status})
+            return StepResult(Step.DEAD)
+        count("ReplayFailures")
+        if result.outcome is Outcome.RETRY_AFTER:
+            self._gate.pause_for(result.retry_after_seconds or 0.0)
+            # A 429 is the primary pacing us; a 503 is the primary failing.
+            self.circuit.record(success=result.status == 429)
+            return StepResult(Step.RETRY, retry_in=result.retry_after_seconds or 0.0)
+        self.circuit.record(success=False)
+        return StepResult(Step.RETRY, retry_in=self._backoff.delay(attempt))
+
+
+def _upstream_post(post: Post, parent_upstream_id: str | None) -> UpstreamPost:
+    return UpstreamPost(
+        id=post.id,
+        author=post.author,
+        text=post.text,
+        created_at=post.created_at,
+        in_reply_to=parent_upstream_id,
+        idempotency_key=post.idempotency_key,
+    )
+
+
+# -- the scheduled entry point ----------------------------------------------------
+
+
+class Recovery:
+    """Health check, then (when the primary is up) replay, then metrics."""
+
+    def __init__(
+        self,
+        store: PostStore,
+        health: HealthStore,
+        lease: Lease,
+        upstream: Upstream | None,
+        settings: Settings,
+        wall_clock=time.time,
+    ) -> None:
+        self._store = store
+        self._health = health
+        self._lease = lease
+        self._upstream = upstream
+        self._settings = settings
+        self._wall_clock = wall_clock
+
+    def run(self, remaining_seconds: Callable[[], float]) -> dict:
+        if self._upstream is None:
+            state = self._health.load()
+            result: dict = {"primary": "unconfigured"}
+        else:
+            state = self.check_health()
+            result = {"primary": state.state}
+            if state.state == UP:
+                result["replay"] = self.replay(remaining_seconds).to_dict()
+        self.publish_backlog_metrics(state)
+        return result
+
+    def replay_now(self, remaining_seconds: Callable[[], float], dry_run: bool = False) -> dict:
+        """POST /admin/replay: one health check and, if the primary is up, a
+        replay now; a dry run only lists what would be sent, in order."""
+        if dry_run:
+            return {"primary": self._health.load().state, **self.replay(remaining_seconds, dry_run=True).to_dict()}
+        if self._upstream is None:
+            raise Conflict("no primary is configured (UPSTREAM_URL)", code="no_upstream")
+        state = self.check_health()
+        if state.state != UP:
+            return {"primary": state.state, "sent": 0, "stopped_because": "primary_not_up"}
+        return {"primary": state.state, **self.replay(remaining_seconds).to_dict()}
+
+    def status(self) -> dict:
+        """GET /status: what clients need to decide when to switch back."""
+        backlog = self._store.backlog_size()
+        oldest = self._store.oldest_pending()
+        health = self._health.load()
+        return {
+            "mode": mode_for(health.state, backlog),
+            "backlog": backlog,
+            "oldest_pending_at": oldest[0].created_at if oldest else None,
+            "dead_letters": self._store.dead_letter_count(),
+            **health.to_public(),
+        }
+
+    def dead_letters(self, cursor: str | None, limit: str | None) -> dict:
+        size = parse_limit(limit, self._settings.default_page_size, self._settings.max_page_size)
+        page = self._store.dead_letters(decode_cursor(cursor), size)
+        return {
+            "dead_letters": [_dead_letter(post) for post in page.posts],
+            "next_cursor": encode_cursor(page.posts[-1].id) if page.has_more else None,
+        }
+
+    def retry_dead_letter(self, post_id: str) -> dict:
+        """Put a dead letter back in the backlog, in its original place."""
+        post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
+        if post is None or post.state != FAILED:
+            raise NotFound(f"no dead letter {post_id}", code="dead_letter_not_found")
+        try:
+            self._store.requeue_dead_letter(post)
+        except StateChanged as exc:
+            raise Conflict("the post changed meanwhile; reload it", code="post_busy") from exc
+        return self._store.get_post(post_id).to_public()
+
+    def check_health(self) -> HealthState:
+        healthy = self._upstream.check_health()
+        now = utc_iso(self._wall_clock())
+        s = self._settings
+        for _ in range(3):
+            current = self._health.load()
+            new = observe(current, healthy, now, s.health_up_after, s.health_down_after)
+            if self._health.save(new, current.version):
+                if new.state != current.state:
+                    logger.warning("primary health changed", extra={"from": current.state, "to": new.state})
+                return new
+        return self._health.load()
+
+    def replay(self, remaining_seconds: Callable[[], float], dry_run: bool = False) -> ReplayReport:
+        report = ReplayReport(started=utc_iso(self._wall_clock()), dry_run=dry_run)
+        if dry_run:
+            report.would_send = [_planned(post) for post in self._window()]
+            report.stopped_because = "dry_run"
+            report.finished = utc_iso(self._wall_clock())
+            return report
+        owner = uuid.uuid4().hex
+        if not self._lease.acquire(owner, remaining_seconds() + LEASE_GRACE_SECONDS):
+            report.stopped_because = "lease_held"
+            report.finished = utc_iso(self._wall_clock())
+            return report
+        try:
+            self._replay_windows(owner, remaining_seconds, report)
+        finally:
+            self._lease.release(owner)
+        report.finished = utc_iso(self._wall_clock())
+        self._health.record_replay(report.to_dict())
+        logger.info("replay finished", extra=report.to_dict())
+        return report
+
+    def _replay_windows(self, owner: str, remaining_seconds: Callable[[], float], report: ReplayReport) -> None:
+        give_up_at = time.monotonic() + remaining_seconds() - self._settings.replay_safety_margin_seconds
+        run = ReplayRun(self._store, self._upstream, self._settings, owner, give_up_at, wall_clock=self._wall_clock)
+        while True:
+            window = self._window()
+            if not window:
+                report.stopped_because = "drained"
+                return
+            resolved_before = report.sent + report.failed + report.skipped
+            stopped = run.send_window(window, report)
+            if not stopped and report.sent + report.failed + report.skipped == resolved_before:
+                stopped = "stalled"  # a window that resolves nothing would loop forever
+            if stopped:
+                report.stopped_because = stopped
+                if stopped == "circuit_open":
+                    self._mark_down(f"replay stopped after {self._settings.replay_circuit_failures} failed sends")
+                return
+
+    def _window(self) -> list[Post]:
+        return self._store.backlog_window(self._settings.replay_window_per_shard)
+
+    def _mark_down(self, reason: str) -> None:
+        for _ in range(3):
+            current = self._health.load()
+            if current.state == DOWN or self._health.save(
+                transition(current, DOWN, utc_iso(self._wall_clock()), reason), current.version
+            ):
+                return
+
+    def publish_backlog_metrics(self, state: HealthState) -> None:
+        oldest = self._store.oldest_pending()
+        age = 0.0
+        if oldest:
+            age = max(0.0, self._wall_clock() - ids.ulid_millis(oldest[0].id) / 1000)
+        gauge("BacklogSize", self._store.backlog_size())
+        gauge("OldestPendingAgeSeconds", round(age, 1), unit="Seconds")
+        gauge("UpstreamUp", 1 if state.state == UP else 0)
+
+
+def mode_for(primary: str, backlog: int) -> str:
+    """`fallback` while the primary is not known to be up (clients post
+    here), `recovering` while it is up and the backlog drains, `normal`
+    once it is up and nothing is left (clients can switch back)."""
+    if primary != UP:
+        return "fallback"
+    return "recovering" if backlog else "normal"
+
+
+def _dead_letter(post: Post) -> dict:
+    return {**post.to_public(), "failure_reason": post.failure_reason, "failed_at": post.failed_at}
+
+
+def _planned(post: Post) -> dict:
+    return {"id": post.id, "author": post.author, "created_at": post.created_at, "in_reply_to": post.in_reply_to}

@@ -97,9 +97,7 @@ def normalise_text(text: object, max_chars: int) -> str:
             f"text contains a forbidden character U+{ord(bad.group()):04X}", code="forbidden_character"
         )
     if len(text) > max_chars:
-        raise ValidationFailed(
-            f"text is {len(text)} characters long; the limit is {max_chars}", code="text_too_long"
-        )
+        raise ValidationFailed(f"text is {len(text)} characters long; the limit is {max_chars}", code="text_too_long")
     return text
 
 
@@ -123,9 +121,7 @@ def parse_idempotency_key(raw: str | None) -> str | None:
     if raw is None:
         return None
     if not _IDEMPOTENCY_KEY_RE.match(raw):
-        raise BadRequest(
-            "Idempotency-Key must be 1-255 printable ASCII characters", code="invalid_idempotency_key"
-        )
+        raise BadRequest("Idempotency-Key must be 1-255 printable ASCII characters", code="invalid_idempotency_key")
     return raw
 
 

@@ -1,0 +1,270 @@
+"""Outage and recovery against a real primary on loopback (the fake primary
+server), with the store on moto: exactly once, in each author's order."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import defaultdict
+
+import pytest
+
+from chalicelib import wiring
+from chalicelib.store import PostStore
+from scripts.fake_primary import FakePrimary
+from tests.conftest import ADMIN_TOKEN
+from tests.e2e.conftest import PRIMARY_TOKEN
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def upstream_env(monkeypatch, primary):
+    monkeypatch.setenv("UPSTREAM_URL", primary.url)
+    monkeypatch.setenv("UPSTREAM_TOKEN", PRIMARY_TOKEN)
+    monkeypatch.setenv("UPSTREAM_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("REPLAY_MAX_RPS", "400")
+    monkeypatch.setenv("REPLAY_SAFETY_MARGIN_SECONDS", "2")
+    return primary
+
+
+@pytest.fixture
+def world(upstream_env, api):
+    """The API and the primary, with the primary down to start with."""
+    wiring.reset()
+    upstream_env.configure(down=True)
+    return api, upstream_env
+
+
+def run_job(seconds: float = 30.0):
+    return wiring.maintenance().run(lambda: seconds)
+
+
+def bring_primary_up(primary, runs: int = 3):
+    primary.configure(down=False)
+    for _ in range(runs):
+        report = run_job()
+    return report
+
+
+def drain(max_runs: int = 20):
+    """Run the job until the backlog is empty (each run is one schedule tick)."""
+    for _ in range(max_runs):
+        run_job()
+        if wiring.recovery().status()["backlog"] == 0:
+            return
+    raise AssertionError(f"backlog not drained: {wiring.recovery().status()}")
+
+
+def write_outage(api, authors: int = 6, each: int = 5, replies: bool = True) -> dict[str, list[dict]]:
+    """Posts from several authors, interleaved, with replies across authors."""
+    tokens = {f"user{i}": api.new_user(f"user{i}") for i in range(authors)}
+    written: dict[str, list[dict]] = defaultdict(list)
+    previous = None
+    for n in range(each):
+        for name, token in tokens.items():
+            body = {"text": f"{name} #{n}"}
+            if replies and previous is not None and n % 2:
+                body["in_reply_to"] = previous["id"]
+            reply = api.post("/posts", body, token=token)
+            assert reply.status == 201, reply.body
+            written[name].append(reply.body)
+            previous = reply.body
+    return written
+
+
+def assert_exactly_once_in_order(api, primary: FakePrimary, written: dict[str, list[dict]]):
+    received = primary.received()
+    ids = [post.id for post in received]
+    expected = {post["id"] for posts in written.values() for post in posts}
+    assert sorted(ids) == sorted(expected), "every post exactly once upstream"
+    assert primary.stats()["duplicates"] == 0
+    for author, posts in written.items():
+        assert [p.id for p in received if p.author == author] == [p["id"] for p in posts], f"{author}'s order"
+    upstream_of = {post.id: post.upstream_id for post in received}
+    for post in received:
+        original = next(p for ps in written.values() for p in ps if p["id"] == post.id)
+        assert post.created_at == original["created_at"]
+        if original["in_reply_to"]:
+            assert post.in_reply_to == upstream_of[original["in_reply_to"]]
+    for posts in written.values():
+        for post in posts:
+            stored = api.get(f"/posts/{post['id']}").body
+            assert (stored["state"], stored["upstream_id"]) == ("replayed", upstream_of[post["id"]])
+    assert api.get("/status").body["backlog"] == 0
+
+
+def test_outage_then_recovery_delivers_every_post_once_in_order(world):
+    api, primary = world
+    written = write_outage(api)
+    for _ in range(3):
+        run_job()
+    assert primary.stats()["requests"] == 0, "nothing is sent while the primary is down"
+    assert api.get("/status").body["mode"] == "fallback"
+
+    bring_primary_up(primary)
+
+    assert_exactly_once_in_order(api, primary, written)
+    status = api.get("/status").body
+    assert (status["primary"], status["mode"]) == ("up", "normal")
+    assert status["last_replay"]["sent"] == 30 and status["last_replay"]["stopped_because"] == "drained"
+
+
+def test_flaky_primary_with_failures_lost_answers_and_timeouts(world):
+    api, primary = world
+    written = write_outage(api, authors=5, each=6)
+    primary.configure(fail_rate=0.3, lose_answer_rate=0.15, timeout_rate=0.05, stall_seconds=1.5)
+    primary.configure(down=False)
+    drain(max_runs=40)
+    assert_exactly_once_in_order(api, primary, written)
+    stats = primary.stats()
+    assert stats["idempotent_hits"] >= 1, "lost answers were resent and recognised by their key"
+
+
+def test_rate_limited_primary_is_paced_by_retry_after(world, monkeypatch):
+    api, primary = world
+    written = write_outage(api, authors=8, each=4, replies=False)
+    primary.configure(rate_limit=10)
+    bring_primary_up(primary)
+    drain()
+    assert_exactly_once_in_order(api, primary, written)
+
+
+def test_a_run_cut_short_by_its_deadline_resumes_next_time(world):
+    api, primary = world
+    written = write_outage(api, authors=4, each=5, replies=False)
+    primary.configure(down=False, latency_ms=100)
+    for _ in range(2):
+        run_job()
+    # With 2.6 s left and a 2 s safety margin, a run has 0.6 s to send.
+    report = run_job(seconds=2.6)
+    replay = report.recovery["replay"]
+    assert replay["stopped_because"] == "deadline"
+    assert 0 < replay["sent"] < 20
+    drain()
+    assert_exactly_once_in_order(api, primary, written)
+
+
+def test_two_runs_at_once_send_each_post_once(world):
+    api, primary = world
+    written = write_outage(api, authors=6, each=4, replies=False)
+    primary.configure(latency_ms=20)
+    bring_primary_up(primary, runs=2)
+    reports = []
+
+    def replay():
+        reports.append(wiring.recovery().replay(lambda: 30.0).to_dict())
+
+    threads = [threading.Thread(target=replay) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    drain()
+
+    assert sorted(r["stopped_because"] for r in reports)[1] in {"drained", "lease_held"}
+    assert_exactly_once_in_order(api, primary, written)
+
+
+def test_a_crash_after_the_primary_answered_makes_no_duplicate(world, monkeypatch):
+    api, primary = world
+    written = write_outage(api, authors=2, each=3, replies=False)
+    original = PostStore.mark_replayed
+    crashed = []
+
+    def crash_once(store, post, owner, upstream_id, at):
+        if not crashed:
+            crashed.append(post.id)
+            raise RuntimeError("the Lambda died between the primary's 201 and our write")
+        return original(store, post, owner, upstream_id, at)
+
+    monkeypatch.setattr(PostStore, "mark_replayed", crash_once)
+    bring_primary_up(primary, runs=2)
+    with pytest.raises(RuntimeError, match="Lambda died"):
+        run_job()
+    assert primary.stats()["accepted"] >= 1
+    drain()
+
+    assert_exactly_once_in_order(api, primary, written)
+    assert primary.stats()["idempotent_hits"] >= 1
+
+
+def test_a_dead_lettered_post_does_not_block_its_authors_later_posts(upstream_env, api):
+    wiring.reset()
+    with FakePrimary(PRIMARY_TOKEN, max_chars=20) as strict:
+        upstream_env.configure(down=True)
+        token = api.new_user("writer")
+        first = api.post("/posts", {"text": "short one"}, token=token).body
+        rejected = api.post("/posts", {"text": "this one is far too long for the primary"}, token=token).body
+        third = api.post("/posts", {"text": "short two"}, token=token).body
+        os.environ["UPSTREAM_URL"] = strict.url  # monkeypatch (upstream_env) restores it
+        wiring.reset()
+        drain()
+
+        assert [p.id for p in strict.received()] == [first["id"], third["id"]]
+        assert api.get(f"/posts/{rejected['id']}").body["state"] == "failed"
+        letters = api.get("/admin/dead-letters", token=ADMIN_TOKEN).body["dead_letters"]
+        assert [letter["id"] for letter in letters] == [rejected["id"]]
+        assert letters[0]["failure_reason"].startswith("HTTP 422")
+        assert api.get("/status").body["dead_letters"] == 1
+
+        retried = api.post(f"/admin/dead-letters/{rejected['id']}/retry", token=ADMIN_TOKEN)
+        assert (retried.status, retried.body["state"]) == (200, "pending")
+        assert api.get("/status").body["backlog"] == 1
+
+
+def test_a_post_deleted_before_replay_is_never_sent(world):
+    api, primary = world
+    token = api.new_user("deleter")
+    kept = api.post("/posts", {"text": "keep"}, token=token).body
+    gone = api.post("/posts", {"text": "delete me"}, token=token).body
+    assert api.delete(f"/posts/{gone['id']}", token=token).status == 204
+
+    bring_primary_up(primary)
+
+    assert [p.id for p in primary.received()] == [kept["id"]]
+
+
+def test_a_primary_failing_mid_replay_opens_the_circuit_and_stops_sending(world):
+    api, primary = world
+    write_outage(api, authors=4, each=5, replies=False)
+    primary.configure(down=False)
+    run_job()
+    run_job()
+    primary.configure(fail_rate=1.0)
+
+    report = run_job()
+
+    assert report.recovery["replay"]["stopped_because"] == "circuit_open"
+    assert api.get("/status").body["primary"] == "down"
+    sent_so_far = primary.stats()["requests"]
+    primary.configure(fail_rate=0.0)
+    run_job()
+    run_job()
+    assert primary.stats()["requests"] == sent_so_far, "no post is sent while the primary is down"
+
+
+def test_dry_run_lists_the_order_without_sending(world):
+    api, primary = world
+    written = write_outage(api, authors=3, each=2, replies=False)
+    reply = api.post("/admin/replay?dry_run=true", token=ADMIN_TOKEN)
+    assert reply.status == 200
+    planned = [item["id"] for item in reply.body["would_send"]]
+    assert sorted(planned) == sorted(p["id"] for ps in written.values() for p in ps)
+    for posts in written.values():
+        positions = [planned.index(p["id"]) for p in posts]
+        assert positions == sorted(positions)
+    assert primary.stats()["requests"] == 0
+
+
+def test_admin_replay_runs_now_only_when_the_primary_is_up(world):
+    api, primary = world
+    write_outage(api, authors=2, each=2, replies=False)
+    down = api.post("/admin/replay", token=ADMIN_TOKEN).body
+    assert (down["sent"], down["stopped_because"]) == (0, "primary_not_up")
+    primary.configure(down=False)
+    api.post("/admin/replay", token=ADMIN_TOKEN)
+    api.post("/admin/replay", token=ADMIN_TOKEN)
+    now = api.post("/admin/replay", token=ADMIN_TOKEN).body
+    assert (now["primary"], now["sent"], now["stopped_because"]) == ("up", 4, "drained")
+    assert api.post("/admin/replay", token="nope").status == 401

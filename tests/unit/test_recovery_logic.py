@@ -1,0 +1,149 @@
+"""The pure parts of recovery: health hysteresis, lane scheduling, pacing."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import pytest
+
+from chalicelib.health import DOWN, HISTORY_LENGTH, UNKNOWN, UP, HealthState, observe, transition
+from chalicelib.models import Post
+from chalicelib.recovery import Circuit, RateGate, author_lanes, mode_for, ready_heads
+from chalicelib.upstream import RateLimit
+
+T = "2026-11-23T00:00:00.000Z"
+
+
+def run(state: HealthState, results: str, up_after=3, down_after=2) -> HealthState:
+    for ok in results:
+        state = observe(state, ok == "+", T, up_after, down_after)
+    return state
+
+
+@pytest.mark.parametrize(
+    ("results", "expected"),
+    [
+        ("", UNKNOWN),
+        ("++", UNKNOWN),
+        ("+++", UP),
+        ("-", UNKNOWN),
+        ("--", DOWN),
+        ("++-++", UNKNOWN),
+        ("+++-", UP),
+        ("+++--", DOWN),
+        ("+++-+-", UP),
+        ("--++", DOWN),
+        ("--+++", UP),
+    ],
+)
+def test_health_needs_consecutive_results_to_flip(results, expected):
+    assert run(HealthState(), results).state == expected
+
+
+def test_transitions_are_recorded_with_their_time_and_history_is_bounded():
+    state = run(HealthState(), "+++--" * 15)
+    assert len(state.history) == HISTORY_LENGTH
+    assert [entry["state"] for entry in state.history[-2:]] == [UP, DOWN]
+    assert state.since == T and state.last_check_at == T
+
+
+def test_a_forced_transition_resets_the_streak():
+    up = run(HealthState(), "+++")
+    down = transition(up, DOWN, T, "circuit opened")
+    assert down.state == DOWN and down.successes == 0
+    assert run(down, "++").state == DOWN
+    assert run(down, "+++").state == UP
+
+
+@pytest.mark.parametrize(
+    ("primary", "backlog", "mode"),
+    [(UNKNOWN, 0, "fallback"), (DOWN, 5, "fallback"), (UP, 5, "recovering"), (UP, 0, "normal")],
+)
+def test_mode_tells_clients_when_to_switch_back(primary, backlog, mode):
+    assert mode_for(primary, backlog) == mode
+
+
+def post(post_id: str, author: str, parent: str | None = None) -> Post:
+    return Post(id=post_id, author=author, text="t", created_at=T, in_reply_to=parent)
+
+
+def test_lanes_keep_each_authors_posts_oldest_first():
+    lanes = author_lanes([post("03", "b"), post("01", "a"), post("04", "a"), post("02", "b")])
+    assert {author: [p.id for p in lane] for author, lane in lanes.items()} == {"a": ["01", "04"], "b": ["02", "03"]}
+
+
+def test_only_the_head_of_an_idle_lane_is_ready():
+    lanes = author_lanes([post("01", "a"), post("02", "a"), post("03", "b"), post("04", "c")])
+    ready = ready_heads(lanes, busy_authors={"c"}, unresolved={"01", "02", "03", "04"}, not_before={}, now=0)
+    assert [p.id for p in ready] == ["01", "03"]
+
+
+def test_a_reply_waits_for_its_parent_by_another_author():
+    lanes = author_lanes([post("01", "a"), post("02", "b", parent="01")])
+    assert [p.id for p in ready_heads(lanes, set(), {"01", "02"}, {}, 0)] == ["01"]
+    lanes["a"].popleft()
+    assert [p.id for p in ready_heads(lanes, set(), {"02"}, {}, 0)] == ["02"]
+
+
+def test_a_post_in_backoff_holds_its_lane():
+    lanes = {"a": deque([post("01", "a"), post("02", "a")])}
+    assert ready_heads(lanes, set(), {"01", "02"}, {"01": 10.0}, now=5.0) == []
+    assert [p.id for p in ready_heads(lanes, set(), {"01", "02"}, {"01": 10.0}, now=10.0)] == ["01"]
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_the_gate_spaces_sends_at_the_rate_cap():
+    fake = FakeTime()
+    gate = RateGate(10, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        assert gate.wait_turn(give_up_at=1000)
+    assert fake.now == pytest.approx(100.4)
+
+
+def test_the_gate_honours_retry_after_and_gives_up_at_the_deadline():
+    fake = FakeTime()
+    gate = RateGate(100, clock=fake.clock, sleep=fake.sleep)
+    gate.pause_for(30)
+    assert not gate.wait_turn(give_up_at=fake.now + 10)
+    assert gate.wait_turn(give_up_at=fake.now + 31)
+    assert fake.now == pytest.approx(130)
+
+
+def test_the_gate_slows_to_the_primarys_remaining_budget():
+    fake = FakeTime()
+    gate = RateGate(100, clock=fake.clock, sleep=fake.sleep)
+    gate.observe(RateLimit(limit=100, remaining=12, reset_after_seconds=5.0), in_flight=2)  # 10 left over 5 s
+    gate.wait_turn(1000)
+    gate.wait_turn(1000)
+    assert fake.now - 100 == pytest.approx(0.5)
+
+
+def test_the_gate_pauses_until_reset_when_the_budget_is_spent():
+    fake = FakeTime()
+    gate = RateGate(100, clock=fake.clock, sleep=fake.sleep)
+    gate.observe(RateLimit(limit=100, remaining=3, reset_after_seconds=2.0), in_flight=4)
+    gate.wait_turn(1000)
+    assert fake.now == pytest.approx(102)
+
+
+def test_the_circuit_opens_after_consecutive_failures_only():
+    circuit = Circuit(threshold=3)
+    for success in (False, False, True, False, False):
+        circuit.record(success)
+    assert not circuit.is_open
+    circuit.record(False)
+    assert circuit.is_open
+    circuit.record(True)
+    assert circuit.is_open  # stays open for the rest of the run

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,15 @@ def test_deployment_zip_is_beside_the_template(package_dir, resources):
     for name in FUNCTIONS:
         assert resources[name]["Properties"]["CodeUri"] == "./deployment.zip"
     assert (package_dir / "deployment.zip").stat().st_size > 0
+
+
+def test_deployment_zip_holds_linux_builds_of_every_requirement(package_dir):
+    # Chalice only warns when it cannot get a Linux wheel for a dependency:
+    # the zip would deploy and fail at import time, so look inside.
+    names = zipfile.ZipFile(package_dir / "deployment.zip").namelist()
+    assert "app.py" in names and "chalicelib/schema.py" in names
+    assert "aws_lambda_powertools/__init__.py" in names and "feedgen/__init__.py" in names
+    assert any(name.startswith("lxml/etree.cpython-311-x86_64-linux-gnu") for name in names)
 
 
 def test_cfn_lint_reports_nothing(package_dir):

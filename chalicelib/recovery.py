@@ -39,6 +39,10 @@ LEASE_NAME = "replay"
 LEASE_GRACE_SECONDS = 60
 # The lightest pace the rate-limit headers can push us down to.
 MIN_RPS = 0.5
+# Pace at this fraction of the primary's stated limit: room for the clocks
+# of two machines disagreeing about where a window starts.
+PACE_HEADROOM = 0.95
+MIN_WINDOW_SECONDS = 0.05
 IDLE_WAIT_SECONDS = 0.5
 
 
@@ -99,6 +103,7 @@ class RateGate:
         self._lock = threading.Lock()
         self._next_at = 0.0
         self._paused_until = 0.0
+        self._window = 0.0
 
     def wait_turn(self, give_up_at: float) -> bool:
         """Block until this caller may send; False (without a turn) if that
@@ -118,17 +123,32 @@ class RateGate:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     def observe(self, rate_limit: RateLimit | None, in_flight: int) -> None:
-        """Follow the primary's budget: what remains of its window, less what
-        we already have in flight, spread over the time until it resets."""
-        if rate_limit is None or rate_limit.remaining is None or rate_limit.reset_after_seconds is None:
+        """Follow the primary's rate-limit headers.
+
+        With X-RateLimit-Limit, pace evenly at (a little under) the limit
+        per window, the window being the longest reset time seen: an even
+        pace never exhausts a window, whereas spending the budget as it
+        remains goes wrong when Reset is rounded to whole seconds; wait for
+        the reset only once the window is spent. Without a stated limit,
+        spread what remains (less what is in flight) over the time left,
+        and wait for the reset when nothing remains.
+        """
+        if rate_limit is None or rate_limit.reset_after_seconds is None:
             return
-        budget = rate_limit.remaining - in_flight
-        if budget <= 0:
-            self.pause_for(rate_limit.reset_after_seconds)
-            return
-        rps = min(self._max_rps, max(MIN_RPS, budget / max(rate_limit.reset_after_seconds, 0.05)))
+        reset = rate_limit.reset_after_seconds
         with self._lock:
-            self._interval = 1.0 / rps
+            self._window = max(self._window, reset)
+            if rate_limit.limit:
+                rps = PACE_HEADROOM * rate_limit.limit / max(self._window, MIN_WINDOW_SECONDS)
+                spare = rate_limit.remaining
+            elif rate_limit.remaining is not None:
+                spare = rate_limit.remaining - in_flight
+                rps = spare / max(reset, MIN_WINDOW_SECONDS)
+            else:
+                return
+            self._interval = 1.0 / min(self._max_rps, max(MIN_RPS, rps))
+        if spare is not None and spare <= 0:
+            self.pause_for(reset)
 
 
 class Circuit:

@@ -121,19 +121,42 @@ def test_the_gate_honours_retry_after_and_gives_up_at_the_deadline():
     assert fake.now == pytest.approx(130)
 
 
-def test_the_gate_slows_to_the_primarys_remaining_budget():
+def test_the_gate_paces_evenly_under_the_primarys_stated_limit():
     fake = FakeTime()
     gate = RateGate(100, clock=fake.clock, sleep=fake.sleep)
-    gate.observe(RateLimit(limit=100, remaining=12, reset_after_seconds=5.0), in_flight=2)  # 10 left over 5 s
+    gate.observe(RateLimit(limit=50, remaining=40, reset_after_seconds=5.0), in_flight=2)  # 50 per 5 s window
+    for _ in range(11):
+        gate.wait_turn(1000)
+    assert fake.now - 100 == pytest.approx(10 / (0.95 * 10))
+
+
+def test_a_rounded_reset_does_not_slow_the_pace_within_the_window():
+    fake = FakeTime()
+    gate = RateGate(1000, clock=fake.clock, sleep=fake.sleep)
+    gate.observe(RateLimit(limit=200, remaining=199, reset_after_seconds=1.0), in_flight=1)
+    gate.observe(RateLimit(limit=200, remaining=60, reset_after_seconds=1.0), in_flight=8)  # ceil(0.3 s) = 1
+    for _ in range(191):
+        gate.wait_turn(1000)
+    assert fake.now - 100 == pytest.approx(190 / 190)
+
+
+def test_without_a_stated_limit_the_gate_spreads_what_remains():
+    fake = FakeTime()
+    gate = RateGate(100, clock=fake.clock, sleep=fake.sleep)
+    gate.observe(RateLimit(limit=None, remaining=12, reset_after_seconds=5.0), in_flight=2)  # 10 left over 5 s
     gate.wait_turn(1000)
     gate.wait_turn(1000)
     assert fake.now - 100 == pytest.approx(0.5)
 
 
-def test_the_gate_pauses_until_reset_when_the_budget_is_spent():
+@pytest.mark.parametrize(
+    ("limit", "remaining", "in_flight"),
+    [(100, 0, 1), (None, 3, 4)],  # a spent window; or what remains is already in flight
+)
+def test_the_gate_pauses_until_reset_when_the_budget_is_spent(limit, remaining, in_flight):
     fake = FakeTime()
     gate = RateGate(100, clock=fake.clock, sleep=fake.sleep)
-    gate.observe(RateLimit(limit=100, remaining=3, reset_after_seconds=2.0), in_flight=4)
+    gate.observe(RateLimit(limit=limit, remaining=remaining, reset_after_seconds=2.0), in_flight=in_flight)
     gate.wait_turn(1000)
     assert fake.now == pytest.approx(102)
 

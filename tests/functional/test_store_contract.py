@@ -1,0 +1,78 @@
+"""One contract, two implementations: the replay transitions of the
+DynamoDB store (on moto) and of the in-memory fake the benchmark uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib import ids, wiring
+from chalicelib.models import Post
+from chalicelib.store import StateChanged
+from tests.fakes import InMemoryPostStore
+
+NOW = "2026-11-23T00:00:00.000Z"
+_ids = ids.UlidFactory()
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def store(request):
+    if request.param == "memory":
+        return InMemoryPostStore()
+    request.getfixturevalue("moto")
+    return wiring.post_store()
+
+
+def new_post(store, author="alice") -> Post:
+    post_id = _ids.new()
+    post = Post(id=post_id, author=author, text="t", created_at=ids.iso_from_millis(ids.ulid_millis(post_id)))
+    store.create_post(post, "fingerprint", 0, 0)
+    return post
+
+
+def test_the_backlog_window_is_oldest_first_and_leaves_with_replay(store):
+    posts = [new_post(store, author) for author in ("a", "b", "a", "c")]
+    assert [p.id for p in store.backlog_window(100)] == [p.id for p in posts]
+    assert store.backlog_size() == 4
+
+    claimed = store.claim_for_sending(posts[0], "run-1", NOW)
+    assert (claimed.state, claimed.send_attempts) == ("sending", 1)
+    assert store.backlog_window(100)[0].id == posts[0].id  # a crashed send stays in the backlog
+    store.mark_replayed(posts[0], "run-1", "up-1", NOW)
+
+    assert [p.id for p in store.backlog_window(100)] == [p.id for p in posts[1:]]
+    assert store.backlog_size() == 3
+    replayed = store.get_post(posts[0].id)
+    assert (replayed.state, replayed.upstream_id) == ("replayed", "up-1")
+
+
+def test_only_the_owning_run_may_settle_a_claimed_post(store):
+    post = new_post(store)
+    store.claim_for_sending(post, "run-1", NOW)
+    store.claim_for_sending(post, "run-2", NOW)  # run-1 died; run-2 holds the lease now
+    with pytest.raises(StateChanged):
+        store.mark_replayed(post, "run-1", "up-1", NOW)
+    store.mark_replayed(post, "run-2", "up-1", NOW)
+    with pytest.raises(StateChanged):
+        store.claim_for_sending(post, "run-3", NOW)
+
+
+def test_a_dead_letter_leaves_the_backlog_and_can_be_requeued(store):
+    post = new_post(store)
+    store.claim_for_sending(post, "run-1", NOW)
+    store.mark_failed(post, "run-1", "HTTP 422: too long", NOW)
+    failed = store.get_post(post.id)
+    assert (failed.state, failed.failure_reason) == ("failed", "HTTP 422: too long")
+    assert store.backlog_window(100) == [] and store.backlog_size() == 0
+
+    store.requeue_dead_letter(failed)
+
+    assert [p.id for p in store.backlog_window(100)] == [post.id]
+    assert store.get_post(post.id).state == "pending"
+
+
+def test_a_deleted_post_cannot_be_claimed(store):
+    post = new_post(store)
+    store.mark_deleted(post, NOW)
+    with pytest.raises(StateChanged):
+        store.claim_for_sending(post, "run-1", NOW)
+    assert store.backlog_window(100) == []

@@ -47,6 +47,7 @@ class Settings:
     idempotency_ttl_seconds: int = 24 * 3600
     archive_settle_seconds: int = 60
     archive_batch_max: int = 1000
+    posts_per_minute: int = 30
     auth_cache_seconds: int = 60
     auth_stale_seconds: int = 900
     health_up_after: int = 3
@@ -75,6 +76,7 @@ class Settings:
             idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=60),
             archive_settle_seconds=_int(env, "ARCHIVE_SETTLE_SECONDS", 60),
             archive_batch_max=_int(env, "ARCHIVE_BATCH_MAX", 1000, minimum=1),
+            posts_per_minute=_int(env, "POSTS_PER_MINUTE", 30),
             auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", 60),
             auth_stale_seconds=_int(env, "AUTH_STALE_SECONDS", 900),
             health_up_after=_int(env, "HEALTH_UP_AFTER", 3, minimum=1),

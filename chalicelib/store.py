@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from chalicelib import dynamo
 from chalicelib.aws import unavailable_as_domain_error
-from chalicelib.errors import DuplicateIdempotencyKey, PostExists
+from chalicelib.errors import DuplicateIdempotencyKey, PostExists, RateLimited
 from chalicelib.models import DELETED, FAILED, PENDING, REPLAYED, SENDING, Post
 from chalicelib.schema import BACKLOG_INDEX, BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
 
@@ -60,26 +60,56 @@ class PostStore:
 
     # -- write path -------------------------------------------------------
 
-    def create_post(self, post: Post, fingerprint: str, idempotency_expires_at: int, now: int) -> None:
-        """Store a new post, its backlog count and its idempotency record in
-        one transaction, so a retried request can never make a second post.
+    def create_post(
+        self, post: Post, fingerprint: str, idempotency_expires_at: int, now: int, per_minute_limit: int = 0
+    ) -> None:
+        """Store a new post, its backlog count, its idempotency record and
+        its author's rate-limit count in one transaction, so a retried
+        request can never make a second post and a refused one counts for
+        nothing.
 
-        Raises DuplicateIdempotencyKey if the author's key is already live,
+        Raises DuplicateIdempotencyKey if the author's key is already live
+        (before the rate limit: a retry gets its post back), RateLimited if
+        the author reached `per_minute_limit` (0: no limit) this minute,
         PostExists if a post with this id is stored, StoreUnavailable if
         DynamoDB cannot take the write now.
         """
-        items = [self._put_new_post(post), self._count_backlog(post.id, +1)]
+        items = {"post": self._put_new_post(post), "backlog": self._count_backlog(post.id, +1)}
         if post.idempotency_key:
-            items.append(self._put_idempotency(post, fingerprint, idempotency_expires_at, now))
+            items["idempotency"] = self._put_idempotency(post, fingerprint, idempotency_expires_at, now)
+        if per_minute_limit:
+            items["rate"] = self._count_posts_this_minute(post.author, per_minute_limit, now)
         try:
-            dynamo.transact(self._client, items, "create post")
+            dynamo.transact(self._client, list(items.values()), "create post")
         except dynamo.TransactionCancelled as cancelled:
-            if len(items) > 2 and cancelled.failed(2):
-                old = cancelled.old_items[2] or {}
+            failed = {name for index, name in enumerate(items) if cancelled.failed(index)}
+            if "idempotency" in failed:
+                old = cancelled.old_items[list(items).index("idempotency")] or {}
                 raise DuplicateIdempotencyKey(old.get("post_id", ""), old.get("fingerprint", "")) from cancelled
-            if cancelled.failed(0):
+            if "rate" in failed:
+                raise RateLimited(
+                    f"at most {per_minute_limit} posts per minute", retry_after=60 - now % 60, code="too_many_posts"
+                ) from cancelled
+            if "post" in failed:
                 raise PostExists(post.id) from cancelled
             raise
+
+    def _count_posts_this_minute(self, author: str, limit: int, now: int) -> dict:
+        # A fixed one-minute window per author; TTL removes old windows.
+        minute = now // 60
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": dynamo.key(f"RATE#{author}#{minute}", "RATE"),
+                "UpdateExpression": "ADD posts :one SET expires_at = :expires",
+                "ConditionExpression": "attribute_not_exists(posts) OR posts < :limit",
+                "ExpressionAttributeValues": {
+                    ":one": {"N": "1"},
+                    ":limit": {"N": str(limit)},
+                    ":expires": {"N": str((minute + 2) * 60)},
+                },
+            }
+        }
 
     def _put_new_post(self, post: Post) -> dict:
         shard = shard_of(post.id, self._shards)

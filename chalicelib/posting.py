@@ -71,9 +71,7 @@ class PostService:
         )
         try:
             self._require_parent(new)
-            self._store.create_post(
-                post, new.fingerprint, *self._idempotency_window(), self._settings.posts_per_minute
-            )
+            self._store.create_post(post, new.fingerprint, *self._idempotency_window(), self._settings.posts_per_minute)
         except DuplicateIdempotencyKey as duplicate:
             return Created(self._earlier_post(duplicate, new), replayed=True)
         except StoreUnavailable:

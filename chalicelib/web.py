@@ -11,7 +11,7 @@ import time
 from chalice import Response
 
 from chalicelib import errors, wiring
-from chalicelib.observability import flush_metrics, logger
+from chalicelib.observability import flush_metrics, logger, traced
 
 JSON = "application/json"
 
@@ -134,7 +134,8 @@ def middleware(event, get_response):
     normalisation, one access-log line, and the metrics flush."""
     started = time.perf_counter()
     logger.set_correlation_id((event.context or {}).get("requestId"))
-    response = _body_too_large(event) or get_response(event)
+    with traced(f"## {event.method} {event.path}", method=event.method):
+        response = _body_too_large(event) or get_response(event)
     response = _in_our_error_shape(response)
     logger.info(
         "request",

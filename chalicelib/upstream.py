@@ -250,15 +250,25 @@ class UpstreamSettings:
         return bool(self.url)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> UpstreamSettings:
-        """Raises SettingsError for an unusable value; never shows the token."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, read_secret: Callable[[str], str] | None = None
+    ) -> UpstreamSettings:
+        """Raises SettingsError for an unusable value; never shows the token.
+
+        Deployed stages name an SSM SecureString in UPSTREAM_TOKEN_PARAMETER
+        instead of putting the token in the environment (where the console
+        and the template would show it); `read_secret` fetches it.
+        """
         env = os.environ if env is None else env
         url = env.get("UPSTREAM_URL", "").strip().rstrip("/")
         token = env.get("UPSTREAM_TOKEN", "").strip()
+        parameter = env.get("UPSTREAM_TOKEN_PARAMETER", "").strip()
+        if url and not token and parameter and read_secret is not None:
+            token = read_secret(parameter).strip()
         if url and not url.startswith(("http://", "https://")):
             raise SettingsError(f"UPSTREAM_URL must be an http(s) URL, got {url!r}")
         if url and not token:
-            raise SettingsError("UPSTREAM_TOKEN must be set when UPSTREAM_URL is")
+            raise SettingsError("UPSTREAM_TOKEN or UPSTREAM_TOKEN_PARAMETER must be set when UPSTREAM_URL is")
         return cls(
             url=url,
             token=token,

@@ -67,7 +67,14 @@ def posts() -> PostService:
 
 @cache
 def upstream_settings() -> UpstreamSettings:
-    return UpstreamSettings.from_env()
+    return UpstreamSettings.from_env(read_secret=read_ssm_secret)
+
+
+def read_ssm_secret(name: str) -> str:
+    """A SecureString from SSM Parameter Store, decrypted (once per
+    container: upstream_settings is cached)."""
+    response = aws.new_client("ssm").get_parameter(Name=name, WithDecryption=True)
+    return response["Parameter"]["Value"]
 
 
 def upstream() -> Upstream | None:

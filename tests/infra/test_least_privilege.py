@@ -37,6 +37,7 @@ CLIENT_CALL_ACTIONS = {
     "head_object": "s3:GetObject",
     "delete_object": "s3:DeleteObject",
     "list_objects_v2": "s3:ListBucket",
+    "get_parameter": "ssm:GetParameter",
 }
 # TransactWriteItems: the actions come from the kinds of item it carries.
 TRANSACT_CALLS = {"transact_write_items"}

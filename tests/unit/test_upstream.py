@@ -170,3 +170,22 @@ def test_adapter_refuses_a_token_that_would_inject_headers_without_quoting_it():
         GenericIngestUpstream("https://primary.example", "s3cret\r\nX-Evil: 1")
 
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_deployed_stage_reads_the_upstream_token_from_ssm():
+    asked = []
+
+    def read_secret(name):
+        asked.append(name)
+        return "s3cret-from-ssm\n"
+
+    env = {"UPSTREAM_URL": "https://primary.example", "UPSTREAM_TOKEN_PARAMETER": "/lifeboat/upstream-token"}
+    settings = UpstreamSettings.from_env(env, read_secret=read_secret)
+    assert settings.token == "s3cret-from-ssm"
+    assert asked == ["/lifeboat/upstream-token"]
+    assert "s3cret" not in repr(settings)
+
+
+def test_an_explicit_token_wins_and_ssm_is_not_asked():
+    env = {"UPSTREAM_URL": "https://p.example", "UPSTREAM_TOKEN": "t", "UPSTREAM_TOKEN_PARAMETER": "/x"}
+    assert UpstreamSettings.from_env(env, read_secret=lambda name: pytest.fail("asked SSM")).token == "t"

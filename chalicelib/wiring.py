@@ -11,9 +11,11 @@ from chalicelib import aws, ids
 from chalicelib.archive import Archive, Spool
 from chalicelib.auth import Accounts, TokenCache, UserStore
 from chalicelib.config import Settings
+from chalicelib.follows import FollowStore
 from chalicelib.health import HealthStore
 from chalicelib.jobs import Maintenance
 from chalicelib.lease import Lease
+from chalicelib.mastodon import MastodonApi
 from chalicelib.posting import PostService
 from chalicelib.recovery import LEASE_NAME, Recovery
 from chalicelib.store import PostStore
@@ -65,6 +67,15 @@ def posts() -> PostService:
     return PostService(post_store(), spool, user_store(), settings(), id_factory())
 
 
+def follow_store() -> FollowStore:
+    return FollowStore(dynamodb(), settings().table_name)
+
+
+@cache
+def mastodon() -> MastodonApi:
+    return MastodonApi(posts(), post_store(), user_store(), follow_store(), settings(), utc_now_iso)
+
+
 @cache
 def upstream_settings() -> UpstreamSettings:
     return UpstreamSettings.from_env()
@@ -93,3 +104,4 @@ def reset() -> None:
     """Forget everything built so far (tests; a changed environment)."""
     for cached in (settings, dynamodb, s3, id_factory, accounts, posts, upstream_settings, recovery, maintenance):
         cached.cache_clear()
+    mastodon.cache_clear()

@@ -6,7 +6,7 @@ chalicelib, and returns. Errors become HTTP responses in chalicelib.web.
 
 from chalice import Chalice, Rate
 
-from chalicelib import mastodon, observability, web, wiring
+from chalicelib import mastodon, observability, upstream_tokens, web, wiring
 from chalicelib.web import authorization, json_body, json_response, query_param
 
 app = Chalice(app_name="lifeboat")
@@ -216,6 +216,22 @@ def import_following(username):
     request = app.current_request
     wiring.accounts().require_admin(authorization(request))
     return json_response(wiring.mastodon().import_following(username, web.text_body(request)))
+
+
+@route("/admin/users/{username}/upstream-token", methods=["PUT"])
+def put_upstream_token(username):
+    request = app.current_request
+    wiring.accounts().require_admin(authorization(request))
+    user = wiring.accounts().get_user(username)
+    wiring.upstream_tokens().put(user.username, upstream_tokens.validate_token(json_body(request)))
+    return web.no_content()
+
+
+@route("/admin/users/{username}/upstream-token", methods=["DELETE"])
+def delete_upstream_token(username):
+    wiring.accounts().require_admin(authorization(app.current_request))
+    wiring.upstream_tokens().delete(wiring.accounts().get_user(username).username)
+    return web.no_content()
 
 
 # -- schedules -------------------------------------------------------------------

@@ -20,6 +20,8 @@ from chalicelib.posting import PostService
 from chalicelib.recovery import LEASE_NAME, Recovery
 from chalicelib.store import PostStore
 from chalicelib.upstream import GenericIngestUpstream, Upstream, UpstreamSettings
+from chalicelib.upstream_mastodon import MastodonUpstream
+from chalicelib.upstream_tokens import UpstreamTokens
 
 
 def utc_now_iso() -> str:
@@ -40,6 +42,11 @@ def dynamodb():
 @cache
 def s3():
     return aws.new_client("s3")
+
+
+@cache
+def kms():
+    return aws.new_client("kms")
 
 
 @cache
@@ -84,7 +91,18 @@ def upstream_settings() -> UpstreamSettings:
 def upstream() -> Upstream | None:
     """The primary to replay into, or None when no UPSTREAM_URL is set."""
     configured = upstream_settings()
-    return GenericIngestUpstream.from_settings(configured) if configured.enabled else None
+    if not configured.enabled:
+        return None
+    if configured.kind == "mastodon":
+        return MastodonUpstream.from_settings(configured, upstream_tokens().get)
+    return GenericIngestUpstream.from_settings(configured)
+
+
+@cache
+def upstream_tokens() -> UpstreamTokens:
+    """Per-user tokens for a Mastodon primary; cached so their decrypted
+    values are reused for a few minutes rather than decrypted per post."""
+    return UpstreamTokens(dynamodb(), kms(), settings().table_name, upstream_settings().token_key_id)
 
 
 @cache
@@ -105,3 +123,5 @@ def reset() -> None:
     for cached in (settings, dynamodb, s3, id_factory, accounts, posts, upstream_settings, recovery, maintenance):
         cached.cache_clear()
     mastodon.cache_clear()
+    kms.cache_clear()
+    upstream_tokens.cache_clear()

@@ -122,8 +122,7 @@ def _me(request) -> str:
 
 
 def _status_page(request, page):
-    prev_min_id = page.newest_id
-    return web.mastodon_page(request, page.statuses, page.oldest_id if page.has_more else None, prev_min_id)
+    return web.mastodon_page(request, page.statuses, page.oldest_id if page.has_more else None, page.newest_id)
 
 
 @mastodon_route("/api/v1/instance", methods=["GET"])

@@ -6,7 +6,7 @@ chalicelib, and returns. Errors become HTTP responses in chalicelib.web.
 
 from chalice import Chalice, Rate
 
-from chalicelib import observability, web, wiring
+from chalicelib import mastodon, observability, upstream_tokens, web, wiring
 from chalicelib.web import authorization, json_body, json_response, query_param
 
 app = Chalice(app_name="lifeboat")
@@ -110,6 +110,127 @@ def replay_now():
     dry_run = web.flag(query_param(request, "dry_run"))
     report = wiring.recovery().replay_now(web.remaining_seconds(app.lambda_context), dry_run=dry_run)
     return json_response(report)
+
+
+# -- Mastodon client API (docs/DESIGN.md, "Mastodon API") ------------------------------
+
+mastodon_route = web.mastodon_router(app)
+
+
+def _me(request) -> str:
+    return wiring.accounts().authenticate(authorization(request))
+
+
+def _status_page(request, page):
+    return web.mastodon_page(request, page.statuses, page.oldest_id if page.has_more else None, page.newest_id)
+
+
+@mastodon_route("/api/v1/instance", methods=["GET"])
+def mastodon_instance_v1():
+    request = app.current_request
+    return json_response(mastodon.render_instance_v1(request.headers.get("host", ""), wiring.settings()))
+
+
+@mastodon_route("/api/v2/instance", methods=["GET"])
+def mastodon_instance_v2():
+    request = app.current_request
+    return json_response(mastodon.render_instance_v2(request.headers.get("host", ""), wiring.settings()))
+
+
+@mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"])
+def mastodon_verify_credentials():
+    request = app.current_request
+    return json_response(wiring.mastodon().verify_credentials(_me(request), web.origin(request)))
+
+
+@mastodon_route("/api/v1/statuses", methods=["POST"], content_types=web.MASTODON_CONTENT_TYPES)
+def mastodon_create_status():
+    request = app.current_request
+    author = _me(request)
+    key = request.headers.get("idempotency-key")
+    return json_response(wiring.mastodon().create_status(author, web.form_fields(request), key, web.origin(request)))
+
+
+@mastodon_route("/api/v1/statuses/{status_id}", methods=["GET"])
+def mastodon_get_status(status_id):
+    return json_response(wiring.mastodon().get_status(status_id, web.origin(app.current_request)))
+
+
+@mastodon_route("/api/v1/statuses/{status_id}", methods=["DELETE"])
+def mastodon_delete_status(status_id):
+    request = app.current_request
+    return json_response(wiring.mastodon().delete_status(_me(request), status_id, web.origin(request)))
+
+
+@mastodon_route("/api/v1/timelines/home", methods=["GET"])
+def mastodon_home_timeline():
+    request = app.current_request
+    page = wiring.mastodon().home_timeline(_me(request), web.query_params(request), web.origin(request))
+    return _status_page(request, page)
+
+
+@mastodon_route("/api/v1/timelines/public", methods=["GET"])
+def mastodon_public_timeline():
+    request = app.current_request
+    return _status_page(request, wiring.mastodon().public_timeline(web.query_params(request), web.origin(request)))
+
+
+@mastodon_route("/api/v1/accounts/lookup", methods=["GET"])
+def mastodon_lookup_account():
+    request = app.current_request
+    return json_response(wiring.mastodon().lookup(query_param(request, "acct"), web.origin(request)))
+
+
+@mastodon_route("/api/v1/accounts/{account_id}", methods=["GET"])
+def mastodon_account(account_id):
+    return json_response(wiring.mastodon().account(account_id, web.origin(app.current_request)))
+
+
+@mastodon_route("/api/v1/accounts/{account_id}/statuses", methods=["GET"])
+def mastodon_account_statuses(account_id):
+    request = app.current_request
+    page = wiring.mastodon().account_statuses(account_id, web.query_params(request), web.origin(request))
+    return _status_page(request, page)
+
+
+@mastodon_route("/api/v1/accounts/{account_id}/following", methods=["GET"])
+def mastodon_following(account_id):
+    request = app.current_request
+    accounts, next_max_id = wiring.mastodon().following(account_id, web.query_params(request), web.origin(request))
+    return web.mastodon_page(request, accounts, next_max_id, None)
+
+
+@mastodon_route("/api/v1/accounts/{account_id}/follow", methods=["POST"], content_types=web.MASTODON_CONTENT_TYPES)
+def mastodon_follow(account_id):
+    return json_response(wiring.mastodon().follow(_me(app.current_request), account_id))
+
+
+@mastodon_route("/api/v1/accounts/{account_id}/unfollow", methods=["POST"], content_types=web.MASTODON_CONTENT_TYPES)
+def mastodon_unfollow(account_id):
+    return json_response(wiring.mastodon().unfollow(_me(app.current_request), account_id))
+
+
+@route("/admin/users/{username}/following", methods=["POST"], content_types=["text/csv"])
+def import_following(username):
+    request = app.current_request
+    wiring.accounts().require_admin(authorization(request))
+    return json_response(wiring.mastodon().import_following(username, web.text_body(request)))
+
+
+@route("/admin/users/{username}/upstream-token", methods=["PUT"])
+def put_upstream_token(username):
+    request = app.current_request
+    wiring.accounts().require_admin(authorization(request))
+    user = wiring.accounts().get_user(username)
+    wiring.upstream_tokens().put(user.username, upstream_tokens.validate_token(json_body(request)))
+    return web.no_content()
+
+
+@route("/admin/users/{username}/upstream-token", methods=["DELETE"])
+def delete_upstream_token(username):
+    wiring.accounts().require_admin(authorization(app.current_request))
+    wiring.upstream_tokens().delete(wiring.accounts().get_user(username).username)
+    return web.no_content()
 
 
 # -- schedules -------------------------------------------------------------------

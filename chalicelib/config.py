@@ -59,6 +59,9 @@ class Settings:
     replay_safety_margin_seconds: float = 10.0
     default_page_size: int = 20
     max_page_size: int = 100
+    # The primary's domain, for Mastodon account addresses (user@domain);
+    # empty accepts any domain as local.
+    instance_domain: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,4 +89,5 @@ class Settings:
             replay_circuit_failures=_int(env, "REPLAY_CIRCUIT_FAILURES", 10, minimum=1),
             replay_window_per_shard=_int(env, "REPLAY_WINDOW_PER_SHARD", 500, minimum=1),
             replay_safety_margin_seconds=float(_int(env, "REPLAY_SAFETY_MARGIN_SECONDS", 10, minimum=1)),
+            instance_domain=env.get("INSTANCE_DOMAIN", "").strip().lower(),
         )

@@ -18,6 +18,10 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 _RANDOM_BITS = 80
 _RANDOM_MAX = (1 << _RANDOM_BITS) - 1
+# Ids made in one millisecond step here, not at bit 0, so their top 64 bits
+# (the Mastodon id, chalicelib/mastodon_ids.py) differ too.
+_SAME_MILLISECOND_STEP = 1 << 64
+MAX_ULID_VALUE = (1 << 128) - 1
 
 
 def _encode(value: int, length: int) -> str:
@@ -51,7 +55,7 @@ class UlidFactory:
                 # Same (or an earlier, skewed) millisecond: step the random
                 # part so ids from this container never go backwards.
                 ms = self._last_ms
-                random_part = self._last_random + 1
+                random_part = self._last_random + _SAME_MILLISECOND_STEP
                 if random_part > _RANDOM_MAX:
                     ms += 1
                     random_part = int.from_bytes(os.urandom(10), "big") >> 1
@@ -63,6 +67,18 @@ class UlidFactory:
 
 def is_ulid(text: object) -> bool:
     return isinstance(text, str) and bool(_ULID_RE.match(text))
+
+
+def ulid_value(ulid: str) -> int:
+    return _decode(ulid)
+
+
+def ulid_from_value(value: int) -> str:
+    return _encode(value, 26)
+
+
+MIN_ULID = ulid_from_value(0)
+MAX_ULID = ulid_from_value(MAX_ULID_VALUE)
 
 
 def ulid_millis(ulid: str) -> int:

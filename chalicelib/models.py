@@ -44,6 +44,9 @@ class Post:
     # "api" for posts written straight to DynamoDB, "spool" for posts that
     # went through the S3 spool while DynamoDB refused writes.
     source: str = "api"
+    # Mastodon API extras: a content warning and an ISO 639 language code.
+    spoiler_text: str = ""
+    language: str | None = None
 
     def to_public(self) -> dict:
         """The post as the API shows it: no internal bookkeeping fields."""
@@ -76,11 +79,15 @@ class NewPost:
     text: str
     in_reply_to: str | None
     idempotency_key: str | None
+    spoiler_text: str = ""
+    language: str | None = None
 
     @property
     def fingerprint(self) -> str:
         """What an idempotent retry must repeat exactly to get the same post."""
         material = f"{self.text}\x00{self.in_reply_to or ''}"
+        if self.spoiler_text or self.language:
+            material += f"\x00{self.spoiler_text}\x00{self.language or ''}"
         return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
 

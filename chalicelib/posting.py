@@ -59,7 +59,11 @@ class PostService:
         the S3 spool). Raises ValidationFailed, Conflict, or Unavailable
         when neither store takes it.
         """
-        new = parse_new_post(body, idempotency_key, self._settings.max_post_chars)
+        return self.create_validated(author, parse_new_post(body, idempotency_key, self._settings.max_post_chars))
+
+    def create_validated(self, author: str, new: NewPost) -> Created:
+        """`create` for a request another API has already validated into a
+        NewPost (the Mastodon API): the same rules from here on."""
         post_id = self._ids.new()
         post = Post(
             id=post_id,
@@ -68,6 +72,8 @@ class PostService:
             created_at=ids.iso_from_millis(ids.ulid_millis(post_id)),
             in_reply_to=new.in_reply_to,
             idempotency_key=new.idempotency_key,
+            spoiler_text=new.spoiler_text,
+            language=new.language,
         )
         try:
             self._require_parent(new)

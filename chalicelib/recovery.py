@@ -370,7 +370,7 @@ class ReplayRun:
                 self._store.claim_for_sending(post, self._owner, utc_iso(self._wall_clock()))
         except StateChanged:
             return StepResult(Step.SKIPPED)  # deleted (or finished by another run) meanwhile
-        result = self._upstream.send(_upstream_post(post, parent))
+        result = self._upstream.send(_upstream_post(post, parent, post.send_attempts + attempt))
         self._gate.observe(result.rate_limit, in_flight)
         try:
             return self._settle(post, result, attempt)
@@ -400,7 +400,7 @@ class ReplayRun:
         return StepResult(Step.RETRY, retry_in=self._backoff.delay(attempt))
 
 
-def _upstream_post(post: Post, parent_upstream_id: str | None) -> UpstreamPost:
+def _upstream_post(post: Post, parent_upstream_id: str | None, previous_attempts: int = 0) -> UpstreamPost:
     return UpstreamPost(
         id=post.id,
         author=post.author,
@@ -408,6 +408,9 @@ def _upstream_post(post: Post, parent_upstream_id: str | None) -> UpstreamPost:
         created_at=post.created_at,
         in_reply_to=parent_upstream_id,
         idempotency_key=post.idempotency_key,
+        previous_attempts=previous_attempts,
+        spoiler_text=post.spoiler_text,
+        language=post.language,
     )
 
 

@@ -27,6 +27,9 @@ _AFTER_ALL_IDS = "~"
 _BEFORE_ALL_IDS = "0"
 _INDEX_ATTRIBUTES = [name for index in (BY_AUTHOR_INDEX, PUBLIC_INDEX, BACKLOG_INDEX) for name in index_keys(index)]
 _KEY_ATTRIBUTES = {"PK", "SK", *_INDEX_ATTRIBUTES}
+# Parallel queries for a window over many partitions (a home timeline of
+# someone following hundreds of accounts).
+_WINDOW_WORKERS = 32
 
 
 class StateChanged(Exception):
@@ -351,6 +354,94 @@ class PostStore:
             merged = [post for posts in pool.map(one_shard, range(self._shards)) for post in posts]
         merged.sort(key=lambda post: post.id, reverse=True)
         return Page(merged[:limit], len(merged) > limit)
+
+    # -- id windows over several partitions (the Mastodon API) ------------------
+
+    def public_partitions(self) -> list[tuple[str, str]]:
+        return [(PUBLIC_INDEX, f"PUBLIC#{shard}") for shard in range(self._shards)]
+
+    @staticmethod
+    def author_partition(author: str) -> tuple[str, str]:
+        return (BY_AUTHOR_INDEX, f"USER#{author}")
+
+    def posts_in_window(
+        self, partitions: list[tuple[str, str]], lowest: str, highest: str, limit: int, oldest_first: bool = False
+    ) -> Page:
+        """Live posts with lowest <= id <= highest from every partition,
+        merged: the `limit` newest (or, with `oldest_first`, the `limit`
+        oldest), always returned newest first. One query per partition, run
+        in parallel; `has_more` says whether the window held more posts."""
+
+        def one(partition: tuple[str, str]) -> list[Post]:
+            index, key = partition
+            return self._query_window(index, key, lowest, highest, limit + 1, oldest_first)
+
+        if len(partitions) == 1:
+            merged = one(partitions[0])
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(partitions), _WINDOW_WORKERS)) as pool:
+                merged = [post for posts in pool.map(one, partitions) for post in posts]
+        merged.sort(key=lambda post: post.id, reverse=not oldest_first)
+        page = sorted(merged[:limit], key=lambda post: post.id, reverse=True)
+        return Page(page, len(merged) > limit)
+
+    def _query_window(
+        self, index: str, partition: str, lowest: str, highest: str, limit: int, oldest_first: bool
+    ) -> list[Post]:
+        hash_key, range_key = index_keys(index)
+        with unavailable_as_domain_error(f"query {index}"):
+            response = self._client.query(
+                TableName=self._table,
+                IndexName=index,
+                KeyConditionExpression="#pk = :pk AND #sk BETWEEN :low AND :high",
+                ExpressionAttributeNames={"#pk": hash_key, "#sk": range_key},
+                ExpressionAttributeValues={":pk": {"S": partition}, ":low": {"S": lowest}, ":high": {"S": highest}},
+                ScanIndexForward=oldest_first,
+                Limit=limit,
+            )
+        return [_post_from_item(item) for item in response["Items"]]
+
+    def author_activity(self, author: str) -> tuple[int, str | None]:
+        """How many live posts the author has, and the newest one's id: one
+        query of the ByAuthor partition, newest first, keys only (DynamoDB
+        still charges the items read: 1 RCU per 4 KB, eventually consistent)."""
+        hash_key, range_key = index_keys(BY_AUTHOR_INDEX)
+        total, newest, start = 0, None, None
+        while True:
+            extra = {"ExclusiveStartKey": start} if start else {}
+            with unavailable_as_domain_error("count posts"):
+                response = self._client.query(
+                    TableName=self._table,
+                    IndexName=BY_AUTHOR_INDEX,
+                    KeyConditionExpression="#pk = :pk",
+                    ExpressionAttributeNames={"#pk": hash_key, "#sk": range_key},
+                    ExpressionAttributeValues={":pk": {"S": f"USER#{author}"}},
+                    ProjectionExpression="#sk",
+                    ScanIndexForward=False,
+                    **extra,
+                )
+            if newest is None and response["Items"]:
+                newest = response["Items"][0][range_key]["S"]
+            total += response["Count"]
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return total, newest
+
+    def get_posts(self, post_ids: list[str]) -> dict[str, Post]:
+        """Several posts by id (eventually consistent): one BatchGetItem per
+        100 ids; ids that are not stored are absent from the answer."""
+        found: dict[str, Post] = {}
+        keys = [dynamo.key(f"POST#{post_id}", POST_SK) for post_id in dict.fromkeys(post_ids)]
+        for start in range(0, len(keys), 100):
+            request = {self._table: {"Keys": keys[start : start + 100]}}
+            while request:
+                with unavailable_as_domain_error("get posts"):
+                    response = self._client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._table, []):
+                    post = _post_from_item(item)
+                    found[post.id] = post
+                request = response.get("UnprocessedKeys") or None
+        return found
 
     def posts_between(self, shard: int, after_id: str, before_id: str, limit: int) -> list[Post]:
         """Live posts of one public shard with after_id < id < before_id,

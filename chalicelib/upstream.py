@@ -44,6 +44,8 @@ EPOCH_THRESHOLD = 1_000_000_000
 BODY_EXCERPT_CHARS = 500
 _MAX_BODY_BYTES = 64 * 1024
 _REDACTED = "[redacted]"
+UPSTREAM_KINDS = ("generic", "mastodon")
+DEFAULT_TOKEN_KEY_ID = "alias/lifeboat-upstream-tokens"  # noqa: S105 - a key alias, not a secret
 
 
 class Outcome(StrEnum):
@@ -64,6 +66,11 @@ class UpstreamPost:
     created_at: str
     in_reply_to: str | None = None
     idempotency_key: str | None = None
+    # Sends of this post before this one (earlier runs and retries): when
+    # > 0, an earlier send may have landed without us hearing the answer.
+    previous_attempts: int = 0
+    spoiler_text: str = ""
+    language: str | None = None
 
     @property
     def effective_idempotency_key(self) -> str:
@@ -244,6 +251,10 @@ class UpstreamSettings:
     health_path: str = "/health"
     ingest_path: str = "/posts"
     timeout_seconds: float = 5.0
+    # "generic" (the JSON ingest protocol) or "mastodon" (per-user tokens).
+    kind: str = "generic"
+    # The KMS key that encrypts per-user upstream tokens (kind "mastodon").
+    token_key_id: str = DEFAULT_TOKEN_KEY_ID
 
     @property
     def enabled(self) -> bool:
@@ -267,11 +278,16 @@ class UpstreamSettings:
             token = read_secret(parameter).strip()
         if url and not url.startswith(("http://", "https://")):
             raise SettingsError(f"UPSTREAM_URL must be an http(s) URL, got {url!r}")
-        if url and not token:
+        kind = env.get("UPSTREAM_KIND", "").strip().lower() or "generic"
+        if kind not in UPSTREAM_KINDS:
+            raise SettingsError(f"UPSTREAM_KIND must be one of {', '.join(UPSTREAM_KINDS)}, got {kind!r}")
+        if url and not token and kind == "generic":
             raise SettingsError("UPSTREAM_TOKEN or UPSTREAM_TOKEN_PARAMETER must be set when UPSTREAM_URL is")
         return cls(
             url=url,
             token=token,
+            kind=kind,
+            token_key_id=env.get("UPSTREAM_TOKEN_KEY_ID", "").strip() or DEFAULT_TOKEN_KEY_ID,
             health_path=_path(env, "UPSTREAM_HEALTH_PATH", "/health"),
             ingest_path=_path(env, "UPSTREAM_INGEST_PATH", "/posts"),
             timeout_seconds=_float(env, "UPSTREAM_TIMEOUT_SECONDS", 5.0),

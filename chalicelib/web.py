@@ -3,10 +3,13 @@ bodies, request parsing shared by the views, and the request middleware."""
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import functools
 import json
 import re
 import time
+import urllib.parse
 
 from chalice import Response
 
@@ -50,8 +53,9 @@ def _as_domain_error(exc: Exception) -> errors.LifeboatError:
     return exc
 
 
-def router(app):
-    """`app.route`, with domain errors turned into JSON error responses."""
+def router(app, render_error=error_response):
+    """`app.route`, with domain errors turned into JSON error responses
+    (`render_error` shapes them: ours, or Mastodon's)."""
 
     def route(path: str, **options):
         def register(view):
@@ -63,7 +67,7 @@ def router(app):
                     domain_error = _as_domain_error(exc)
                     if isinstance(exc, errors.StoreUnavailable):
                         logger.warning("store unavailable", extra={"reason": str(exc)})
-                    return error_response(domain_error)
+                    return render_error(domain_error)
 
             return app.route(path, **options)(guarded)
 
@@ -82,6 +86,13 @@ def json_body(request) -> object:
         return json.loads((request.raw_body or b"").decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise errors.BadRequest("the request body is not valid JSON", code="invalid_json") from exc
+
+
+def text_body(request) -> str:
+    try:
+        return (request.raw_body or b"").decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise errors.BadRequest("the request body is not UTF-8", code="invalid_body") from exc
 
 
 def authorization(request) -> str | None:
@@ -173,3 +184,81 @@ def _in_our_error_shape(response: Response) -> Response:
         message = body["Message"]
     headers = {**response.headers, "Content-Type": JSON}
     return Response(body={"error": code, "message": message}, status_code=response.status_code, headers=headers)
+
+
+# -- the Mastodon API's edge ---------------------------------------------------------
+
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+MASTODON_CONTENT_TYPES = [FORM, MULTIPART, JSON]
+
+
+def mastodon_error_response(error: errors.LifeboatError) -> Response:
+    """Mastodon's error shape: `{"error": "<human-readable text>"}`, with
+    the same statuses as the native API."""
+    native = error_response(error)
+    return Response(body={"error": error.message}, status_code=native.status_code, headers=native.headers)
+
+
+def mastodon_router(app):
+    """`app.route` for the Mastodon API: domain errors in Mastodon's shape."""
+    return router(app, mastodon_error_response)
+
+
+def form_fields(request) -> dict[str, list[str]]:
+    """A request's fields, each a list of values, from a form-encoded,
+    multipart or JSON body: Mastodon accepts all three."""
+    content_type = request.headers.get("content-type", "")
+    raw = request.raw_body or b""
+    if content_type.startswith(JSON):
+        body = json_body(request) if raw else {}
+        if not isinstance(body, dict):
+            raise errors.BadRequest("the request body must be a JSON object", code="invalid_body")
+        return {name: value if isinstance(value, list) else [value] for name, value in body.items()}
+    if content_type.startswith(MULTIPART):
+        return _multipart_fields(content_type, raw)
+    try:
+        return urllib.parse.parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError as exc:
+        raise errors.BadRequest("the request body is not UTF-8", code="invalid_body") from exc
+
+
+def _multipart_fields(content_type: str, raw: bytes) -> dict[str, list[str]]:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+    )
+    if not message.is_multipart():
+        raise errors.BadRequest("the multipart body cannot be read", code="invalid_body")
+    fields: dict[str, list[str]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields.setdefault(name, []).append(part.get_content() if part.get_content_maintype() == "text" else "")
+    return fields
+
+
+def query_params(request) -> dict[str, str]:
+    return dict(request.query_params or {})
+
+
+def origin(request) -> str:
+    """The scheme and host the client used (API Gateway sets
+    X-Forwarded-Proto; the local server does not, and is plain HTTP)."""
+    scheme = request.headers.get("x-forwarded-proto", "http").split(",")[0].strip()
+    return f"{scheme}://{request.headers.get('host', 'localhost')}"
+
+
+def mastodon_page(request, items: list, next_max_id: str | None, prev_min_id: str | None) -> Response:
+    """A list with Mastodon's Link header: rel=next (older, max_id) and
+    rel=prev (newer, min_id), keeping the other query parameters."""
+    base = origin(request) + (request.context or {}).get("path", request.path)
+    kept = {name: value for name, value in query_params(request).items() if name not in _PAGE_PARAMS}
+    links = []
+    if next_max_id is not None:
+        links.append(f'<{base}?{urllib.parse.urlencode({**kept, "max_id": next_max_id})}>; rel="next"')
+    if prev_min_id is not None:
+        links.append(f'<{base}?{urllib.parse.urlencode({**kept, "min_id": prev_min_id})}>; rel="prev"')
+    return json_response(items, headers={"Link": ", ".join(links)} if links else None)
+
+
+_PAGE_PARAMS = frozenset({"max_id", "min_id", "since_id"})

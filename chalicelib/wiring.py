@@ -11,13 +11,17 @@ from chalicelib import aws, ids
 from chalicelib.archive import Archive, Spool
 from chalicelib.auth import Accounts, TokenCache, UserStore
 from chalicelib.config import Settings
+from chalicelib.follows import FollowStore
 from chalicelib.health import HealthStore
 from chalicelib.jobs import Maintenance
 from chalicelib.lease import Lease
+from chalicelib.mastodon import MastodonApi
 from chalicelib.posting import PostService
 from chalicelib.recovery import LEASE_NAME, Recovery
 from chalicelib.store import PostStore
 from chalicelib.upstream import GenericIngestUpstream, Upstream, UpstreamSettings
+from chalicelib.upstream_mastodon import MastodonUpstream
+from chalicelib.upstream_tokens import UpstreamTokens
 
 
 def utc_now_iso() -> str:
@@ -38,6 +42,11 @@ def dynamodb():
 @cache
 def s3():
     return aws.new_client("s3")
+
+
+@cache
+def kms():
+    return aws.new_client("kms")
 
 
 @cache
@@ -65,6 +74,15 @@ def posts() -> PostService:
     return PostService(post_store(), spool, user_store(), settings(), id_factory())
 
 
+def follow_store() -> FollowStore:
+    return FollowStore(dynamodb(), settings().table_name)
+
+
+@cache
+def mastodon() -> MastodonApi:
+    return MastodonApi(posts(), post_store(), user_store(), follow_store(), settings(), utc_now_iso)
+
+
 @cache
 def upstream_settings() -> UpstreamSettings:
     return UpstreamSettings.from_env(read_secret=read_ssm_secret)
@@ -80,7 +98,18 @@ def read_ssm_secret(name: str) -> str:
 def upstream() -> Upstream | None:
     """The primary to replay into, or None when no UPSTREAM_URL is set."""
     configured = upstream_settings()
-    return GenericIngestUpstream.from_settings(configured) if configured.enabled else None
+    if not configured.enabled:
+        return None
+    if configured.kind == "mastodon":
+        return MastodonUpstream.from_settings(configured, upstream_tokens().get)
+    return GenericIngestUpstream.from_settings(configured)
+
+
+@cache
+def upstream_tokens() -> UpstreamTokens:
+    """Per-user tokens for a Mastodon primary; cached so their decrypted
+    values are reused for a few minutes rather than decrypted per post."""
+    return UpstreamTokens(dynamodb(), kms(), settings().table_name, upstream_settings().token_key_id)
 
 
 @cache
@@ -100,3 +129,6 @@ def reset() -> None:
     """Forget everything built so far (tests; a changed environment)."""
     for cached in (settings, dynamodb, s3, id_factory, accounts, posts, upstream_settings, recovery, maintenance):
         cached.cache_clear()
+    mastodon.cache_clear()
+    kms.cache_clear()
+    upstream_tokens.cache_clear()

@@ -74,10 +74,11 @@ def start_fake_primary(env: dict[str, str]):
 
 
 def create_resources() -> None:
-    from chalicelib import schema, wiring
+    from chalicelib import schema, upstream_tokens, wiring
 
     settings = wiring.settings()
     schema.ensure_resources(wiring.dynamodb(), wiring.s3(), settings.table_name, settings.bucket_name)
+    upstream_tokens.ensure_key(wiring.kms(), wiring.upstream_settings().token_key_id)
 
 
 def local_context(seconds: int):

@@ -1,0 +1,111 @@
+"""Per-user access tokens for a Mastodon primary, encrypted at rest with KMS.
+
+The admin registers each user's token for the primary; the replay posts as
+that user with it. The table holds only KMS ciphertext, bound to the
+username by the encryption context, so a ciphertext copied onto another
+user's item does not decrypt. On AWS the key is a customer-managed KMS key;
+the local stack and the tests create one in moto (`ensure_key`). Tokens are
+never logged, never returned by the API, and kept in memory only for
+`cache_seconds` after a decrypt (a replay of a backlog sends many posts per
+author; one Decrypt per post would be slow and cost $0.03 per 10,000).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from chalicelib import dynamo
+from chalicelib.aws import unavailable_as_domain_error
+from chalicelib.errors import ValidationFailed
+
+ITEM_SK = "UPSTREAM_TOKEN"
+MAX_TOKEN_CHARS = 4096
+
+
+def ensure_key(kms, alias: str) -> str:
+    """The key behind `alias`, created if missing (local stack and tests;
+    on AWS the deploy template owns the key and its policy)."""
+    for page in kms.get_paginator("list_aliases").paginate():
+        for entry in page["Aliases"]:
+            if entry["AliasName"] == alias and entry.get("TargetKeyId"):
+                return entry["TargetKeyId"]
+    key_id = kms.create_key(Description="Lifeboat upstream tokens")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    return key_id
+
+
+def validate_token(body: object) -> str:
+    if not isinstance(body, dict) or set(body) != {"token"}:
+        raise ValidationFailed('the body must be {"token": "..."}', code="invalid_body")
+    token = body["token"]
+    if not isinstance(token, str) or not token.strip() or len(token) > MAX_TOKEN_CHARS:
+        raise ValidationFailed("token must be a non-empty string", code="invalid_token")
+    if any(char.isspace() for char in token.strip()) or not token.isascii():
+        raise ValidationFailed("token must be one line of printable ASCII", code="invalid_token")
+    return token.strip()
+
+
+class UpstreamTokens:
+    """DynamoDB + KMS adapter: `USER#<username> / UPSTREAM_TOKEN` holds
+    the ciphertext. Takes its clients."""
+
+    def __init__(
+        self, dynamodb, kms, table_name: str, key_id: str, cache_seconds: float = 300.0, monotonic=time.monotonic
+    ) -> None:
+        self._dynamodb = dynamodb
+        self._kms = kms
+        self._table = table_name
+        self._key_id = key_id
+        self._cache_seconds = cache_seconds
+        self._now = monotonic
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"UpstreamTokens(table={self._table!r}, key_id={self._key_id!r})"
+
+    def put(self, username: str, token: str) -> None:
+        with unavailable_as_domain_error("encrypt upstream token"):
+            blob = self._kms.encrypt(
+                KeyId=self._key_id, Plaintext=token.encode("ascii"), EncryptionContext=_context(username)
+            )["CiphertextBlob"]
+        with unavailable_as_domain_error("store upstream token"):
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item={"PK": {"S": f"USER#{username}"}, "SK": {"S": ITEM_SK}, "ciphertext": {"B": blob}},
+            )
+        with self._lock:
+            self._cache.pop(username, None)
+
+    def delete(self, username: str) -> None:
+        with unavailable_as_domain_error("delete upstream token"):
+            self._dynamodb.delete_item(TableName=self._table, Key=dynamo.key(f"USER#{username}", ITEM_SK))
+        with self._lock:
+            self._cache.pop(username, None)
+
+    def get(self, username: str) -> str | None:
+        """The user's token for the primary, or None if none is registered.
+        Raises StoreUnavailable when DynamoDB or KMS cannot answer now."""
+        with self._lock:
+            token, at = self._cache.get(username, (None, float("-inf")))
+        if token is not None and self._now() - at <= self._cache_seconds:
+            return token
+        with unavailable_as_domain_error("read upstream token"):
+            response = self._dynamodb.get_item(
+                TableName=self._table, Key=dynamo.key(f"USER#{username}", ITEM_SK), ConsistentRead=True
+            )
+        if "Item" not in response:
+            return None
+        with unavailable_as_domain_error("decrypt upstream token"):
+            plain = self._kms.decrypt(
+                CiphertextBlob=response["Item"]["ciphertext"]["B"], EncryptionContext=_context(username)
+            )["Plaintext"]
+        token = plain.decode("ascii")
+        with self._lock:
+            self._cache[username] = (token, self._now())
+        return token
+
+
+def _context(username: str) -> dict[str, str]:
+    return {"lifeboat:purpose": "upstream-token", "lifeboat:username": username}

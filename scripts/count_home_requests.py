@@ -1,0 +1,103 @@
+"""Count the DynamoDB requests per home-timeline page (Mastodon API) for a
+user following many accounts.
+
+Runs the real read path (Chalice's test client, moto in-process) and counts
+every AWS call with a botocore event hook, as scripts/count_requests.py does.
+The reader follows `--following` accounts (imported from Mastodon's CSV
+export format); each posts `--posts-each` statuses.
+Usage: .venv/bin/python -m scripts.count_home_requests [--following 200] [--posts-each 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from collections import Counter
+
+from scripts.count_requests import Recorder
+
+
+def measure(following: int, posts_each: int, pages: int) -> None:
+    from chalice.test import Client
+    from moto import mock_aws
+
+    import app
+    from chalicelib import aws, schema, wiring
+    from scripts.localaws import serialize_moto_dynamodb
+
+    serialize_moto_dynamodb()
+    with mock_aws(), Client(app.app, stage_name="local") as client:
+        wiring.reset()
+        schema.ensure_resources(aws.new_client("dynamodb"), aws.new_client("s3"), "lifeboat-local", "lifeboat-local")
+        admin = {"Authorization": f"Bearer {os.environ['ADMIN_TOKEN']}"}
+
+        def new_user(name: str) -> str:
+            reply = client.http.post(
+                "/admin/users",
+                headers={**admin, "Content-Type": "application/json"},
+                body=json.dumps({"username": name}),
+            )
+            assert reply.status_code == 201, reply.body
+            return json.loads(reply.body)["token"]
+
+        reader = new_user("reader")
+        names = [f"followed{i:03d}" for i in range(following)]
+        for name in names:
+            token = new_user(name)
+            for n in range(posts_each):
+                headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+                reply = client.http.post("/posts", headers=headers, body=json.dumps({"text": f"{name} says {n}"}))
+                assert reply.status_code == 201, reply.body
+        export = "Account address,Show boosts,Notify on new posts,Languages\n" + "".join(
+            f"{name}@lifeboat.example,true,false,\n" for name in names
+        )
+        imported = client.http.post(
+            "/admin/users/reader/following", headers={**admin, "Content-Type": "text/csv"}, body=export
+        )
+        assert json.loads(imported.body)["followed"] == following, imported.body
+
+        recorder = Recorder()
+        wiring.dynamodb().meta.events.register("before-parameter-build", recorder)
+        headers = {"Authorization": f"Bearer {reader}"}
+        client.http.get("/api/v1/accounts/verify_credentials", headers=headers)  # warm the token cache
+        path = "/api/v1/timelines/home"
+        for page in range(1, pages + 1):
+            recorder.reset()
+            reply = client.http.get(path, headers=headers)
+            assert reply.status_code == 200, reply.body
+            shown = json.loads(reply.body)
+            calls: Counter[str] = recorder.calls
+            print(
+                f"home page {page} ({len(shown)} statuses, {len({s['account']['id'] for s in shown})} authors), "
+                f"following {following}: {sum(calls.values())} DynamoDB requests {dict(sorted(calls.items()))}"
+            )
+            found = re.search(r'<[^>]*(/api/v1/timelines/home\?[^>]*)>; rel="next"', _header(reply.headers, "link"))
+            if not found:
+                break
+            path = found.group(1)
+
+
+def _header(headers, name: str) -> str:
+    return next((value for key, value in headers.items() if key.lower() == name), "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--following", type=int, default=200)
+    parser.add_argument("--posts-each", type=int, default=2)
+    parser.add_argument("--pages", type=int, default=2)
+    args = parser.parse_args()
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        ADMIN_TOKEN="count-home-admin",
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    measure(args.following, args.posts_each, args.pages)
+
+
+if __name__ == "__main__":
+    main()

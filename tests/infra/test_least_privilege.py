@@ -38,6 +38,8 @@ CLIENT_CALL_ACTIONS = {
     "delete_object": "s3:DeleteObject",
     "list_objects_v2": "s3:ListBucket",
     "get_parameter": "ssm:GetParameter",
+    "encrypt": "kms:Encrypt",
+    "decrypt": "kms:Decrypt",
 }
 # TransactWriteItems: the actions come from the kinds of item it carries.
 TRANSACT_CALLS = {"transact_write_items"}
@@ -50,7 +52,7 @@ TRANSACT_ITEM_ACTIONS = {
 # Functions whose calls never run on AWS. schema.ensure_resources creates the
 # table and bucket for the local stack and the tests; on AWS the template
 # owns them, and the functions must not be able to create or drop them.
-LOCAL_ONLY_FUNCTIONS = {("schema.py", "ensure_resources")}
+LOCAL_ONLY_FUNCTIONS = {("schema.py", "ensure_resources"), ("upstream_tokens.py", "ensure_key")}
 # Called by the Lambda runtime for the function, not by chalicelib.
 RUNTIME_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 # `chalice deploy` does not create log groups, so its policy files also need:

@@ -271,3 +271,19 @@ def test_stage_parameter_files_name_only_template_parameters(template, stage):
     names = {line.split("=", 1)[0] for line in lines if line.strip() and not line.startswith("#")}
     assert names <= set(template["Parameters"])
     assert "AdminTokenSha256" not in names
+
+
+def test_gateway_errors_keep_the_apps_error_shape(resources):
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ApiGateway::GatewayResponse"
+    }
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "REQUEST_TOO_LARGE"} <= set(
+        responses
+    )
+    # An unknown path is a 404 for clients, not API Gateway's 403 "Missing Authentication Token".
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    for props in responses.values():
+        body = props["ResponseTemplates"]["application/json"]
+        assert body.startswith('{"error": "') and '"message": $context.error.messageString' in body

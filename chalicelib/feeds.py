@@ -19,6 +19,10 @@ Choices a caller can rely on:
   ``content type="html"`` and RSS ``description``: a reader shows exactly the
   characters that were written (runs of spaces collapse, as HTML does) and
   never renders a user's markup.
+- Titles are plain text. Atom says so (``type="text"``); RSS does not say
+  whether a title may hold HTML and some readers guess (feedparser does), so
+  an RSS title with ``<tag>`` or ``&amp;`` in it may show differently there.
+  The description, always escaped HTML, is never ambiguous.
 - The feed's ``updated``/``lastBuildDate`` is the newest shown post's
   ``created_at``; an empty feed uses the Unix epoch.
 """

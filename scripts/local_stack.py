@@ -60,6 +60,19 @@ def start_moto(env: dict[str, str]):
     return server
 
 
+def start_fake_primary(env: dict[str, str]):
+    """A fake primary on FAKE_PRIMARY_PORT (8001), unless UPSTREAM_URL names
+    a real one: so the whole outage-and-recovery story plays locally."""
+    if env.get("UPSTREAM_URL"):
+        return None
+    from scripts.fake_primary import FakePrimary
+
+    token = env.setdefault("UPSTREAM_TOKEN", secrets.token_urlsafe(24))
+    primary = FakePrimary(token, port=int(env.get("FAKE_PRIMARY_PORT", "8001")))
+    env["UPSTREAM_URL"] = primary.start()
+    return primary
+
+
 def create_resources() -> None:
     from chalicelib import schema, wiring
 
@@ -113,7 +126,7 @@ def wait_until_ready(base_url: str, stop: threading.Event) -> bool:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline and not stop.is_set():
         try:
-            with urllib.request.urlopen(f"{base_url}/status", timeout=2) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(f"{base_url}/status", timeout=2) as response:
                 if response.status == 200:
                     return True
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -129,6 +142,7 @@ def main() -> int:
     if generated_token:
         env["ADMIN_TOKEN"] = secrets.token_urlsafe(32)
     moto = start_moto(env)
+    primary = start_fake_primary(env)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -152,10 +166,16 @@ def main() -> int:
         print(f"Lifeboat local stack (stage {STAGE}); AWS endpoint {env['AWS_ENDPOINT_URL']}", flush=True)
         source = "generated" if generated_token else "from ADMIN_TOKEN"
         print(f"Admin token ({source}): {env['ADMIN_TOKEN']}", flush=True)
+        if primary is not None:
+            print(f"Fake primary: {primary.url} (POST /control to break it, GET /received)", flush=True)
+        else:
+            print(f"Primary: {env['UPSTREAM_URL']}", flush=True)
         print(f"Ready: {base_url}", flush=True)
     stop.wait()
     print("Stopping...", flush=True)
     server.shutdown()
+    if primary is not None:
+        primary.stop()
     if moto is not None:
         moto.stop()
     return 0

@@ -54,6 +54,7 @@ class LocalStack:
     base_url: str
     admin_token: str
     aws_endpoint: str
+    primary_url: str
     output: list[str] = field(default_factory=list)
 
     def call(self, method: str, path: str, body=None, token=None, headers=None) -> Reply:
@@ -72,8 +73,9 @@ class LocalStack:
 
 def start_stack(extra_env: dict[str, str] | None = None) -> LocalStack:
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "SCHEDULE_SECONDS": "1", **(extra_env or {})}
-    env.pop("AWS_ENDPOINT_URL", None)
+    env = {**os.environ, "PORT": str(port), "FAKE_PRIMARY_PORT": "0", "SCHEDULE_SECONDS": "1", **(extra_env or {})}
+    for name in ("AWS_ENDPOINT_URL", "UPSTREAM_URL", "UPSTREAM_TOKEN"):
+        env.pop(name, None)
     process = subprocess.Popen(
         [str(ROOT / "scripts" / "run")],
         cwd=ROOT,
@@ -107,11 +109,12 @@ def start_stack(extra_env: dict[str, str] | None = None) -> LocalStack:
             ("ready", r"^Ready: (\S+)"),
             ("admin", r"^Admin token \([^)]*\): (\S+)"),
             ("aws", r"AWS endpoint (\S+)"),
+            ("primary", r"^(?:Fake primary|Primary): (\S+)"),
         ):
             match = re.search(pattern, line)
             if match:
                 found[name] = match.group(1)
-    return LocalStack(process, found["ready"], found["admin"], found["aws"], output)
+    return LocalStack(process, found["ready"], found["admin"], found["aws"], found["primary"], output)
 
 
 def wait_for(condition, timeout: float = 20, interval: float = 0.2):

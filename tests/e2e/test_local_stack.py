@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
-from tests.e2e.stack import start_stack, wait_for
+from tests.e2e.stack import http, start_stack, wait_for
 
 pytestmark = pytest.mark.e2e
 ADMIN = "e2e-admin-token"
@@ -129,3 +129,23 @@ def test_sigterm_to_the_run_script_stops_everything():
         os.killpg(running.process.pid, 0)
     with pytest.raises(OSError):
         running.call("GET", "/status")
+
+
+def test_the_outage_walkthrough_plays_locally(stack):
+    # Given the fake primary the stack started, marked down,
+    primary = stack.primary_url
+    assert http("POST", f"{primary}/control", {"down": True}).status == 200
+    wait_for(lambda: stack.call("GET", "/status").body["primary"] == "down")
+    token = stack.new_user("outage")
+    posts = [stack.call("POST", "/posts", {"text": f"during the outage {n}"}, token=token).body for n in range(3)]
+    assert stack.call("GET", "/status").body["mode"] == "fallback"
+
+    # when it comes back,
+    assert http("POST", f"{primary}/control", {"down": False}).status == 200
+
+    # then the backlog drains and the primary has each post once, in order.
+    wait_for(lambda: stack.call("GET", "/status").body["backlog"] == 0, timeout=30)
+    received = [p for p in http("GET", f"{primary}/received").body if p["author"] == "outage"]
+    assert [p["id"] for p in received] == [p["id"] for p in posts]
+    assert stack.call("GET", "/status").body["mode"] == "normal"
+    assert stack.call("GET", f"/posts/{posts[0]['id']}").body["state"] == "replayed"

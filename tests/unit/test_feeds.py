@@ -454,3 +454,9 @@ def test_rendering_does_load_feedgen_so_the_probe_can_see_it():
     loaded = loaded_modules_after(code)
     assert "feedgen.feed" in loaded
     assert "lxml.etree" in loaded
+
+
+def test_importing_the_app_and_its_jobs_loads_neither_feedgen_nor_lxml():
+    # Every route and the maintenance job import through app and wiring;
+    # only a feed actually rendered may pay for feedgen and lxml.
+    assert loaded_modules_after("import app, chalicelib.wiring, chalicelib.syndication, chalicelib.jobs") == []

@@ -7,6 +7,7 @@ chalicelib, and returns. Errors become HTTP responses in chalicelib.web.
 from chalice import Chalice, Rate
 
 from chalicelib import mastodon, observability, upstream_tokens, web, wiring
+from chalicelib.feeds import FeedKind
 from chalicelib.web import authorization, json_body, json_response, query_param
 
 app = Chalice(app_name="lifeboat")
@@ -56,6 +57,29 @@ def public_timeline():
 @route("/status", methods=["GET"])
 def status():
     return json_response(wiring.recovery().status())
+
+
+# -- feeds (feedgen is imported only when one is rendered) ------------------------
+
+
+@route("/users/{username}/feed.rss", methods=["GET"])
+def user_feed_rss(username):
+    return web.feed_response(wiring.feeds().live(username, FeedKind.RSS, app.current_request.headers))
+
+
+@route("/users/{username}/feed.atom", methods=["GET"])
+def user_feed_atom(username):
+    return web.feed_response(wiring.feeds().live(username, FeedKind.ATOM, app.current_request.headers))
+
+
+@route("/timeline/public/feed.rss", methods=["GET"])
+def public_feed_rss():
+    return web.feed_response(wiring.feeds().live(None, FeedKind.RSS, app.current_request.headers))
+
+
+@route("/timeline/public/feed.atom", methods=["GET"])
+def public_feed_atom():
+    return web.feed_response(wiring.feeds().live(None, FeedKind.ATOM, app.current_request.headers))
 
 
 # -- administration --------------------------------------------------------------

@@ -58,6 +58,11 @@ class Settings:
     replay_window_per_shard: int = 500
     replay_safety_margin_seconds: float = 10.0
     default_page_size: int = 20
+    feed_items: int = 50
+    # Where clients reach the API: the base of every link in a feed. It is a
+    # setting, not the request's Host header, so a publicly cached feed
+    # cannot be made to link elsewhere, and its static copy is the same bytes.
+    public_base_url: str = "http://127.0.0.1:8000"
     max_page_size: int = 100
     # The primary's domain, for Mastodon account addresses (user@domain);
     # empty accepts any domain as local.
@@ -90,4 +95,6 @@ class Settings:
             replay_window_per_shard=_int(env, "REPLAY_WINDOW_PER_SHARD", 500, minimum=1),
             replay_safety_margin_seconds=float(_int(env, "REPLAY_SAFETY_MARGIN_SECONDS", 10, minimum=1)),
             instance_domain=env.get("INSTANCE_DOMAIN", "").strip().lower(),
+            feed_items=_int(env, "FEED_ITEMS", 50, minimum=1),
+            public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:8000",
         )

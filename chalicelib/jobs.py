@@ -1,5 +1,5 @@
-"""The scheduled maintenance job: fold the S3 spool into DynamoDB and write
-new posts to the S3 archive in batches. Every step is idempotent, so a run
+"""The scheduled maintenance job: fold the S3 spool into DynamoDB, write
+new posts to the S3 archive in batches, and publish the changed feeds. Every step is idempotent, so a run
 that dies part-way is simply repeated by the next one."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from chalicelib.errors import DuplicateIdempotencyKey, PostExists
 from chalicelib.observability import count
 from chalicelib.recovery import Recovery
 from chalicelib.store import PostStore
+from chalicelib.syndication import FeedPublisher
 
 SPOOL_SOURCE = "spool"
 SPOOL_FOLD_BATCH = 500
@@ -27,6 +28,7 @@ class MaintenanceReport:
     archived: int = 0
     archive_objects: list[str] = field(default_factory=list)
     recovery: dict = field(default_factory=dict)
+    feeds: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -35,6 +37,7 @@ class MaintenanceReport:
             "archived": self.archived,
             "archive_objects": len(self.archive_objects),
             "recovery": self.recovery,
+            "feeds": self.feeds,
         }
 
 
@@ -47,6 +50,7 @@ class Maintenance:
         settings: Settings,
         recovery: Recovery | None = None,
         clock=time.time,
+        publisher: FeedPublisher | None = None,
     ) -> None:
         self._store = store
         self._spool = spool
@@ -54,15 +58,19 @@ class Maintenance:
         self._settings = settings
         self._recovery = recovery
         self._clock = clock
+        self._publisher = publisher
 
     def run(self, remaining_seconds: Callable[[], float] = lambda: 60.0) -> MaintenanceReport:
         """Fold the spool first, so spooled posts are replayed too; then
-        health check and replay; then archive."""
+        health check and replay; then archive; then publish the feeds that
+        changed (last: the fold and deletes it follows change them)."""
         report = MaintenanceReport()
         self.fold_spool(report)
         if self._recovery is not None:
             report.recovery = self._recovery.run(remaining_seconds)
         self.archive_new_posts(report)
+        if self._publisher is not None:
+            report.feeds = self._publisher.run(remaining_seconds, self._clock()).to_dict()
         return report
 
     def fold_spool(self, report: MaintenanceReport) -> None:

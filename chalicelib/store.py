@@ -7,10 +7,11 @@ serves it. No request path scans the table.
 from __future__ import annotations
 
 import hashlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from chalicelib import dynamo
+from chalicelib import dynamo, feed_store, ids
 from chalicelib.aws import unavailable_as_domain_error
 from chalicelib.errors import DuplicateIdempotencyKey, PostExists, RateLimited
 from chalicelib.models import DELETED, FAILED, PENDING, REPLAYED, SENDING, Post
@@ -56,10 +57,11 @@ def idempotency_pk(author: str, key: str) -> str:
 class PostStore:
     """DynamoDB adapter for posts. Takes its client so tests can swap it."""
 
-    def __init__(self, client, table_name: str, shards: int) -> None:
+    def __init__(self, client, table_name: str, shards: int, clock=time.time) -> None:
         self._client = client
         self._table = table_name
         self._shards = shards
+        self._clock = clock
 
     # -- write path -------------------------------------------------------
 
@@ -77,7 +79,12 @@ class PostStore:
         PostExists if a post with this id is stored, StoreUnavailable if
         DynamoDB cannot take the write now.
         """
-        items = {"post": self._put_new_post(post), "backlog": self._count_backlog(post.id, +1)}
+        changed_at = self._now_iso()
+        items = {
+            "post": self._put_new_post(post),
+            "backlog": self._count_backlog(post.id, +1, feed_changed_at=changed_at),
+            "feed_marker": feed_store.user_marker_update(self._table, post.author, changed_at),
+        }
         if post.idempotency_key:
             items["idempotency"] = self._put_idempotency(post, fingerprint, idempotency_expires_at, now)
         if per_minute_limit:
@@ -155,9 +162,12 @@ class PostStore:
             }
         }
 
-    def _count_backlog(self, post_id: str, delta: int) -> dict:
+    def _count_backlog(self, post_id: str, delta: int, *, feed_changed_at: str | None = None) -> dict:
+        """The counter shard's update; with `feed_changed_at`, it also bumps
+        the public feed marker kept on the same item. Replay transitions
+        leave the marker alone: they change no feed."""
         shard = shard_of(post_id, self._shards)
-        return {
+        update = {
             "Update": {
                 "TableName": self._table,
                 "Key": dynamo.key(f"COUNTER#backlog#{shard}", "COUNTER"),
@@ -165,6 +175,14 @@ class PostStore:
                 "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
             }
         }
+        if feed_changed_at is not None:
+            body = update["Update"]
+            body["UpdateExpression"] = f"ADD pending :delta, {feed_store.MARKER_ADD} SET {feed_store.MARKER_SET}"
+            body["ExpressionAttributeValues"] |= feed_store.marker_values(feed_changed_at)
+        return update
+
+    def _now_iso(self) -> str:
+        return ids.iso_from_millis(int(self._clock() * 1000))
 
     def _count_dead_letters(self, delta: int) -> dict:
         return {
@@ -197,9 +215,16 @@ class PostStore:
                 },
             }
         }
-        items = [update]
-        if post.state == PENDING:
-            items.append(self._count_backlog(post.id, -1))
+        # Every delete changes the public and the author's feeds; the backlog
+        # count moves only if the post was pending.
+        changed_at = self._now_iso()
+        shard = shard_of(post.id, self._shards)
+        items = [
+            update,
+            self._count_backlog(post.id, -1 if post.state == PENDING else 0, feed_changed_at=changed_at),
+            feed_store.user_marker_update(self._table, post.author, changed_at),
+            feed_store.dirty_user_update(self._table, shard, post.author),
+        ]
         if post.state == FAILED:
             items.append(self._count_dead_letters(-1))
         try:

@@ -130,6 +130,13 @@ def no_content() -> Response:
     return Response(body="", status_code=204)
 
 
+def feed_response(reply) -> Response:
+    """A `syndication.FeedReply` as 200 with the document, or 304 without one."""
+    if reply.body is None:
+        return Response(body="", status_code=304, headers=reply.headers)
+    return Response(body=reply.body, status_code=200, headers=reply.headers)
+
+
 def post_created(created) -> Response:
     headers = {"Location": f"/posts/{created.post.id}"}
     if created.replayed:

@@ -11,6 +11,7 @@ from chalicelib import aws, ids
 from chalicelib.archive import Archive, Spool
 from chalicelib.auth import Accounts, TokenCache, UserStore
 from chalicelib.config import Settings
+from chalicelib.feed_store import FeedStore
 from chalicelib.follows import FollowStore
 from chalicelib.health import HealthStore
 from chalicelib.jobs import Maintenance
@@ -18,7 +19,9 @@ from chalicelib.lease import Lease
 from chalicelib.mastodon import MastodonApi
 from chalicelib.posting import PostService
 from chalicelib.recovery import LEASE_NAME, Recovery
+from chalicelib.static_feeds import StaticFeeds
 from chalicelib.store import PostStore
+from chalicelib.syndication import FEEDS_LEASE_NAME, FeedPublisher, Feeds
 from chalicelib.upstream import GenericIngestUpstream, Upstream, UpstreamSettings
 from chalicelib.upstream_mastodon import MastodonUpstream
 from chalicelib.upstream_tokens import UpstreamTokens
@@ -122,12 +125,30 @@ def recovery() -> Recovery:
 @cache
 def maintenance() -> Maintenance:
     bucket = settings().bucket_name
-    return Maintenance(post_store(), Spool(s3(), bucket), Archive(s3(), bucket), settings(), recovery())
+    return Maintenance(
+        post_store(), Spool(s3(), bucket), Archive(s3(), bucket), settings(), recovery(), publisher=feed_publisher()
+    )
+
+
+def feed_store() -> FeedStore:
+    return FeedStore(dynamodb(), settings().table_name, settings().write_shards)
+
+
+@cache
+def feeds() -> Feeds:
+    return Feeds(post_store(), feed_store(), settings())
+
+
+def feed_publisher() -> FeedPublisher:
+    static = StaticFeeds(s3(), settings().bucket_name)
+    lease = Lease(dynamodb(), settings().table_name, FEEDS_LEASE_NAME)
+    return FeedPublisher(feeds(), feed_store(), post_store(), static, lease, settings())
 
 
 def reset() -> None:
     """Forget everything built so far (tests; a changed environment)."""
-    for cached in (settings, dynamodb, s3, id_factory, accounts, posts, upstream_settings, recovery, maintenance):
+    built = (settings, dynamodb, s3, id_factory, accounts, posts, upstream_settings, recovery, maintenance, feeds)
+    for cached in built:
         cached.cache_clear()
     mastodon.cache_clear()
     kms.cache_clear()

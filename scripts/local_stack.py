@@ -139,6 +139,8 @@ def main() -> int:
     env = os.environ
     apply_settings(env)
     host, port = env.get("HOST", "127.0.0.1"), int(env.get("PORT", "8000"))
+    # Feed links point here unless the environment names another public URL.
+    env.setdefault("PUBLIC_BASE_URL", f"http://{host}:{port}")
     generated_token = not env.get("ADMIN_TOKEN")
     if generated_token:
         env["ADMIN_TOKEN"] = secrets.token_urlsafe(32)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from chalicelib import wiring
 from chalicelib.archive import Archive, Spool
 from chalicelib.jobs import Maintenance
+from scripts import export_archive
 from tests.conftest import BUCKET
 
 
@@ -122,3 +124,52 @@ def test_a_post_deleted_before_archiving_is_not_archived(api, tokens):
     api.delete(f"/posts/{gone['id']}", token=tokens["bob"])
     maintenance().run()
     assert [record["id"] for record in archived_records()] == [kept["id"]]
+
+
+def table_posts(api) -> list[dict]:
+    """Every live post, read back through the public timeline."""
+    found, cursor = [], None
+    while True:
+        body = api.get("/timeline/public?limit=100" + (f"&cursor={cursor}" if cursor else "")).body
+        found += body["posts"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def test_three_hundred_posts_over_repeated_runs_archive_exactly_the_table(api, tokens):
+    # Given posts arriving between runs, some runs finding nothing new,
+    for batch in (120, 0, 97, 83):
+        write(api, tokens, batch)
+        maintenance().run()
+        maintenance().run()
+
+    # then the archive holds each post of the table once, as it was written.
+    fields = ("id", "author", "text", "created_at", "in_reply_to")
+    expected = sorted(({k: post[k] for k in fields} for post in table_posts(api)), key=lambda r: r["id"])
+    assert len(expected) == 300
+    assert sorted(archived_records(), key=lambda record: record["id"]) == expected
+
+
+def test_the_export_script_writes_the_archive_as_sorted_json_lines(api, tokens, tmp_path, monkeypatch):
+    posts = write(api, tokens, 30)
+    maintenance().run()
+    monkeypatch.setenv("BUCKET_NAME", BUCKET)
+    out = tmp_path / "export.jsonl"
+    since = datetime.now(UTC) - timedelta(hours=1)
+    until = datetime.now(UTC) + timedelta(hours=1)
+
+    assert export_archive.main(["--since", since.isoformat(), "--until", until.isoformat(), "--out", str(out)]) == 0
+
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [line["id"] for line in lines] == sorted(post["id"] for post in posts)
+    assert lines == sorted(archived_records(), key=lambda record: record["id"])
+
+
+def test_the_export_script_leaves_out_posts_outside_the_window(api, tokens, tmp_path, monkeypatch):
+    write(api, tokens, 3)
+    maintenance().run()
+    monkeypatch.setenv("BUCKET_NAME", BUCKET)
+    out = tmp_path / "export.jsonl"
+    export_archive.main(["--since", "2020-01-01T00:00:00Z", "--until", "2020-01-01T05:00:00Z", "--out", str(out)])
+    assert out.read_text(encoding="utf-8") == ""

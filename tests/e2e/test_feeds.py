@@ -1,0 +1,74 @@
+"""Feeds over real HTTP from ./scripts/run: a feed reader's fetch, a 304,
+and the static copy the scheduled job publishes to the stack's S3."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import boto3
+import feedparser
+import pytest
+
+from tests.e2e.stack import start_stack, wait_for
+
+pytestmark = pytest.mark.e2e
+ADMIN = "e2e-feeds-admin"
+
+
+@pytest.fixture(scope="module")
+def stack():
+    running = start_stack({"ADMIN_TOKEN": ADMIN})
+    yield running
+    running.stop()
+
+
+def get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_a_feed_reader_subscribes_and_the_job_publishes_the_static_copy(stack):
+    token = stack.new_user("reader")
+    texts = ["first from the lifeboat", "second <b>not bold</b> & more"]
+    ids = [stack.call("POST", "/posts", {"text": text}, token=token).body["id"] for text in texts]
+
+    # A reader fetches the live feed and sees both posts, newest first.
+    feed_url = f"{stack.base_url}/users/reader/feed.atom"
+    status, headers, body = get(feed_url)
+    parsed = feedparser.parse(body)
+    assert status == 200 and parsed.bozo == 0
+    assert headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    assert [entry.id.rsplit(":", 1)[1] for entry in parsed.entries] == list(reversed(ids))
+    assert parsed.feed.links[0].href == feed_url  # PUBLIC_BASE_URL follows the stack's own port
+
+    # Once the change has settled (ARCHIVE_SETTLE_SECONDS=2 locally), a
+    # repeated poll with the reader's validator is a 304.
+    def settled_etag():
+        _, settled, _ = get(feed_url)
+        return settled["ETag"] if settled["Cache-Control"] != "no-cache" else None
+
+    etag = wait_for(settled_etag, timeout=15)
+    assert get(feed_url, {"If-None-Match": etag})[0] == 304
+
+    # The scheduled job publishes the same document to the stack's S3.
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=stack.aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+    def static_copy():
+        try:
+            stored = s3.get_object(Bucket="lifeboat-local", Key="feeds/users/reader.atom")
+        except s3.exceptions.NoSuchKey:
+            return None
+        return stored if stored["Body"].read() == get(feed_url)[2] else None
+
+    assert wait_for(static_copy, timeout=20)["ContentType"] == "application/atom+xml; charset=utf-8"

@@ -389,13 +389,7 @@ class GenericIngestUpstream:
         return self._classify(answer)
 
     def _exchange(self, request: urllib.request.Request) -> _Answer:
-        """One request; an HTTP error status is an answer, not an exception."""
-        try:
-            with self._opener.open(request, timeout=self._timeout) as response:
-                return _Answer(response.status, response.headers, response.read(_MAX_BODY_BYTES))
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return _Answer(exc.code, exc.headers, exc.read(_MAX_BODY_BYTES))
+        return exchange(self._opener, request, self._timeout)
 
     def _classify(self, answer: _Answer) -> SendResult:
         now = self._clock()
@@ -405,15 +399,9 @@ class GenericIngestUpstream:
         if (status in (200, 201) and upstream_id is not None) or status == 409:
             return SendResult(Outcome.DONE, upstream_id=upstream_id, status=status, rate_limit=rate_limit)
         detail = self._excerpt(answer.body)
-        if status in (429, 503):
-            wait = parse_retry_after(answer.headers.get("Retry-After"), now)
-            return SendResult(
-                Outcome.RETRY_AFTER,
-                retry_after_seconds=DEFAULT_RETRY_AFTER_SECONDS if wait is None else wait,
-                status=status,
-                detail=detail,
-                rate_limit=rate_limit,
-            )
+        wait = retry_after_result(answer, now, detail, rate_limit)
+        if wait is not None:
+            return wait
         # 408 is the server timing out our request: as retryable as our own timeout.
         outcome = Outcome.PERMANENT if 400 <= status < 500 and status != 408 else Outcome.TRANSIENT
         return SendResult(outcome, status=status, detail=detail, rate_limit=rate_limit)
@@ -423,6 +411,30 @@ class GenericIngestUpstream:
         that echoes the request must not leak the token into it."""
         text = body.decode("utf-8", "replace").replace(self._token, _REDACTED)
         return text[:BODY_EXCERPT_CHARS]
+
+
+def exchange(opener: urllib.request.OpenerDirector, request: urllib.request.Request, timeout: float) -> _Answer:
+    """One request; an HTTP error status is an answer, not an exception."""
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return _Answer(response.status, response.headers, response.read(_MAX_BODY_BYTES))
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return _Answer(exc.code, exc.headers, exc.read(_MAX_BODY_BYTES))
+
+
+def retry_after_result(answer: _Answer, now: float, detail: str, rate_limit: RateLimit | None) -> SendResult | None:
+    """RETRY_AFTER for a 429 or 503 (the primary asks us to wait), else None."""
+    if answer.status not in (429, 503):
+        return None
+    wait = parse_retry_after(answer.headers.get("Retry-After"), now)
+    return SendResult(
+        Outcome.RETRY_AFTER,
+        retry_after_seconds=DEFAULT_RETRY_AFTER_SECONDS if wait is None else wait,
+        status=answer.status,
+        detail=detail,
+        rate_limit=rate_limit,
+    )
 
 
 def _body_id(body: bytes) -> str | None:

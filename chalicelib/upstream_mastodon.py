@@ -25,9 +25,7 @@ from collections.abc import Callable
 
 from chalicelib.errors import StoreUnavailable
 from chalicelib.upstream import (
-    _MAX_BODY_BYTES,
     BODY_EXCERPT_CHARS,
-    DEFAULT_RETRY_AFTER_SECONDS,
     Outcome,
     SendResult,
     UpstreamPost,
@@ -35,8 +33,9 @@ from chalicelib.upstream import (
     _Answer,
     _body_id,
     _default_opener,
+    exchange,
     parse_rate_limit,
-    parse_retry_after,
+    retry_after_result,
 )
 
 # How far back a resend looks for an earlier attempt that landed: Mastodon's
@@ -148,12 +147,7 @@ class MastodonUpstream:
             data = json.dumps(body).encode("utf-8")
             sent["Content-Type"] = "application/json"
         request = urllib.request.Request(self._base_url + path, data=data, method=method, headers=sent)  # noqa: S310
-        try:
-            with self._opener.open(request, timeout=self._timeout) as response:
-                return _Answer(response.status, response.headers, response.read(_MAX_BODY_BYTES))
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return _Answer(exc.code, exc.headers, exc.read(_MAX_BODY_BYTES))
+        return exchange(self._opener, request, self._timeout)
 
     def _classify(self, answer: _Answer, token: str, looking: bool = False) -> SendResult:
         """Mastodon's answers as outcomes: 200 with an id is done; 429/503
@@ -167,15 +161,9 @@ class MastodonUpstream:
         if status in (200, 201) and upstream_id is not None and not looking:
             return SendResult(Outcome.DONE, upstream_id=upstream_id, status=status, rate_limit=rate_limit)
         detail = answer.body.decode("utf-8", "replace").replace(token, "[redacted]")[:BODY_EXCERPT_CHARS]
-        if status in (429, 503):
-            wait = parse_retry_after(answer.headers.get("Retry-After"), now)
-            return SendResult(
-                Outcome.RETRY_AFTER,
-                retry_after_seconds=DEFAULT_RETRY_AFTER_SECONDS if wait is None else wait,
-                status=status,
-                detail=detail,
-                rate_limit=rate_limit,
-            )
+        wait = retry_after_result(answer, now, detail, rate_limit)
+        if wait is not None:
+            return wait
         outcome = Outcome.PERMANENT if 400 <= status < 500 and status not in (408, 409) else Outcome.TRANSIENT
         return SendResult(outcome, status=status, detail=detail, rate_limit=rate_limit)
 

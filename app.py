@@ -167,7 +167,7 @@ def mastodon_verify_credentials():
     return json_response(wiring.mastodon().verify_credentials(_me(request), web.origin(request)))
 
 
-@mastodon_route("/api/v1/statuses", methods=["POST"], content_types=web.MASTODON_CONTENT_TYPES)
+@mastodon_route("/api/v1/statuses", methods=["POST"], content_types=web.CLIENT_API_CONTENT_TYPES)
 def mastodon_create_status():
     request = app.current_request
     author = _me(request)
@@ -224,12 +224,12 @@ def mastodon_following(account_id):
     return web.mastodon_page(request, accounts, next_max_id, None)
 
 
-@mastodon_route("/api/v1/accounts/{account_id}/follow", methods=["POST"], content_types=web.MASTODON_CONTENT_TYPES)
+@mastodon_route("/api/v1/accounts/{account_id}/follow", methods=["POST"], content_types=web.CLIENT_API_CONTENT_TYPES)
 def mastodon_follow(account_id):
     return json_response(wiring.mastodon().follow(_me(app.current_request), account_id))
 
 
-@mastodon_route("/api/v1/accounts/{account_id}/unfollow", methods=["POST"], content_types=web.MASTODON_CONTENT_TYPES)
+@mastodon_route("/api/v1/accounts/{account_id}/unfollow", methods=["POST"], content_types=web.CLIENT_API_CONTENT_TYPES)
 def mastodon_unfollow(account_id):
     return json_response(wiring.mastodon().unfollow(_me(app.current_request), account_id))
 

@@ -26,10 +26,10 @@ from chalicelib.models import DELETED, NewPost, Post, normalise_text, parse_idem
 from chalicelib.posting import PostService
 from chalicelib.store import Page, PostStore
 
-MASTODON_VERSION = "4.3.0"
+COMPATIBLE_API_VERSION = "4.3.0"
 LIFEBOAT_VERSION = "0.1.0"
 # Mastodon.py and other clients read the first word as the API level.
-VERSION = f"{MASTODON_VERSION} (compatible; Lifeboat {LIFEBOAT_VERSION})"
+VERSION = f"{COMPATIBLE_API_VERSION} (compatible; Lifeboat {LIFEBOAT_VERSION})"
 ACCOUNTS_DEFAULT_LIMIT = 40
 ACCOUNTS_MAX_LIMIT = 80
 # Fields Mastodon accepts that Lifeboat cannot honour: refused, never dropped.

@@ -197,7 +197,7 @@ def _in_our_error_shape(response: Response) -> Response:
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
-MASTODON_CONTENT_TYPES = [FORM, MULTIPART, JSON]
+CLIENT_API_CONTENT_TYPES = [FORM, MULTIPART, JSON]
 
 
 def mastodon_error_response(error: errors.LifeboatError) -> Response:

@@ -266,6 +266,7 @@ class ReplayRun:
         self._backoff = Backoff(base_seconds=0.2, cap_seconds=10.0)
         self._parents: dict[str, str | bool | None] = {}
         self._fenced = False
+        self._unauthorized = False
 
     def send_window(self, window: list[Post], report: ReplayReport) -> str | None:
         """Send what it can of `window`; the reason it stopped early, or None
@@ -289,6 +290,8 @@ class ReplayRun:
     def _stop_reason(self) -> str | None:
         if self._fenced:
             return "fenced"
+        if self._unauthorized:
+            return "upstream_unauthorized"
         if self.circuit.is_open:
             return "circuit_open"
         if self._clock() >= self._give_up_at:
@@ -384,6 +387,10 @@ class ReplayRun:
             self._store.mark_replayed(post, self._owner, result.upstream_id, now)
             count("Replayed")
             return StepResult(Step.SENT, upstream_id=result.upstream_id)
+        if result.outcome is Outcome.UNAUTHORIZED:
+            self._unauthorized = True
+            logger.error("the primary refused our token; replay stopped", extra={"status": result.status})
+            return StepResult(Step.RETRY, retry_in=0.0)
         if result.outcome is Outcome.PERMANENT:
             self.circuit.record(success=True)
             self._store.mark_failed(post, self._owner, f"HTTP {result.status}: {result.detail}"[:600], now)

@@ -10,6 +10,8 @@ replay job never looks at HTTP itself:
   without an id; back off and send again. Resending is safe because every
   request carries the same Idempotency-Key.
 - `PERMANENT`: any other 4xx; dead-letter the post with `status` and `detail`.
+- `UNAUTHORIZED`: 401, our token was refused; stop the replay (the posts
+  wait, and no post is dead-lettered for an operator's mistake).
 
 Only the standard library is used: this module ships in the Lambda zip.
 """
@@ -53,6 +55,10 @@ class Outcome(StrEnum):
     RETRY_AFTER = "retry_after"
     TRANSIENT = "transient"
     PERMANENT = "permanent"
+    # Our own credentials were refused: no post can succeed until an
+    # operator fixes the token, so the replay stops instead of
+    # dead-lettering the whole backlog one post at a time.
+    UNAUTHORIZED = "unauthorized"
 
 
 @dataclass(frozen=True)
@@ -402,6 +408,8 @@ class GenericIngestUpstream:
         wait = retry_after_result(answer, now, detail, rate_limit)
         if wait is not None:
             return wait
+        if status == 401:
+            return SendResult(Outcome.UNAUTHORIZED, status=status, detail=detail, rate_limit=rate_limit)
         # 408 is the server timing out our request: as retryable as our own timeout.
         outcome = Outcome.PERMANENT if 400 <= status < 500 and status != 408 else Outcome.TRANSIENT
         return SendResult(outcome, status=status, detail=detail, rate_limit=rate_limit)

@@ -268,3 +268,23 @@ def test_admin_replay_runs_now_only_when_the_primary_is_up(world):
     now = api.post("/admin/replay", token=ADMIN_TOKEN).body
     assert (now["primary"], now["sent"], now["stopped_because"]) == ("up", 4, "drained")
     assert api.post("/admin/replay", token="nope").status == 401
+
+
+def test_a_refused_token_stops_the_replay_and_dead_letters_nothing(world, monkeypatch):
+    api, primary = world
+    written = write_outage(api, authors=3, each=2, replies=False)
+    monkeypatch.setenv("UPSTREAM_TOKEN", "a-token-the-primary-does-not-know")
+    wiring.reset()
+
+    report = bring_primary_up(primary)
+
+    assert report.recovery["replay"]["stopped_because"] == "upstream_unauthorized"
+    status = api.get("/status").body
+    assert (status["backlog"], status["dead_letters"]) == (6, 0)
+    assert primary.received() == []
+
+    # Once the operator fixes the token, the backlog drains as usual.
+    monkeypatch.setenv("UPSTREAM_TOKEN", PRIMARY_TOKEN)
+    wiring.reset()
+    drain()
+    assert_exactly_once_in_order(api, primary, written)

@@ -203,10 +203,10 @@ def test_a_reply_to_an_unknown_parent_is_permanent_422(upstream):
     assert (result.outcome, result.status) == (Outcome.PERMANENT, 422)
 
 
-def test_a_wrong_token_is_permanent_401(primary):
+def test_a_wrong_token_is_unauthorized_not_a_dead_letter(primary):
     result = adapter_for(primary.url, token="not-the-token").send(make_post())
 
-    assert (result.outcome, result.status) == (Outcome.PERMANENT, 401)
+    assert (result.outcome, result.status) == (Outcome.UNAUTHORIZED, 401)
 
 
 def test_the_body_excerpt_is_cut_short(primary, upstream):

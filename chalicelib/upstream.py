@@ -22,7 +22,6 @@ import email.utils
 import http.client
 import json
 import math
-import os
 import random
 import time
 import urllib.error
@@ -33,7 +32,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from chalicelib.config import SettingsError
+from chalicelib.config import UpstreamSettings
 
 # A 429/503 without a usable Retry-After still means "slow down": wait this long.
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
@@ -46,8 +45,6 @@ EPOCH_THRESHOLD = 1_000_000_000
 BODY_EXCERPT_CHARS = 500
 _MAX_BODY_BYTES = 64 * 1024
 _REDACTED = "[redacted]"
-UPSTREAM_KINDS = ("generic", "mastodon")
-DEFAULT_TOKEN_KEY_ID = "alias/lifeboat-upstream-tokens"  # noqa: S105 - a key alias, not a secret
 
 
 class Outcome(StrEnum):
@@ -225,79 +222,6 @@ class Backoff:
         # Past 2**62 the ceiling is the cap anyway; the bound keeps floats finite.
         ceiling = min(self.cap_seconds, self.base_seconds * 2.0 ** min(attempt, 62))
         return max(at_least, self.rng() * ceiling)
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
-    if not (math.isfinite(value) and value > 0):
-        raise SettingsError(f"{name} must be a positive number, got {raw!r}")
-    return value
-
-
-def _path(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name, "").strip() or default
-    if not value.startswith("/"):
-        raise SettingsError(f"{name} must start with '/', got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class UpstreamSettings:
-    """Where the primary is. An empty `url` means no primary is configured
-    and Recovery stays off."""
-
-    url: str = ""
-    token: str = field(default="", repr=False)
-    health_path: str = "/health"
-    ingest_path: str = "/posts"
-    timeout_seconds: float = 5.0
-    # "generic" (the JSON ingest protocol) or "mastodon" (per-user tokens).
-    kind: str = "generic"
-    # The KMS key that encrypts per-user upstream tokens (kind "mastodon").
-    token_key_id: str = DEFAULT_TOKEN_KEY_ID
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.url)
-
-    @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] | None = None, read_secret: Callable[[str], str] | None = None
-    ) -> UpstreamSettings:
-        """Raises SettingsError for an unusable value; never shows the token.
-
-        Deployed stages name an SSM SecureString in UPSTREAM_TOKEN_PARAMETER
-        instead of putting the token in the environment (where the console
-        and the template would show it); `read_secret` fetches it.
-        """
-        env = os.environ if env is None else env
-        url = env.get("UPSTREAM_URL", "").strip().rstrip("/")
-        token = env.get("UPSTREAM_TOKEN", "").strip()
-        parameter = env.get("UPSTREAM_TOKEN_PARAMETER", "").strip()
-        if url and not token and parameter and read_secret is not None:
-            token = read_secret(parameter).strip()
-        if url and not url.startswith(("http://", "https://")):
-            raise SettingsError(f"UPSTREAM_URL must be an http(s) URL, got {url!r}")
-        kind = env.get("UPSTREAM_KIND", "").strip().lower() or "generic"
-        if kind not in UPSTREAM_KINDS:
-            raise SettingsError(f"UPSTREAM_KIND must be one of {', '.join(UPSTREAM_KINDS)}, got {kind!r}")
-        if url and not token and kind == "generic":
-            raise SettingsError("UPSTREAM_TOKEN or UPSTREAM_TOKEN_PARAMETER must be set when UPSTREAM_URL is")
-        return cls(
-            url=url,
-            token=token,
-            kind=kind,
-            token_key_id=env.get("UPSTREAM_TOKEN_KEY_ID", "").strip() or DEFAULT_TOKEN_KEY_ID,
-            health_path=_path(env, "UPSTREAM_HEALTH_PATH", "/health"),
-            ingest_path=_path(env, "UPSTREAM_INGEST_PATH", "/posts"),
-            timeout_seconds=_float(env, "UPSTREAM_TIMEOUT_SECONDS", 5.0),
-        )
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

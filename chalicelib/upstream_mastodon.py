@@ -23,13 +23,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 
+from chalicelib.config import UpstreamSettings
 from chalicelib.errors import StoreUnavailable
 from chalicelib.upstream import (
     BODY_EXCERPT_CHARS,
     Outcome,
     SendResult,
     UpstreamPost,
-    UpstreamSettings,
     _Answer,
     _body_id,
     _default_opener,

@@ -10,7 +10,7 @@ from functools import cache
 from chalicelib import aws, ids
 from chalicelib.archive import Archive, Spool
 from chalicelib.auth import Accounts, TokenCache, UserStore
-from chalicelib.config import Settings
+from chalicelib.config import Settings, UpstreamSettings
 from chalicelib.feed_store import FeedStore
 from chalicelib.follows import FollowStore
 from chalicelib.health import HealthStore
@@ -22,7 +22,7 @@ from chalicelib.recovery import LEASE_NAME, Recovery
 from chalicelib.static_feeds import StaticFeeds
 from chalicelib.store import PostStore
 from chalicelib.syndication import FEEDS_LEASE_NAME, FeedPublisher, Feeds
-from chalicelib.upstream import GenericIngestUpstream, Upstream, UpstreamSettings
+from chalicelib.upstream import GenericIngestUpstream, Upstream
 from chalicelib.upstream_mastodon import MastodonUpstream
 from chalicelib.upstream_tokens import UpstreamTokens
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import ids, mastodon_ids
-from chalicelib.config import SettingsError
+from chalicelib.config import SettingsError, UpstreamSettings
 from chalicelib.errors import ValidationFailed
 from chalicelib.follows import parse_following_csv
 from chalicelib.mastodon import content_html, parse_status_form
-from chalicelib.upstream import UpstreamSettings
 
 
 def test_a_mastodon_id_round_trips_to_the_range_that_holds_its_ulid():

@@ -7,14 +7,13 @@ import email.utils
 
 import pytest
 
-from chalicelib.config import SettingsError
+from chalicelib.config import SettingsError, UpstreamSettings
 from chalicelib.upstream import (
     MAX_RETRY_AFTER_SECONDS,
     Backoff,
     GenericIngestUpstream,
     RateLimit,
     UpstreamPost,
-    UpstreamSettings,
     parse_rate_limit,
     parse_rate_limit_reset,
     parse_retry_after,

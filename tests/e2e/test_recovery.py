@@ -133,7 +133,7 @@ def test_rate_limited_primary_is_paced_by_retry_after(world, monkeypatch):
 def test_a_run_cut_short_by_its_deadline_resumes_next_time(world):
     api, primary = world
     written = write_outage(api, authors=4, each=5, replies=False)
-    primary.configure(down=False, latency_ms=100)
+    primary.configure(down=False, latency_ms=300)
     for _ in range(2):
         run_job()
     # With 2.6 s left and a 2 s safety margin, a run has 0.6 s to send.

@@ -45,6 +45,9 @@ class User:
     created_at: str
     token_hash: str | None
     token_issued_at: str | None
+    # Kept by the post transactions (create +1, delete -1).
+    posts_count: int = 0
+    last_post_id: str | None = None
 
     def to_public(self) -> dict:
         return {
@@ -88,7 +91,14 @@ class UserStore:
         if "Item" not in response:
             return None
         values = dynamo.from_item(response["Item"])
-        return User(values["username"], values["created_at"], values.get("token_hash"), values.get("token_issued_at"))
+        return User(
+            values["username"],
+            values["created_at"],
+            values.get("token_hash"),
+            values.get("token_issued_at"),
+            max(0, values.get("posts_count", 0)),
+            values.get("last_post_id"),
+        )
 
     def username_for(self, hashed_token: str) -> str | None:
         with unavailable_as_domain_error("authenticate"):

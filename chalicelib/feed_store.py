@@ -43,14 +43,23 @@ def marker_values(changed_at: str) -> dict:
     return {":one": {"N": "1"}, ":changed_at": {"S": changed_at}}
 
 
-def user_marker_update(table: str, username: str, changed_at: str) -> dict:
-    """The transaction item that records a change to `username`'s feed."""
+def user_marker_update(table: str, username: str, changed_at: str, new_post_id: str | None = None) -> dict:
+    """The transaction item that records a change to `username`'s feed.
+
+    The same update keeps the user's live post count (+1 with a new post,
+    -1 on a delete) and newest post id, so an Account entity needs no query
+    of the author's posts."""
+    values = {**marker_values(changed_at), ":posts": {"N": "1" if new_post_id else "-1"}}
+    update = f"ADD {MARKER_ADD}, posts_count :posts SET {MARKER_SET}"
+    if new_post_id:
+        update += ", last_post_id = :post"
+        values[":post"] = {"S": new_post_id}
     return {
         "Update": {
             "TableName": table,
             "Key": dynamo.key(f"USER#{username}", _USER_SK),
-            "UpdateExpression": f"ADD {MARKER_ADD} SET {MARKER_SET}",
-            "ExpressionAttributeValues": marker_values(changed_at),
+            "UpdateExpression": update,
+            "ExpressionAttributeValues": values,
         }
     }
 

@@ -467,19 +467,20 @@ class MastodonApi:
         return user
 
     def _accounts(self, usernames: list[str], origin: str, known: dict[str, User] | None = None) -> dict[str, dict]:
-        """Account entities for several users: one BatchGetItem for the
-        follow counts, and one ByAuthor query per user (in parallel) for the
-        post count and last post."""
+        """Account entities for several users: one GetItem per user (in
+        parallel; the user item carries the post count and newest post) and
+        one BatchGetItem for the follow counts."""
         if not usernames:
             return {}
         users = dict(known or {})
         missing = [name for name in usernames if name not in users]
         with ThreadPoolExecutor(max_workers=min(len(usernames), 16)) as pool:
             users.update(zip(missing, pool.map(self._users.get, missing), strict=True))
-            activity = dict(zip(usernames, pool.map(self._store.author_activity, usernames), strict=True))
         counts = self._follows.counts(usernames)
         return {
-            name: render_account(users[name], AccountFacts(counts[name], *activity[name]), origin)
+            name: render_account(
+                users[name], AccountFacts(counts[name], users[name].posts_count, users[name].last_post_id), origin
+            )
             for name in usernames
             if users.get(name) is not None
         }

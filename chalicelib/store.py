@@ -83,7 +83,7 @@ class PostStore:
         items = {
             "post": self._put_new_post(post),
             "backlog": self._count_backlog(post.id, +1, feed_changed_at=changed_at),
-            "feed_marker": feed_store.user_marker_update(self._table, post.author, changed_at),
+            "feed_marker": feed_store.user_marker_update(self._table, post.author, changed_at, new_post_id=post.id),
         }
         if post.idempotency_key:
             items["idempotency"] = self._put_idempotency(post, fingerprint, idempotency_expires_at, now)
@@ -425,32 +425,6 @@ class PostStore:
                 Limit=limit,
             )
         return [_post_from_item(item) for item in response["Items"]]
-
-    def author_activity(self, author: str) -> tuple[int, str | None]:
-        """How many live posts the author has, and the newest one's id: one
-        query of the ByAuthor partition, newest first, keys only (DynamoDB
-        still charges the items read: 1 RCU per 4 KB, eventually consistent)."""
-        hash_key, range_key = index_keys(BY_AUTHOR_INDEX)
-        total, newest, start = 0, None, None
-        while True:
-            extra = {"ExclusiveStartKey": start} if start else {}
-            with unavailable_as_domain_error("count posts"):
-                response = self._client.query(
-                    TableName=self._table,
-                    IndexName=BY_AUTHOR_INDEX,
-                    KeyConditionExpression="#pk = :pk",
-                    ExpressionAttributeNames={"#pk": hash_key, "#sk": range_key},
-                    ExpressionAttributeValues={":pk": {"S": f"USER#{author}"}},
-                    ProjectionExpression="#sk",
-                    ScanIndexForward=False,
-                    **extra,
-                )
-            if newest is None and response["Items"]:
-                newest = response["Items"][0][range_key]["S"]
-            total += response["Count"]
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                return total, newest
 
     def get_posts(self, post_ids: list[str]) -> dict[str, Post]:
         """Several posts by id (eventually consistent): one BatchGetItem per

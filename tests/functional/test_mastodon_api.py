@@ -243,3 +243,13 @@ def test_admin_imports_mastodons_following_export(api, alice):
     assert (
         api.call("POST", "/admin/users/alice/following", headers={"Content-Type": "text/csv"}, raw=export).status == 401
     )
+
+
+def test_statuses_count_follows_posts_and_deletes_without_reading_posts(api, alice):
+    made = [post_status(api, alice, f"count {i}").body["id"] for i in range(3)]
+    api.call("DELETE", f"/api/v1/statuses/{made[0]}", token=alice)
+
+    account = api.get("/api/v1/accounts/alice").body
+
+    assert account["statuses_count"] == 2
+    assert account["last_status_at"] == api.get(f"/api/v1/statuses/{made[-1]}").body["created_at"][:10]

@@ -74,8 +74,10 @@ class LocalStack:
 def start_stack(extra_env: dict[str, str] | None = None) -> LocalStack:
     port = free_port()
     env = {**os.environ, "PORT": str(port), "FAKE_PRIMARY_PORT": "0", "SCHEDULE_SECONDS": "1", **(extra_env or {})}
+    # Our own variables win over whatever the caller's shell had.
     for name in ("AWS_ENDPOINT_URL", "UPSTREAM_URL", "UPSTREAM_TOKEN"):
-        env.pop(name, None)
+        if name not in (extra_env or {}):
+            env.pop(name, None)
     process = subprocess.Popen(
         [str(ROOT / "scripts" / "run")],
         cwd=ROOT,

@@ -149,3 +149,37 @@ def test_the_outage_walkthrough_plays_locally(stack):
     assert [p["id"] for p in received] == [p["id"] for p in posts]
     assert stack.call("GET", "/status").body["mode"] == "normal"
     assert stack.call("GET", f"/posts/{posts[0]['id']}").body["state"] == "replayed"
+
+
+def test_an_existing_aws_endpoint_is_used_and_provisioned():
+    # Given a moto server someone else runs (a shared one, or LocalStack),
+    from scripts.localaws import start_moto_server
+
+    shared, url = start_moto_server()
+    try:
+        running = start_stack(
+            {
+                "AWS_ENDPOINT_URL": url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+        )
+        try:
+            # then the stack uses it, creates its table and bucket there, and works.
+            assert running.aws_endpoint == url
+            token = running.new_user("shared")
+            assert running.call("POST", "/posts", {"text": "on a shared endpoint"}, token=token).status == 201
+            client = {
+                "endpoint_url": url,
+                "region_name": "us-east-1",
+                "aws_access_key_id": "testing",
+                "aws_secret_access_key": "testing",
+            }
+            assert "lifeboat-local" in boto3.client("dynamodb", **client).list_tables()["TableNames"]
+            buckets = [b["Name"] for b in boto3.client("s3", **client).list_buckets()["Buckets"]]
+            assert "lifeboat-local" in buckets
+        finally:
+            assert running.stop() == 0
+    finally:
+        shared.stop()

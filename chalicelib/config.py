@@ -21,14 +21,20 @@ class SettingsError(ValueError):
     """A setting is present but unusable; raised at first use, not import."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _number(env: Mapping[str, str], name: str, default, convert, kind: str):
+    """`env[name]` converted, the default when unset, SettingsError when
+    unusable; the callers add their own range check."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        return convert(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from exc
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    value = _number(env, name, default, int, "an integer")
     if value < minimum:
         raise SettingsError(f"{name} must be >= {minimum}, got {value}")
     return value
@@ -105,15 +111,9 @@ class Settings:
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    value = _number(env, name, default, float, "a number")
     if not (math.isfinite(value) and value > 0):
-        raise SettingsError(f"{name} must be a positive number, got {raw!r}")
+        raise SettingsError(f"{name} must be a positive number, got {value!r}")
     return value
 
 

@@ -261,12 +261,11 @@ class GenericIngestUpstream:
         opener: urllib.request.OpenerDirector | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError("base_url must be an http(s) URL")
+        base_url = checked_base_url(base_url)
         if not token or any(char in token for char in "\r\n"):
             # The message must not quote the token.
             raise ValueError("token must be non-empty and a single line")
-        self._base_url = base_url.rstrip("/")
+        self._base_url = base_url
         self._token = token
         self._health_url = self._base_url + health_path
         self._ingest_url = self._base_url + ingest_path
@@ -343,6 +342,14 @@ class GenericIngestUpstream:
         that echoes the request must not leak the token into it."""
         text = body.decode("utf-8", "replace").replace(self._token, _REDACTED)
         return text[:BODY_EXCERPT_CHARS]
+
+
+def checked_base_url(base_url: str) -> str:
+    """An adapter's base URL without its trailing slash; only http(s), so
+    urllib never opens a file: or custom scheme."""
+    if not base_url.startswith(("http://", "https://")):
+        raise ValueError("base_url must be an http(s) URL")
+    return base_url.rstrip("/")
 
 
 def exchange(opener: urllib.request.OpenerDirector, request: urllib.request.Request, timeout: float) -> _Answer:

@@ -33,6 +33,7 @@ from chalicelib.upstream import (
     _Answer,
     _body_id,
     _default_opener,
+    checked_base_url,
     exchange,
     parse_rate_limit,
     retry_after_result,
@@ -70,9 +71,7 @@ class MastodonUpstream:
         opener: urllib.request.OpenerDirector | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError("base_url must be an http(s) URL")
-        self._base_url = base_url.rstrip("/")
+        self._base_url = checked_base_url(base_url)
         self._tokens = tokens
         self._timeout = timeout_seconds
         self._opener = opener or _default_opener()

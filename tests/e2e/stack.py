@@ -60,6 +60,18 @@ class LocalStack:
     def call(self, method: str, path: str, body=None, token=None, headers=None) -> Reply:
         return http(method, self.base_url + path, body, token, headers)
 
+    def aws_client(self, service: str):
+        """A boto3 client for the stack's own AWS endpoint (its moto)."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
     def new_user(self, username: str) -> str:
         reply = self.call("POST", "/admin/users", {"username": username}, token=self.admin_token)
         assert reply.status == 201, reply.body

@@ -9,7 +9,6 @@ import select
 import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from scripts.fake_primary import FakePrimary
+from tests.concurrency import run_at_once
 from tests.e2e.conftest import PRIMARY_TOKEN
 
 pytestmark = pytest.mark.e2e
@@ -103,21 +103,7 @@ def test_ingest_refuses_bad_json_and_missing_fields(primary):
 
 def test_same_key_from_many_threads_at_once_is_stored_once(primary):
     # Given 32 clients sending the same (author, key) at the same instant
-    barrier = threading.Barrier(32)
-    answers: list[Answer] = []
-    lock = threading.Lock()
-
-    def send() -> None:
-        barrier.wait()
-        answer = ingest(primary, key="same-key")
-        with lock:
-            answers.append(answer)
-
-    threads = [threading.Thread(target=send) for _ in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers: list[Answer] = run_at_once(lambda: ingest(primary, key="same-key"), threads=32)
     # Then exactly one is stored, one answer says "created" and all carry its id
     assert len(primary.received()) == 1
     assert sorted(answer.status for answer in answers) == [200] * 31 + [201]

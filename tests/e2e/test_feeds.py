@@ -6,7 +6,6 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
-import boto3
 import feedparser
 import pytest
 
@@ -56,13 +55,7 @@ def test_a_feed_reader_subscribes_and_the_job_publishes_the_static_copy(stack):
     assert get(feed_url, {"If-None-Match": etag})[0] == 304
 
     # The scheduled job publishes the same document to the stack's S3.
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = stack.aws_client("s3")
 
     def static_copy():
         try:

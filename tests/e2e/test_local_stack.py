@@ -8,7 +8,6 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
 import pytest
 
 from tests.e2e.stack import http, start_stack, wait_for
@@ -97,13 +96,7 @@ def test_one_idempotency_key_raced_over_http_makes_one_post(stack):
 def test_the_scheduled_job_archives_posts_to_s3(stack):
     token = stack.new_user("archivist")
     post = stack.call("POST", "/posts", {"text": "archive me"}, token=token).body
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = stack.aws_client("s3")
 
     def archived_bodies():
         listing = s3.list_objects_v2(Bucket="lifeboat-local", Prefix="archive/").get("Contents", [])
@@ -170,14 +163,8 @@ def test_an_existing_aws_endpoint_is_used_and_provisioned():
             assert running.aws_endpoint == url
             token = running.new_user("shared")
             assert running.call("POST", "/posts", {"text": "on a shared endpoint"}, token=token).status == 201
-            client = {
-                "endpoint_url": url,
-                "region_name": "us-east-1",
-                "aws_access_key_id": "testing",
-                "aws_secret_access_key": "testing",
-            }
-            assert "lifeboat-local" in boto3.client("dynamodb", **client).list_tables()["TableNames"]
-            buckets = [b["Name"] for b in boto3.client("s3", **client).list_buckets()["Buckets"]]
+            assert "lifeboat-local" in running.aws_client("dynamodb").list_tables()["TableNames"]
+            buckets = [b["Name"] for b in running.aws_client("s3").list_buckets()["Buckets"]]
             assert "lifeboat-local" in buckets
         finally:
             assert running.stop() == 0

@@ -4,7 +4,6 @@ server), with the store on moto: exactly once, in each author's order."""
 from __future__ import annotations
 
 import os
-import threading
 from collections import defaultdict
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from chalicelib import wiring
 from chalicelib.store import PostStore
 from scripts.fake_primary import FakePrimary
+from tests.concurrency import run_at_once
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.conftest import PRIMARY_TOKEN
 
@@ -150,16 +150,7 @@ def test_two_runs_at_once_send_each_post_once(world):
     written = write_outage(api, authors=6, each=4, replies=False)
     primary.configure(latency_ms=20)
     bring_primary_up(primary, runs=2)
-    reports = []
-
-    def replay():
-        reports.append(wiring.recovery().replay(lambda: 30.0).to_dict())
-
-    threads = [threading.Thread(target=replay) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    reports = run_at_once(lambda: wiring.recovery().replay(lambda: 30.0).to_dict(), threads=2)
     drain()
 
     assert sorted(r["stopped_because"] for r in reports)[1] in {"drained", "lease_held"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import boto3
@@ -10,6 +9,7 @@ import pytest
 
 from chalicelib import wiring
 from chalicelib.store import idempotency_pk
+from tests.concurrency import run_at_once
 from tests.conftest import TABLE
 
 
@@ -84,24 +84,9 @@ def test_many_racing_requests_with_one_key_make_one_post(moto):
     # Given one author and 16 threads sending the same keyed request at once,
     wiring.accounts().create_user({"username": "alice"})
     service = wiring.posts()
-    start = threading.Barrier(16)
-    results, errors = [], []
-
-    def send():
-        start.wait()
-        try:
-            results.append(service.create("alice", {"text": "race"}, "race-key"))
-        except Exception as exc:  # collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=send) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_at_once(lambda: service.create("alice", {"text": "race"}, "race-key"), threads=16)
 
     # then every request got the same post and exactly one post exists.
-    assert errors == []
     assert len({created.post.id for created in results}) == 1
     assert sum(not created.replayed for created in results) == 1
     assert len(wiring.post_store().author_posts("alice", None, 100).posts) == 1

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import threading
-
 from chalicelib import ids
+from tests.concurrency import run_at_once
 
 
 def test_ids_sort_in_creation_order_even_within_one_millisecond():
@@ -21,19 +20,8 @@ def test_a_clock_that_steps_back_never_makes_an_older_id():
 
 def test_ids_made_concurrently_are_unique():
     factory = ids.UlidFactory()
-    made: list[str] = []
-    lock = threading.Lock()
-
-    def make():
-        batch = [factory.new() for _ in range(500)]
-        with lock:
-            made.extend(batch)
-
-    threads = [threading.Thread(target=make) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    batches = run_at_once(lambda: [factory.new() for _ in range(500)], threads=8)
+    made = [made_id for batch in batches for made_id in batch]
     assert len(set(made)) == 4000
 
 

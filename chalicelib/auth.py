@@ -153,7 +153,9 @@ class TokenCache:
     Fresh entries save a GetItem per request; stale ones still let a known
     user post while DynamoDB is down, which is when the S3 spool matters.
     The price: a revoked token keeps working on a warm container for up to
-    `fresh_seconds` (and `stale_seconds` during a DynamoDB outage).
+    `fresh_seconds` (and `stale_seconds` during a DynamoDB outage), counted
+    from the last successful read: only `Accounts.authenticate`'s read of
+    DynamoDB puts an entry, never a hit on the cache itself.
     """
 
     def __init__(self, fresh_seconds: float, stale_seconds: float, monotonic=time.monotonic) -> None:
@@ -195,14 +197,19 @@ class Accounts:
         """
         hashed = token_hash(bearer_token(authorization))
         username = self._cache.get(hashed)
+        if username is not None:
+            return username
+        try:
+            username = self._users.username_for(hashed)
+        except StoreUnavailable:
+            # Not re-stamped: only a successful read proves the token is
+            # still live, so the stale window runs out however often it is used.
+            username = self._cache.get(hashed, allow_stale=True)
+            if username is None:
+                raise
+            return username
         if username is None:
-            try:
-                username = self._users.username_for(hashed)
-            except StoreUnavailable:
-                username = self._cache.get(hashed, allow_stale=True)
-                if username is None:
-                    raise
-        if username is None:
+            self._cache.forget(hashed)
             raise Unauthorized("the token is invalid or revoked", code="invalid_token")
         self._cache.put(hashed, username)
         return username

@@ -17,21 +17,24 @@ from email.utils import parsedate_to_datetime
 _ENTITY_TAG_RE = re.compile(r'(?:W/)?"[^"]*"')
 
 
-def is_not_modified(request_headers: Mapping[str, str], *, etag: str, last_modified: str) -> bool:
+def is_not_modified(request_headers: Mapping[str, str], *, etag: str, last_modified: str | None) -> bool:
     """True when the client's copy is current and a 304 should be sent.
 
     ``etag`` is the current entity-tag as sent in ETag; ``last_modified`` the
-    HTTP date sent in Last-Modified. If-None-Match, when present, decides
-    alone (If-Modified-Since is then ignored, as RFC 9110 requires); it uses
-    the weak comparison, so ``W/"x"`` matches ``"x"``, and ``*`` matches
-    because a feed always exists. An unparseable If-Modified-Since is ignored.
+    HTTP date sent in Last-Modified, or None when that date cannot yet tell
+    two versions apart (then If-Modified-Since never gives a 304: a 200 is
+    always a correct answer to a conditional GET). If-None-Match, when
+    present, decides alone (If-Modified-Since is then ignored, as RFC 9110
+    requires); it uses the weak comparison, so ``W/"x"`` matches ``"x"``, and
+    ``*`` matches because a feed always exists. An unparseable
+    If-Modified-Since is ignored.
     Header names are matched case-insensitively.
     """
     if_none_match = _header(request_headers, "if-none-match")
     if if_none_match is not None:
         return _any_tag_matches(if_none_match, etag)
     if_modified_since = _header(request_headers, "if-modified-since")
-    if if_modified_since is None:
+    if if_modified_since is None or last_modified is None:
         return False
     since = _parse_http_date(if_modified_since)
     return since is not None and _parse_http_date(last_modified) <= since

@@ -7,11 +7,17 @@ or delete that changes the timeline (the update items are built here, so the
 attribute names live in one place); this module reads them.
 
 - A user's marker is `feed_version` (ADD 1 per change) and `feed_changed_at`
-  on the user item `USER#<u>`/`PROFILE`.
-- The public marker is the same two attributes on the sharded backlog counter
-  items `COUNTER#backlog#<s>`: the sum of the versions and the latest time.
+  on the user item `USER#<u>`/`PROFILE`, with `last_post_id` and
+  `last_deleted_id`: the last post added to and deleted from the timeline.
+- The public marker is the same four attributes on the sharded backlog
+  counter items `COUNTER#backlog#<s>`: the sum of the versions, the latest
+  time, and the two ids per shard.
 - A delete also adds its author to `FEEDS#dirty#<s>` (a string set), because a
   deleted post leaves the Public index, where the publisher finds new posts.
+
+The two ids let a reader check that a body rendered from the (eventually
+consistent) indexes already shows the marker's last changes; see
+`feeds.shows_last_changes`.
 """
 
 from __future__ import annotations
@@ -21,15 +27,13 @@ from dataclasses import dataclass
 from chalicelib import dynamo
 from chalicelib.aws import unavailable_as_domain_error
 from chalicelib.errors import NotFound
-from chalicelib.feeds import FeedMarker, Timeline
+from chalicelib.feeds import FeedMarker, Lane, Timeline
 from chalicelib.ids import iso_from_millis
 
 FEED_VERSION = "feed_version"
 FEED_CHANGED_AT = "feed_changed_at"
-# The expression a counter or user update appends to bump a marker; the
-# caller supplies :one (1) and :changed_at.
-MARKER_ADD = f"{FEED_VERSION} :one"
-MARKER_SET = f"{FEED_CHANGED_AT} = :changed_at"
+LAST_POST_ID = "last_post_id"
+LAST_DELETED_ID = "last_deleted_id"
 EPOCH_ISO = iso_from_millis(0)
 _BATCH_GET_MAX = 100
 _USER_SK = "PROFILE"
@@ -39,26 +43,51 @@ _PUBLISHED_SK = "PUBLISHED"
 _CHECKPOINT_SK = "CHECKPOINT"
 
 
-def marker_values(changed_at: str) -> dict:
-    return {":one": {"N": "1"}, ":changed_at": {"S": changed_at}}
+@dataclass(frozen=True)
+class MarkerChange:
+    """The clauses a counter or user update appends to record a change: an
+    ADD clause, a SET clause and the values they name (`:one`,
+    `:changed_at`, `:changed_post`)."""
+
+    add: str
+    set: str
+    values: dict
 
 
-def user_marker_update(table: str, username: str, changed_at: str, new_post_id: str | None = None) -> dict:
-    """The transaction item that records a change to `username`'s feed.
+def marker_change(changed_at: str, post_id: str, *, deleted: bool) -> MarkerChange:
+    """Bump the version, stamp the time, and name the post: the last added
+    or the last deleted one (by commit order, not by id)."""
+    post_attribute = LAST_DELETED_ID if deleted else LAST_POST_ID
+    return MarkerChange(
+        add=f"{FEED_VERSION} :one",
+        set=f"{FEED_CHANGED_AT} = :changed_at, {post_attribute} = :changed_post",
+        values={":one": {"N": "1"}, ":changed_at": {"S": changed_at}, ":changed_post": {"S": post_id}},
+    )
+
+
+def user_marker_update(
+    table: str,
+    username: str,
+    changed_at: str,
+    new_post_id: str | None = None,
+    *,
+    deleted_post_id: str | None = None,
+) -> dict:
+    """The transaction item that records a change to `username`'s feed: a
+    new post (`new_post_id`) or a delete (`deleted_post_id`), exactly one.
 
     The same update keeps the user's live post count (+1 with a new post,
-    -1 on a delete) and newest post id, so an Account entity needs no query
-    of the author's posts."""
-    values = {**marker_values(changed_at), ":posts": {"N": "1" if new_post_id else "-1"}}
-    update = f"ADD {MARKER_ADD}, posts_count :posts SET {MARKER_SET}"
-    if new_post_id:
-        update += ", last_post_id = :post"
-        values[":post"] = {"S": new_post_id}
+    -1 on a delete) and newest post id (`last_post_id`, also the marker's),
+    so an Account entity needs no query of the author's posts."""
+    if (new_post_id is None) == (deleted_post_id is None):
+        raise ValueError("a feed change is either a new post or a delete")
+    change = marker_change(changed_at, new_post_id or deleted_post_id, deleted=new_post_id is None)
+    values = {**change.values, ":posts": {"N": "1" if new_post_id else "-1"}}
     return {
         "Update": {
             "TableName": table,
             "Key": dynamo.key(f"USER#{username}", _USER_SK),
-            "UpdateExpression": update,
+            "UpdateExpression": f"ADD {change.add}, posts_count :posts SET {change.set}",
             "ExpressionAttributeValues": values,
         }
     }
@@ -79,10 +108,13 @@ def dirty_user_update(table: str, shard: int, username: str) -> dict:
 
 @dataclass(frozen=True)
 class Marker:
-    """A timeline's marker as stored: a counter and the time of the last change."""
+    """A timeline's marker as stored: a counter, the time of the last change,
+    and one lane per part of the index that changed (each public shard, or
+    the author)."""
 
     version: int
     changed_at: str
+    lanes: tuple[Lane, ...] = ()
 
     def as_feed_marker(self) -> FeedMarker:
         return FeedMarker(changed_at=self.changed_at, version=str(self.version))
@@ -114,6 +146,7 @@ class FeedStore:
         return Marker(
             version=sum(item.get(FEED_VERSION, 0) for item in counters),
             changed_at=max((item.get(FEED_CHANGED_AT, EPOCH_ISO) for item in counters), default=EPOCH_ISO),
+            lanes=tuple(lane for item in counters if (lane := _lane(item)) is not None),
         )
 
     def user_markers(self, usernames: list[str]) -> dict[str, Marker]:
@@ -122,7 +155,11 @@ class FeedStore:
         keys = [dynamo.key(f"USER#{name}", _USER_SK) for name in usernames]
         users = self._batch_get(keys, "read user feed markers")
         return {
-            user["username"]: Marker(user.get(FEED_VERSION, 0), user.get(FEED_CHANGED_AT, user["created_at"]))
+            user["username"]: Marker(
+                user.get(FEED_VERSION, 0),
+                user.get(FEED_CHANGED_AT, user["created_at"]),
+                tuple(lane for lane in [_lane(user)] if lane is not None),
+            )
             for user in users
             if "username" in user
         }
@@ -217,3 +254,12 @@ class FeedStore:
                 found += [dynamo.from_item(item) for item in response["Responses"].get(self._table, [])]
                 request = response.get("UnprocessedKeys") or None
         return found
+
+
+def _lane(item: dict) -> Lane | None:
+    """The lane of a marker item, or None if it never changed. An item that
+    changed before the ids were recorded has no `last_post_id`: its lane
+    then proves nothing (see `feeds.shows_last_changes`)."""
+    if not item.get(FEED_VERSION, 0):
+        return None
+    return Lane(last_added=item.get(LAST_POST_ID), last_deleted=item.get(LAST_DELETED_ID))

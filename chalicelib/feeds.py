@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -136,6 +136,49 @@ class FeedMarker:
 
     changed_at: str
     version: str
+
+
+@dataclass(frozen=True)
+class Lane:
+    """The last changes to one part of a timeline's index (one public shard,
+    or one author), by commit order: the id of the post last added there and
+    of the post last deleted there. ``last_added`` None means the part
+    changed but its ids were not recorded (items written before they were)."""
+
+    last_added: str | None
+    last_deleted: str | None = None
+
+
+def shows_last_changes(lanes: Iterable[Lane], shown_ids: Sequence[str], max_items: int) -> bool:
+    """True when a feed showing ``shown_ids`` (newest first, as rendered)
+    already reflects each lane's last add and last delete.
+
+    The body is read from indexes that lag the marker; this is the evidence
+    that they have caught up with it:
+    - a lane's last deleted post must not be shown (a lagging index still
+      holds it, with its state from before the delete);
+    - its last added post must be shown, unless it was then deleted
+      (``last_added == last_deleted``), or the feed is full and the post is
+      older than every shown one, so it would not be shown anyway.
+    Anything else (a post added after the marker was read, say) can only make
+    the body newer than the marker, which no later marker matches. A lane
+    whose last added post was deleted before its last delete, or whose ids
+    are unknown, proves nothing: False, and the caller waits for the settle
+    time instead.
+    """
+    shown = set(shown_ids)
+    oldest_shown = shown_ids[-1] if len(shown_ids) >= max_items else None
+    for lane in lanes:
+        if lane.last_added is None or lane.last_deleted in shown:
+            return False
+        added_accounted_for = (
+            lane.last_added in shown
+            or lane.last_added == lane.last_deleted
+            or (oldest_shown is not None and lane.last_added < oldest_shown)
+        )
+        if not added_accounted_for:
+            return False
+    return True
 
 
 def render_feed(kind: FeedKind, posts: Iterable[Post], channel: FeedChannel) -> bytes:

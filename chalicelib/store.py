@@ -162,10 +162,13 @@ class PostStore:
             }
         }
 
-    def _count_backlog(self, post_id: str, delta: int, *, feed_changed_at: str | None = None) -> dict:
+    def _count_backlog(
+        self, post_id: str, delta: int, *, feed_changed_at: str | None = None, feed_deleted: bool = False
+    ) -> dict:
         """The counter shard's update; with `feed_changed_at`, it also bumps
-        the public feed marker kept on the same item. Replay transitions
-        leave the marker alone: they change no feed."""
+        the public feed marker kept on the same item, naming `post_id` as
+        added (or, with `feed_deleted`, deleted). Replay transitions leave
+        the marker alone: they change no feed."""
         shard = shard_of(post_id, self._shards)
         update = {
             "Update": {
@@ -177,8 +180,9 @@ class PostStore:
         }
         if feed_changed_at is not None:
             body = update["Update"]
-            body["UpdateExpression"] = f"ADD pending :delta, {feed_store.MARKER_ADD} SET {feed_store.MARKER_SET}"
-            body["ExpressionAttributeValues"] |= feed_store.marker_values(feed_changed_at)
+            change = feed_store.marker_change(feed_changed_at, post_id, deleted=feed_deleted)
+            body["UpdateExpression"] = f"ADD pending :delta, {change.add} SET {change.set}"
+            body["ExpressionAttributeValues"] |= change.values
         return update
 
     def _now_iso(self) -> str:
@@ -221,8 +225,10 @@ class PostStore:
         shard = shard_of(post.id, self._shards)
         items = [
             update,
-            self._count_backlog(post.id, -1 if post.state == PENDING else 0, feed_changed_at=changed_at),
-            feed_store.user_marker_update(self._table, post.author, changed_at),
+            self._count_backlog(
+                post.id, -1 if post.state == PENDING else 0, feed_changed_at=changed_at, feed_deleted=True
+            ),
+            feed_store.user_marker_update(self._table, post.author, changed_at, deleted_post_id=post.id),
             feed_store.dirty_user_update(self._table, shard, post.author),
         ]
         if post.state == FAILED:

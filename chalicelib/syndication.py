@@ -3,13 +3,22 @@ job step that publishes static copies to S3.
 
 Both trust a timeline's marker (`feed_store`) for "has it changed", and read
 posts only to render. The posts come from eventually consistent indexes, so
-for `ARCHIVE_SETTLE_SECONDS` after a change a rendered feed may not show it
-yet. Within that window:
-- a live feed is always rendered (never 304), under validators that the
-  settled marker will not match (a distinct ETag, a Last-Modified one second
-  early, `Cache-Control: no-cache`), so no client keeps an early copy;
-- the publisher writes the static copy but does not record it as published,
-  so the next run writes it again.
+a body rendered soon after a change may not show it yet. A live feed is
+sent under one of three sets of validators:
+- settled: the last change is older than `ARCHIVE_SETTLE_SECONDS`, so the
+  indexes are trusted to show it. The marker's ETag and Last-Modified; both
+  may give 304.
+- checked: the change is younger, but the rendered body shows the marker's
+  last changes (`feeds.shows_last_changes`). An ETag of its own, which gives
+  304 from the marker alone until the marker changes or settles (then one
+  more render, under the settled ETag, replaces any copy the check was wrong
+  about); Last-Modified one second early and never a 304 on
+  If-Modified-Since, whose whole seconds cannot tell a change in the same
+  second apart, nor one whose write commits a little after its timestamp.
+- behind: younger, and the body misses one of the marker's last changes.
+  `Cache-Control: no-cache`, under an ETag that nothing matches later.
+The publisher writes a young static copy but does not record it as
+published, so the next run writes it again.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from chalicelib import ids
 from chalicelib.conditional import is_not_modified
@@ -33,7 +43,9 @@ from chalicelib.feeds import (
     etag_for,
     feed_headers,
     last_modified_for,
+    newest_first,
     render_feed,
+    shows_last_changes,
 )
 from chalicelib.lease import Lease
 from chalicelib.models import Post
@@ -75,13 +87,16 @@ class Feeds:
         timeline = timeline_of(username)
         stored = self._markers.marker(timeline)
         channel = self.channel(timeline, kind)
-        if not self.is_settled(stored):
-            return FeedReply(self._settling_headers(stored, channel, kind), self.render(timeline, kind).decode())
-        marker = stored.as_feed_marker()
-        headers = feed_headers(kind, etag=etag_for(marker, channel, kind), last_modified=last_modified_for(marker))
-        if is_not_modified(request_headers, etag=headers["ETag"], last_modified=headers["Last-Modified"]):
+        standing = Standing.SETTLED if self.is_settled(stored) else Standing.CHECKED
+        headers = _validators(stored, channel, kind, standing)
+        comparable_date = headers["Last-Modified"] if standing is Standing.SETTLED else None
+        if is_not_modified(request_headers, etag=headers["ETag"], last_modified=comparable_date):
             return FeedReply(headers)
-        return FeedReply(headers, self.render(timeline, kind).decode())
+        posts = self._latest(timeline)
+        shown_ids = [post.id for post in newest_first(posts, channel.max_items)]
+        if standing is Standing.CHECKED and not shows_last_changes(stored.lanes, shown_ids, channel.max_items):
+            headers = _validators(stored, channel, kind, Standing.BEHIND)
+        return FeedReply(headers, render_feed(kind, posts, channel).decode())
 
     def render(self, timeline: Timeline, kind: FeedKind) -> bytes:
         return render_feed(kind, self._latest(timeline), self.channel(timeline, kind))
@@ -120,11 +135,30 @@ class Feeds:
             return self._store.public_posts(None, limit).posts
         return self._store.author_posts(timeline.username, None, limit).posts
 
-    def _settling_headers(self, stored: Marker, channel: FeedChannel, kind: FeedKind) -> dict[str, str]:
+
+class Standing(StrEnum):
+    """How far a rendered body can be trusted to match its marker; see the
+    module docstring."""
+
+    SETTLED = "settled"
+    CHECKED = "checked"
+    BEHIND = "behind"
+
+
+def _validators(stored: Marker, channel: FeedChannel, kind: FeedKind, standing: Standing) -> dict[str, str]:
+    """The headers of a feed under `stored`, for a 200 and a 304 alike.
+
+    Each standing has its own ETag, so a copy taken before the change
+    settled is rendered again once it has. A young change gets a
+    Last-Modified one second early: an If-Modified-Since client sent it
+    never gets a 304 for a change made later in the same second."""
+    if standing is Standing.SETTLED:
+        marker = stored.as_feed_marker()
+    else:
         early = ids.iso_from_millis(ids.millis_from_iso(stored.changed_at) - 1000)
-        marker = FeedMarker(changed_at=early, version=f"{stored.version}:settling")
-        headers = feed_headers(kind, etag=etag_for(marker, channel, kind), last_modified=last_modified_for(marker))
-        return headers | {"Cache-Control": "no-cache"}
+        marker = FeedMarker(changed_at=early, version=f"{stored.version}:{standing.value}")
+    headers = feed_headers(kind, etag=etag_for(marker, channel, kind), last_modified=last_modified_for(marker))
+    return (headers | {"Cache-Control": "no-cache"}) if standing is Standing.BEHIND else headers
 
 
 def timeline_of(username: str | None) -> Timeline:

@@ -17,7 +17,9 @@ ADMIN = "e2e-feeds-admin"
 
 @pytest.fixture(scope="module")
 def stack():
-    running = start_stack({"ADMIN_TOKEN": ADMIN})
+    # Every change stays younger than the settle time for the whole module:
+    # what is tested is the 304 that needs no waiting.
+    running = start_stack({"ADMIN_TOKEN": ADMIN, "ARCHIVE_SETTLE_SECONDS": "600"})
     yield running
     running.stop()
 
@@ -45,14 +47,10 @@ def test_a_feed_reader_subscribes_and_the_job_publishes_the_static_copy(stack):
     assert [entry.id.rsplit(":", 1)[1] for entry in parsed.entries] == list(reversed(ids))
     assert parsed.feed.links[0].href == feed_url  # PUBLIC_BASE_URL follows the stack's own port
 
-    # Once the change has settled (ARCHIVE_SETTLE_SECONDS=2 locally), a
-    # repeated poll with the reader's validator is a 304.
-    def settled_etag():
-        _, settled, _ = get(feed_url)
-        return settled["ETag"] if settled["Cache-Control"] != "no-cache" else None
-
-    etag = wait_for(settled_etag, timeout=15)
-    assert get(feed_url, {"If-None-Match": etag})[0] == 304
+    # Right after the posts, the body already shows the marker's last change,
+    # so a repeated poll with the reader's validator is a 304 at once.
+    assert headers["Cache-Control"] == "public, max-age=30"
+    assert get(feed_url, {"If-None-Match": headers["ETag"]})[0] == 304
 
     # The scheduled job publishes the same document to the stack's S3.
     s3 = stack.aws_client("s3")

@@ -54,3 +54,16 @@ def test_not_modified_decision_table(headers, expected):
 
 def test_a_weak_current_tag_matches_a_strong_request_tag():
     assert is_not_modified({"If-None-Match": ETAG}, etag=f"W/{ETAG}", last_modified=LAST_MODIFIED)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"If-Modified-Since": LAST_MODIFIED}, False),
+        ({"If-Modified-Since": "Mon, 23 Nov 2036 20:38:42 GMT"}, False),
+        ({"If-None-Match": ETAG, "If-Modified-Since": LAST_MODIFIED}, True),
+        ({"If-None-Match": ETAG}, True),
+    ],
+)
+def test_without_a_comparable_date_only_the_etag_can_give_a_304(headers, expected):
+    assert is_not_modified(headers, etag=ETAG, last_modified=None) is expected

@@ -423,6 +423,35 @@ def test_a_client_repeating_the_validators_gets_a_304_until_the_timeline_changes
     )
 
 
+# -- does a young body show the marker's last changes? ------------------------
+
+A, B, C, D = (ids.smallest_ulid_at(START_MILLIS + n * 1000) for n in range(4))  # oldest first
+Lane = feeds.Lane
+
+
+@pytest.mark.parametrize(
+    ("lanes", "shown", "max_items", "expected"),
+    [
+        ((), [], 3, True),
+        ((Lane(C),), [C, B, A], 3, True),
+        ((Lane(C),), [B, A], 3, False),  # the index has not got C yet
+        ((Lane(C),), [B, A], 2, False),  # full, but C is newer than what is shown
+        ((Lane(A),), [C, B], 2, True),  # full, and A is too old to be shown anyway
+        ((Lane(A),), [C, B], 3, False),  # not full: A should be there
+        ((Lane(C, B),), [C, A], 3, True),
+        ((Lane(C, B),), [C, B, A], 3, False),  # the index still holds the deleted B
+        ((Lane(C, C),), [B, A], 3, True),  # C was added, then deleted
+        ((Lane(C, C),), [C, B, A], 3, False),
+        ((Lane(C, B),), [A], 3, False),  # C deleted before B: not provable
+        ((Lane(None, B),), [A], 3, False),  # changed before the ids were recorded
+        ((Lane(D), Lane(B)), [D, C, B], 3, True),  # one lane per public shard
+        ((Lane(D), Lane(B)), [D, C, A], 3, False),
+    ],
+)
+def test_a_young_body_is_current_only_when_it_shows_each_lanes_last_changes(lanes, shown, max_items, expected):
+    assert feeds.shows_last_changes(lanes, shown, max_items) is expected
+
+
 # -- static publishing keys ---------------------------------------------------
 
 

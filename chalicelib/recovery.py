@@ -44,6 +44,12 @@ MIN_RPS = 0.5
 PACE_HEADROOM = 0.95
 MIN_WINDOW_SECONDS = 0.05
 IDLE_WAIT_SECONDS = 0.5
+# Per-post backoff after a transient failure (full jitter, see upstream.Backoff):
+# short, because a run lasts minutes and the circuit catches a failing primary.
+SEND_BACKOFF_BASE_SECONDS = 0.2
+SEND_BACKOFF_CAP_SECONDS = 10.0
+# Optimistic-locking attempts on the health item before taking the stored view.
+HEALTH_SAVE_ATTEMPTS = 3
 
 
 def utc_iso(epoch_seconds: float) -> str:
@@ -174,6 +180,23 @@ class Circuit:
 # -- one run ----------------------------------------------------------------------
 
 
+class StopReason(StrEnum):
+    """Why a replay run ended, as /status and the replay report show it."""
+
+    DRAINED = "drained"
+    DEADLINE = "deadline"
+    # Every post that could go next must wait (Retry-After, backoff) past the
+    # run's deadline: the next run sends them, this one ends now.
+    WAIT_PAST_DEADLINE = "wait_past_deadline"
+    FENCED = "fenced"
+    UPSTREAM_UNAUTHORIZED = "upstream_unauthorized"
+    CIRCUIT_OPEN = "circuit_open"
+    STALLED = "stalled"
+    LEASE_HELD = "lease_held"
+    DRY_RUN = "dry_run"
+    PRIMARY_NOT_UP = "primary_not_up"
+
+
 class Step(StrEnum):
     SENT = "sent"
     DEAD = "dead"
@@ -198,7 +221,7 @@ class ReplayReport:
     failed: int = 0
     retries: int = 0
     skipped: int = 0
-    stopped_because: str = "drained"
+    stopped_because: str = StopReason.DRAINED
     dry_run: bool = False
     would_send: list[dict] = field(default_factory=list)
 
@@ -253,6 +276,7 @@ class ReplayRun:
         give_up_at: float,
         clock=time.monotonic,
         wall_clock=time.time,
+        sleep=time.sleep,
     ) -> None:
         self._store = store
         self._upstream = upstream
@@ -261,14 +285,16 @@ class ReplayRun:
         self._give_up_at = give_up_at
         self._clock = clock
         self._wall_clock = wall_clock
-        self._gate = RateGate(settings.replay_max_rps, clock=clock)
+        self._sleep = sleep
+        self._gate = RateGate(settings.replay_max_rps, clock=clock, sleep=sleep)
         self.circuit = Circuit(settings.replay_circuit_failures)
-        self._backoff = Backoff(base_seconds=0.2, cap_seconds=10.0)
+        self._backoff = Backoff(base_seconds=SEND_BACKOFF_BASE_SECONDS, cap_seconds=SEND_BACKOFF_CAP_SECONDS)
         self._parents: dict[str, str | bool | None] = {}
         self._fenced = False
         self._unauthorized = False
+        self._wait_past_deadline = False
 
-    def send_window(self, window: list[Post], report: ReplayReport) -> str | None:
+    def send_window(self, window: list[Post], report: ReplayReport) -> StopReason | None:
         """Send what it can of `window`; the reason it stopped early, or None
         when every post of the window was resolved."""
         progress = _Progress(author_lanes(window), {post.id for post in window})
@@ -285,17 +311,19 @@ class ReplayRun:
                     continue
                 self._collect(progress, report)
                 stop = stop or self._stop_reason()
-            return stop if progress.has_work() or stop == "fenced" else None
+            return stop if progress.has_work() or stop == StopReason.FENCED else None
 
-    def _stop_reason(self) -> str | None:
+    def _stop_reason(self) -> StopReason | None:
         if self._fenced:
-            return "fenced"
+            return StopReason.FENCED
         if self._unauthorized:
-            return "upstream_unauthorized"
+            return StopReason.UPSTREAM_UNAUTHORIZED
         if self.circuit.is_open:
-            return "circuit_open"
+            return StopReason.CIRCUIT_OPEN
+        if self._wait_past_deadline:
+            return StopReason.WAIT_PAST_DEADLINE
         if self._clock() >= self._give_up_at:
-            return "deadline"
+            return StopReason.DEADLINE
         return None
 
     def _dispatch(self, pool: ThreadPoolExecutor, progress: _Progress) -> None:
@@ -336,10 +364,16 @@ class ReplayRun:
         return self._parents[parent_id]
 
     def _idle(self, progress: _Progress) -> None:
-        """Nothing in flight and nothing ready: wait for the next backoff to end."""
-        waits = [at for at in progress.not_before.values() if at > self._clock()]
-        until = min([*waits, self._clock() + IDLE_WAIT_SECONDS, self._give_up_at])
-        time.sleep(max(0.0, until - self._clock()))
+        """Nothing in flight and nothing ready: wait for the next backoff to
+        end, or stop if even the first ends past the deadline (every lane
+        head is then in backoff, or waits for a parent that is)."""
+        now = self._clock()
+        waits = [at for at in progress.not_before.values() if at > now]
+        if waits and min(waits) >= self._give_up_at:
+            self._wait_past_deadline = True
+            return
+        until = min([*waits, now + IDLE_WAIT_SECONDS, self._give_up_at])
+        self._sleep(max(0.0, until - now))
 
     def _collect(self, progress: _Progress, report: ReplayReport) -> None:
         done, _ = wait(list(progress.in_flight), timeout=IDLE_WAIT_SECONDS, return_when=FIRST_COMPLETED)
@@ -363,6 +397,10 @@ class ReplayRun:
             progress.not_before[post.id] = self._clock() + result.retry_in
         elif result.step is Step.FENCED:
             self._fenced = True  # another run owns these posts now: stop at once
+        elif result.step is Step.ABORTED:
+            # The gate's next turn is past the deadline (or the circuit
+            # opened): dispatching again would spin. The post was not claimed.
+            self._wait_past_deadline = True
 
     def _attempt(self, post: Post, parent: str | None, claim: bool, attempt: int, in_flight: int) -> StepResult:
         """One send of one post (runs on a worker thread)."""
@@ -435,6 +473,8 @@ class Recovery:
         upstream: Upstream | None,
         settings: Settings,
         wall_clock=time.time,
+        clock=time.monotonic,
+        sleep=time.sleep,
     ) -> None:
         self._store = store
         self._health = health
@@ -442,6 +482,8 @@ class Recovery:
         self._upstream = upstream
         self._settings = settings
         self._wall_clock = wall_clock
+        self._clock = clock
+        self._sleep = sleep
 
     def run(self, remaining_seconds: Callable[[], float]) -> dict:
         if self._upstream is None:
@@ -464,7 +506,7 @@ class Recovery:
             raise Conflict("no primary is configured (UPSTREAM_URL)", code="no_upstream")
         state = self.check_health()
         if state.state != UP:
-            return {"primary": state.state, "sent": 0, "stopped_because": "primary_not_up"}
+            return {"primary": state.state, "sent": 0, "stopped_because": StopReason.PRIMARY_NOT_UP}
         return {"primary": state.state, **self.replay(remaining_seconds).to_dict()}
 
     def status(self) -> dict:
@@ -503,7 +545,7 @@ class Recovery:
         healthy = self._upstream.check_health()
         now = utc_iso(self._wall_clock())
         s = self._settings
-        for _ in range(3):
+        for _ in range(HEALTH_SAVE_ATTEMPTS):
             current = self._health.load()
             new = observe(current, healthy, now, s.health_up_after, s.health_down_after)
             if self._health.save(new, current.version):
@@ -516,12 +558,12 @@ class Recovery:
         report = ReplayReport(started=utc_iso(self._wall_clock()), dry_run=dry_run)
         if dry_run:
             report.would_send = [_planned(post) for post in self._window()]
-            report.stopped_because = "dry_run"
+            report.stopped_because = StopReason.DRY_RUN
             report.finished = utc_iso(self._wall_clock())
             return report
         owner = uuid.uuid4().hex
         if not self._lease.acquire(owner, remaining_seconds() + LEASE_GRACE_SECONDS):
-            report.stopped_because = "lease_held"
+            report.stopped_because = StopReason.LEASE_HELD
             report.finished = utc_iso(self._wall_clock())
             return report
         try:
@@ -534,20 +576,29 @@ class Recovery:
         return report
 
     def _replay_windows(self, owner: str, remaining_seconds: Callable[[], float], report: ReplayReport) -> None:
-        give_up_at = time.monotonic() + remaining_seconds() - self._settings.replay_safety_margin_seconds
-        run = ReplayRun(self._store, self._upstream, self._settings, owner, give_up_at, wall_clock=self._wall_clock)
+        give_up_at = self._clock() + remaining_seconds() - self._settings.replay_safety_margin_seconds
+        run = ReplayRun(
+            self._store,
+            self._upstream,
+            self._settings,
+            owner,
+            give_up_at,
+            clock=self._clock,
+            wall_clock=self._wall_clock,
+            sleep=self._sleep,
+        )
         while True:
             window = self._window()
             if not window:
-                report.stopped_because = "drained"
+                report.stopped_because = StopReason.DRAINED
                 return
             resolved_before = report.sent + report.failed + report.skipped
             stopped = run.send_window(window, report)
             if not stopped and report.sent + report.failed + report.skipped == resolved_before:
-                stopped = "stalled"  # a window that resolves nothing would loop forever
+                stopped = StopReason.STALLED  # a window that resolves nothing would loop forever
             if stopped:
                 report.stopped_because = stopped
-                if stopped == "circuit_open":
+                if stopped == StopReason.CIRCUIT_OPEN:
                     self._mark_down(f"replay stopped after {self._settings.replay_circuit_failures} failed sends")
                 return
 
@@ -555,7 +606,7 @@ class Recovery:
         return self._store.backlog_window(self._settings.replay_window_per_shard)
 
     def _mark_down(self, reason: str) -> None:
-        for _ in range(3):
+        for _ in range(HEALTH_SAVE_ATTEMPTS):
             current = self._health.load()
             if current.state == DOWN or self._health.save(
                 transition(current, DOWN, utc_iso(self._wall_clock()), reason), current.version

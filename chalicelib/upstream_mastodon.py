@@ -33,8 +33,11 @@ from chalicelib.upstream import (
     _Answer,
     _body_id,
     _default_opener,
+    another_post_under_the_key,
     checked_base_url,
+    comparable_text,
     exchange,
+    json_object,
     parse_rate_limit,
     retry_after_result,
 )
@@ -43,7 +46,6 @@ from chalicelib.upstream import (
 # largest page of an account's statuses.
 SEARCH_LIMIT = 40
 _TAG_RE = re.compile(r"<[^>]+>")
-_SPACE_RE = re.compile(r"\s+")
 
 
 def plain_text(content_html: str) -> str:
@@ -51,11 +53,7 @@ def plain_text(content_html: str) -> str:
     line breaks to spaces, tags dropped (a link's hidden parts are spans, so
     the full URL survives), entities decoded, whitespace collapsed."""
     text = re.sub(r"<br\s*/?>|</p>\s*<p>", " ", content_html)
-    return _normalise(html.unescape(_TAG_RE.sub("", text)))
-
-
-def _normalise(text: str) -> str:
-    return _SPACE_RE.sub(" ", text).strip()
+    return comparable_text(html.unescape(_TAG_RE.sub("", text)))
 
 
 class MastodonUpstream:
@@ -116,7 +114,10 @@ class MastodonUpstream:
             # The post may have landed; the Idempotency-Key (for an hour) and
             # the search before the next resend keep a retry from twinning it.
             return SendResult(Outcome.TRANSIENT, detail=type(exc).__name__)
-        return self._classify(answer, token)
+        result = self._classify(answer, token)
+        if result.outcome is Outcome.DONE and _shows_another_status(answer.body, post):
+            return another_post_under_the_key(post, result, self.send)
+        return result
 
     def _landed_earlier(self, post: UpstreamPost, token: str) -> str | SendResult | None:
         """The upstream id of an earlier attempt of this post, None if it is
@@ -178,11 +179,18 @@ def _status_body(post: UpstreamPost) -> dict:
     return body
 
 
+def _shows_another_status(body: bytes, post: UpstreamPost) -> bool:
+    """True when the answer is a Status that is not this post (Mastodon
+    answers a reused Idempotency-Key with the status made under it)."""
+    shown = json_object(body)
+    return shown is not None and isinstance(shown.get("content"), str) and not _is_same_post(shown, post)
+
+
 def _is_same_post(status: object, post: UpstreamPost) -> bool:
     if not isinstance(status, dict) or not isinstance(status.get("content"), str) or "id" not in status:
         return False
     return (
-        plain_text(status["content"]) == _normalise(post.text)
+        plain_text(status["content"]) == comparable_text(post.text)
         and (status.get("spoiler_text") or "") == post.spoiler_text
         and (str(status.get("in_reply_to_id") or "") or None) == post.in_reply_to
     )

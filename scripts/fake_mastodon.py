@@ -10,7 +10,9 @@ the way a real server does:
   or form); 404 for an unknown `in_reply_to_id`, 422 for a text over
   `max_chars`;
 - faults: `down` (503 everywhere), `fail_rate` (500 before storing),
-  `lose_answer_rate` (store, then hang up without answering).
+  `lose_answer_rate` (store, then hang up without answering);
+- `post_directly(author, text, key)`: a status the author made on the
+  server itself, under an Idempotency-Key.
 
 Use it from tests as `FakeMastodon` (a context manager), or as a script:
 `python -m scripts.fake_mastodon --port 0 --user alice=t0ken`. Standard
@@ -242,6 +244,14 @@ class FakeMastodon:
     def statuses(self) -> list[Status]:
         with self._state.lock:
             return list(self._state.statuses)
+
+    def post_directly(self, author: str, text: str, key: str | None = None) -> str:
+        """As if `author` posted `text` with their client (under `key`); the status id."""
+        token = next(token for token, name in self._state.tokens.items() if name == author)
+        status, body = self._state.create(author, token, {"status": text}, key)
+        if status != 200:
+            raise ValueError(body["error"])
+        return body["id"]
 
     def stats(self) -> dict[str, int]:
         with self._state.lock:

@@ -116,6 +116,24 @@ def test_a_user_without_a_token_is_dead_lettered_until_one_is_registered(api, ke
         assert_exactly_once_in_order(api, server, written)
 
 
+def test_a_key_the_author_reused_on_mastodon_does_not_pass_for_this_post(api, key, mastodon_env):
+    with fake_mastodon() as server:
+        mastodon_env(server)
+        token = api.new_user("user0")
+        headers = {"Idempotency-Key": "k-1"}
+        mine = api.post("/posts", {"text": "written during the outage"}, token=token, headers=headers).body
+        other = server.post_directly("user0", "written on Mastodon", key="k-1")
+        register_tokens(api, names=["user0"])
+
+        drain()
+
+        statuses = {status.text: status for status in server.statuses()}
+        assert sorted(statuses) == ["written during the outage", "written on Mastodon"]
+        assert statuses["written on Mastodon"].id == other
+        stored = api.get(f"/posts/{mine['id']}").body
+        assert (stored["state"], stored["upstream_id"]) == ("replayed", statuses["written during the outage"].id)
+
+
 def test_tokens_are_encrypted_at_rest_and_never_shown(api, key):
     api.new_user("user0")
     register_tokens(api, names=["user0"])

@@ -329,3 +329,22 @@ def test_an_author_folded_in_this_run_waits_for_the_next_run(world, outage):
     assert report.recovery["replay"]["stopped_because"] == "folded_authors_wait"
     run_job()
     assert [p.id for p in primary.received()] == [stored["id"], spooled["id"]]
+
+
+def test_a_key_the_author_reused_on_the_primary_does_not_pass_for_this_post(world):
+    # Given a post made here under a key the author also used on the primary
+    # itself, for another post,
+    api, primary = world
+    token = api.new_user("reuser")
+    mine = api.post("/posts", {"text": "written during the outage"}, token=token, headers={"Idempotency-Key": "k-1"})
+    other = primary.add_direct_post("reuser", "written on the primary", key="k-1")
+
+    # when the backlog is replayed,
+    bring_primary_up(primary)
+
+    # then this post reached the primary, and its upstream id is its own.
+    [received] = primary.received()
+    assert (received.id, received.text) == (mine.body["id"], "written during the outage")
+    stored = api.get(f"/posts/{mine.body['id']}").body
+    assert (stored["state"], stored["upstream_id"]) == ("replayed", received.upstream_id)
+    assert received.upstream_id != other

@@ -271,3 +271,43 @@ def test_from_settings_talks_to_the_configured_paths(primary):
 
     assert upstream.check_health() is True
     assert upstream.send(make_post()).outcome is Outcome.DONE
+
+
+def test_a_key_the_author_used_on_the_primary_for_another_post_is_not_taken_for_this_one(primary, upstream):
+    # Given the author posted something else on the primary itself under the
+    # key their client later gave this post,
+    direct = primary.add_direct_post("alice", "something else entirely", key="client-key-7")
+
+    # when the post is sent, and sent again (a retry),
+    first = upstream.send(make_post(idempotency_key="client-key-7"))
+    again = upstream.send(make_post(idempotency_key="client-key-7"))
+
+    # then it is stored once, under the Lifeboat id as the key, beside the other post.
+    assert first.outcome is Outcome.DONE and first.upstream_id != direct
+    assert again.upstream_id == first.upstream_id
+    [received] = primary.received()
+    assert (received.upstream_id, received.text, received.idempotency_key) == (
+        first.upstream_id,
+        "hello from the lifeboat",
+        LIFEBOAT_ID,
+    )
+
+
+def test_the_authors_own_retry_of_this_post_on_the_primary_is_this_post(primary, upstream):
+    # The client sent the same post to the primary itself, with its key: that is delivered.
+    direct = primary.add_direct_post("alice", "hello from the\nlifeboat ", key="client-key-7")
+
+    result = upstream.send(make_post(idempotency_key="client-key-7"))
+
+    assert (result.outcome, result.upstream_id) == (Outcome.DONE, direct)
+    assert primary.received() == []
+
+
+def test_another_post_under_the_lifeboat_id_itself_is_a_dead_letter_with_the_reason(primary, upstream):
+    direct = primary.add_direct_post("alice", "something else entirely", key=LIFEBOAT_ID)
+
+    result = upstream.send(make_post())
+
+    assert (result.outcome, result.status) == (Outcome.PERMANENT, 200)
+    assert result.detail == f"the primary answered with another post ({direct}) for this post's Idempotency-Key"
+    assert primary.received() == []

@@ -5,7 +5,9 @@ after the author's earlier ones are confirmed or dead-lettered), authors
 concurrently, under a rate cap that follows the primary's own rate-limit
 headers and Retry-After. Exactly-once rests on three things: conditional
 state writes (pending -> sending -> replayed), a lease so that one run sends
-at a time, and the same Idempotency-Key on every resend.
+at a time, and the same Idempotency-Key on every resend. Posts deleted here
+after they were replayed are deleted on the primary by the same runs, under
+the same gate, circuit and lease (delete_pending -> deleting -> deleted).
 
 `ready_heads` is the pure scheduling decision; `ReplayRun` drives it with
 threads; `Recovery` is the scheduled entry point.
@@ -32,7 +34,7 @@ from chalicelib.models import FAILED, REPLAYED, Post
 from chalicelib.observability import count, gauge, logger
 from chalicelib.pagination import decode_cursor, encode_cursor, parse_limit
 from chalicelib.store import PostStore, StateChanged
-from chalicelib.upstream import Backoff, Outcome, RateLimit, SendResult, Upstream, UpstreamPost
+from chalicelib.upstream import Backoff, Outcome, RateLimit, SendResult, Upstream, UpstreamDelete, UpstreamPost
 
 LEASE_NAME = "replay"
 # How long the lease outlives the run's own deadline: a holder that dies
@@ -81,17 +83,18 @@ def ready_heads(
     of that author is in flight: that is the per-author order. A reply waits
     while its parent is still unresolved in this window, whoever wrote it,
     because the primary needs the parent's upstream id. Parents are always
-    older than their replies, so these waits cannot form a cycle.
+    older than their replies, so these waits cannot form a cycle. The delete
+    of a reply's copy on the primary needs no parent, and does not wait.
     """
     heads = [lane[0] for author, lane in lanes.items() if lane and author not in busy_authors]
     return sorted(
-        (
-            post
-            for post in heads
-            if not_before.get(post.id, 0.0) <= now and (post.in_reply_to is None or post.in_reply_to not in unresolved)
-        ),
+        (post for post in heads if not_before.get(post.id, 0.0) <= now and not _waits_for_parent(post, unresolved)),
         key=lambda post: post.id,
     )
+
+
+def _waits_for_parent(post: Post, unresolved: set[str]) -> bool:
+    return post.in_reply_to in unresolved and not post.awaits_upstream_delete
 
 
 # -- pacing -----------------------------------------------------------------------
@@ -206,6 +209,7 @@ class StopReason(StrEnum):
 
 class Step(StrEnum):
     SENT = "sent"
+    DELETED = "deleted"
     DEAD = "dead"
     SKIPPED = "skipped"
     RETRY = "retry"
@@ -225,6 +229,8 @@ class ReplayReport:
     started: str
     finished: str | None = None
     sent: int = 0
+    # Copies on the primary deleted (their posts were deleted here).
+    deleted: int = 0
     failed: int = 0
     retries: int = 0
     skipped: int = 0
@@ -237,6 +243,7 @@ class ReplayReport:
             "started": self.started,
             "finished": self.finished,
             "sent": self.sent,
+            "deleted": self.deleted,
             "failed": self.failed,
             "retries": self.retries,
             "skipped": self.skipped,
@@ -271,6 +278,56 @@ class _Progress:
         return any(self.lanes.values())
 
 
+def resolved(report: ReplayReport) -> int:
+    """Posts of the backlog the run is done with, one way or another."""
+    return report.sent + report.deleted + report.failed + report.skipped
+
+
+class _SendPost:
+    """Replaying a post: pending -> sending -> replayed (or failed)."""
+
+    done_step = Step.SENT
+
+    def __init__(self, store: PostStore, upstream: Upstream, owner: str) -> None:
+        self._store, self._upstream, self._owner = store, upstream, owner
+
+    def claim(self, post: Post, now: str) -> None:
+        self._store.claim_for_sending(post, self._owner, now)
+
+    def call(self, post: Post, parent: str | None, previous_attempts: int) -> SendResult:
+        return self._upstream.send(_upstream_post(post, parent, previous_attempts))
+
+    def done(self, post: Post, result: SendResult, now: str) -> None:
+        self._store.mark_replayed(post, self._owner, result.upstream_id, now)
+        count("Replayed")
+
+    def dead(self, post: Post, reason: str, now: str) -> None:
+        self._store.mark_failed(post, self._owner, reason, now)
+
+
+class _DeleteCopy:
+    """Deleting the primary's copy of a post deleted here: delete_pending ->
+    deleting -> deleted (or delete_failed)."""
+
+    done_step = Step.DELETED
+
+    def __init__(self, store: PostStore, upstream: Upstream, owner: str) -> None:
+        self._store, self._upstream, self._owner = store, upstream, owner
+
+    def claim(self, post: Post, now: str) -> None:
+        self._store.claim_for_deleting(post, self._owner, now)
+
+    def call(self, post: Post, parent: str | None, previous_attempts: int) -> SendResult:
+        return self._upstream.delete(UpstreamDelete(post.id, post.author, post.upstream_id))
+
+    def done(self, post: Post, result: SendResult, now: str) -> None:
+        self._store.mark_deleted_upstream(post, self._owner, now)
+        count("DeletedUpstream")
+
+    def dead(self, post: Post, reason: str, now: str) -> None:
+        self._store.mark_delete_failed(post, self._owner, reason, now)
+
+
 class ReplayRun:
     """Sends one window of the backlog. Not reusable: one instance per run."""
 
@@ -296,6 +353,8 @@ class ReplayRun:
         self._gate = RateGate(settings.replay_max_rps, clock=clock, sleep=sleep)
         self.circuit = Circuit(settings.replay_circuit_failures)
         self._backoff = Backoff(base_seconds=SEND_BACKOFF_BASE_SECONDS, cap_seconds=SEND_BACKOFF_CAP_SECONDS)
+        self._send = _SendPost(store, upstream, owner)
+        self._delete = _DeleteCopy(store, upstream, owner)
         self._parents: dict[str, str | bool | None] = {}
         self._fenced = False
         self._unauthorized = False
@@ -339,7 +398,7 @@ class ReplayRun:
             progress.lanes, progress.busy_authors(), progress.unresolved, progress.not_before, self._clock()
         )
         for post in heads[:free]:
-            parent = self._parent_upstream_id(post, progress)
+            parent = None if post.awaits_upstream_delete else self._parent_upstream_id(post, progress)
             if parent is False:
                 # The parent is pending outside this window (it was cut): this
                 # author's lane waits for a later window or run.
@@ -364,7 +423,7 @@ class ReplayRun:
             parent = self._store.get_post(parent_id)
             if parent is not None and parent.state == REPLAYED:
                 self._parents[parent_id] = parent.upstream_id
-            elif parent is None or parent.state == FAILED or parent.deleted_at:
+            elif parent is None or parent.state == FAILED or parent.is_deleted:
                 self._parents[parent_id] = None
             else:
                 return False
@@ -392,6 +451,9 @@ class ReplayRun:
         if result.step is Step.SENT:
             report.sent += 1
             progress.resolve(post, result.upstream_id)
+        elif result.step is Step.DELETED:
+            report.deleted += 1
+            progress.resolve(post)  # a reply waiting on it goes as a top-level post
         elif result.step is Step.DEAD:
             report.failed += 1
             progress.resolve(post)
@@ -410,35 +472,35 @@ class ReplayRun:
             self._wait_past_deadline = True
 
     def _attempt(self, post: Post, parent: str | None, claim: bool, attempt: int, in_flight: int) -> StepResult:
-        """One send of one post (runs on a worker thread)."""
+        """One send (or upstream delete) of one post (runs on a worker thread)."""
         if not self._gate.wait_turn(self._give_up_at) or self.circuit.is_open:
             return StepResult(Step.ABORTED)
+        task = self._delete if post.awaits_upstream_delete else self._send
         try:
             if claim:
-                self._store.claim_for_sending(post, self._owner, utc_iso(self._wall_clock()))
+                task.claim(post, utc_iso(self._wall_clock()))
         except StateChanged:
             return StepResult(Step.SKIPPED)  # deleted (or finished by another run) meanwhile
-        result = self._upstream.send(_upstream_post(post, parent, post.send_attempts + attempt))
+        result = task.call(post, parent, post.send_attempts + attempt)
         self._gate.observe(result.rate_limit, in_flight)
         try:
-            return self._settle(post, result, attempt)
+            return self._settle(task, post, result, attempt)
         except StateChanged:
             return StepResult(Step.FENCED)
 
-    def _settle(self, post: Post, result: SendResult, attempt: int) -> StepResult:
+    def _settle(self, task: _SendPost | _DeleteCopy, post: Post, result: SendResult, attempt: int) -> StepResult:
         now = utc_iso(self._wall_clock())
         if result.outcome is Outcome.DONE:
             self.circuit.record(success=True)
-            self._store.mark_replayed(post, self._owner, result.upstream_id, now)
-            count("Replayed")
-            return StepResult(Step.SENT, upstream_id=result.upstream_id)
+            task.done(post, result, now)
+            return StepResult(task.done_step, upstream_id=result.upstream_id)
         if result.outcome is Outcome.UNAUTHORIZED:
             self._unauthorized = True
             logger.error("the primary refused our token; replay stopped", extra={"status": result.status})
             return StepResult(Step.RETRY, retry_in=0.0)
         if result.outcome is Outcome.PERMANENT:
             self.circuit.record(success=True)
-            self._store.mark_failed(post, self._owner, f"HTTP {result.status}: {result.detail}"[:600], now)
+            task.dead(post, f"HTTP {result.status}: {result.detail}"[:600], now)
             count("DeadLettered")
             logger.warning("post dead-lettered", extra={"post_id": post.id, "status": result.status})
             return StepResult(Step.DEAD)
@@ -521,12 +583,13 @@ class Recovery:
 
     def status(self) -> dict:
         """GET /status: what clients need to decide when to switch back."""
-        backlog = self._store.backlog_size()
+        backlog = self._store.backlog_counts()
         oldest = self._store.oldest_pending()
         health = self._health.load()
         return {
-            "mode": mode_for(health.state, backlog),
-            "backlog": backlog,
+            "mode": mode_for(health.state, backlog.posts + backlog.upstream_deletes),
+            "backlog": backlog.posts,
+            "upstream_deletes": backlog.upstream_deletes,
             "oldest_pending_at": oldest[0].created_at if oldest else None,
             "dead_letters": self._store.dead_letter_count(),
             **health.to_public(),
@@ -543,7 +606,7 @@ class Recovery:
     def retry_dead_letter(self, post_id: str) -> dict:
         """Put a dead letter back in the backlog, in its original place."""
         post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
-        if post is None or post.state != FAILED:
+        if post is None or not post.is_dead_letter:
             raise NotFound(f"no dead letter {post_id}", code="dead_letter_not_found")
         try:
             self._store.requeue_dead_letter(post)
@@ -614,9 +677,9 @@ class Recovery:
             if not window:
                 report.stopped_because = StopReason.FOLDED_AUTHORS_WAIT if whole else StopReason.DRAINED
                 return
-            resolved_before = report.sent + report.failed + report.skipped
+            resolved_before = resolved(report)
             stopped = run.send_window(window, report)
-            if not stopped and report.sent + report.failed + report.skipped == resolved_before:
+            if not stopped and resolved(report) == resolved_before:
                 stopped = StopReason.STALLED  # a window that resolves nothing would loop forever
             if stopped:
                 report.stopped_because = stopped
@@ -625,7 +688,10 @@ class Recovery:
                 return
 
     def _window(self) -> list[Post]:
-        return self._store.backlog_window(self._settings.replay_window_per_shard)
+        """The posts to send (a prefix of the backlog by id) and the copies to
+        delete; the two never hold the same post."""
+        per_shard = self._settings.replay_window_per_shard
+        return self._store.backlog_window(per_shard) + self._store.upstream_delete_window(per_shard)
 
     def _mark_down(self, reason: str) -> None:
         for _ in range(HEALTH_SAVE_ATTEMPTS):
@@ -640,15 +706,18 @@ class Recovery:
         age = 0.0
         if oldest:
             age = max(0.0, self._wall_clock() - ids.ulid_millis(oldest[0].id) / 1000)
-        gauge("BacklogSize", self._store.backlog_size())
+        backlog = self._store.backlog_counts()
+        gauge("BacklogSize", backlog.posts)
+        gauge("UpstreamDeletesPending", backlog.upstream_deletes)
         gauge("OldestPendingAgeSeconds", round(age, 1), unit="Seconds")
         gauge("UpstreamUp", 1 if state.state == UP else 0)
 
 
 def mode_for(primary: str, backlog: int) -> str:
     """`fallback` while the primary is not known to be up (clients post
-    here), `recovering` while it is up and the backlog drains, `normal`
-    once it is up and nothing is left (clients can switch back)."""
+    here), `recovering` while it is up and the backlog (posts to send,
+    copies to delete) drains, `normal` once it is up and nothing is left
+    (clients can switch back)."""
     if primary != UP:
         return "fallback"
     return "recovering" if backlog else "normal"
@@ -659,4 +728,10 @@ def _dead_letter(post: Post) -> dict:
 
 
 def _planned(post: Post) -> dict:
-    return {"id": post.id, "author": post.author, "created_at": post.created_at, "in_reply_to": post.in_reply_to}
+    return {
+        "id": post.id,
+        "author": post.author,
+        "created_at": post.created_at,
+        "in_reply_to": post.in_reply_to,
+        "action": "delete" if post.awaits_upstream_delete else "send",
+    }

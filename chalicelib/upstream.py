@@ -15,6 +15,11 @@ replay job never looks at HTTP itself:
 - `UNAUTHORIZED`: 401, our token was refused; stop the replay (the posts
   wait, and no post is dead-lettered for an operator's mistake).
 
+A post deleted here after it was replayed is deleted on the primary too
+(`Upstream.delete`): `DELETE {base_url}{ingest_path}/{upstream_id}`, where
+200, 204 and 404 (already gone) are `DONE`, and any other answer is
+classified as above.
+
 Only the standard library is used: this module ships in the Lambda zip.
 """
 
@@ -28,6 +33,7 @@ import random
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -96,6 +102,21 @@ class UpstreamPost:
 
 
 @dataclass(frozen=True)
+class UpstreamDelete:
+    """A copy on the primary to delete: the post `id` (Lifeboat's) by
+    `author`, known there as `upstream_id` (None if the primary never said)."""
+
+    id: str
+    author: str
+    upstream_id: str | None
+
+
+# The answers to a delete that mean the copy is gone (404: gone already, or
+# the primary removed it itself).
+DELETE_DONE_STATUSES = frozenset({200, 204, 404})
+
+
+@dataclass(frozen=True)
 class RateLimit:
     """What the primary said about its rate limit; any part may be missing."""
 
@@ -123,6 +144,14 @@ class Upstream(Protocol):
     def check_health(self) -> bool: ...
 
     def send(self, post: UpstreamPost) -> SendResult: ...
+
+    def delete(self, copy: UpstreamDelete) -> SendResult: ...
+
+
+def no_upstream_id(copy: UpstreamDelete) -> SendResult:
+    """A delete that cannot be sent: the primary never gave the post's id."""
+    detail = f"the primary never gave an id for post {copy.id}; delete it there by hand"
+    return SendResult(Outcome.PERMANENT, detail=detail)
 
 
 def comparable_text(text: str) -> str:
@@ -351,6 +380,25 @@ class GenericIngestUpstream:
             return another_post_under_the_key(post, result, self.send)
         return result
 
+    def delete(self, copy: UpstreamDelete) -> SendResult:
+        """Delete the primary's copy of a post; a repeat finds it gone (404: done)."""
+        if copy.upstream_id is None:
+            return no_upstream_id(copy)
+        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
+            f"{self._ingest_url}/{urllib.parse.quote(copy.upstream_id, safe='')}",
+            method="DELETE",
+            headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
+        )
+        try:
+            answer = self._exchange(request)
+        except (http.client.HTTPException, OSError) as exc:
+            return SendResult(Outcome.TRANSIENT, detail=type(exc).__name__)
+        now = self._clock()
+        rate_limit = parse_rate_limit(answer.headers, now)
+        if answer.status in DELETE_DONE_STATUSES:
+            return SendResult(Outcome.DONE, status=answer.status, rate_limit=rate_limit)
+        return self._failure(answer, now, rate_limit)
+
     def _exchange(self, request: urllib.request.Request) -> _Answer:
         return exchange(self._opener, request, self._timeout)
 
@@ -361,6 +409,11 @@ class GenericIngestUpstream:
         upstream_id = _body_id(answer.body)
         if (status in (200, 201) and upstream_id is not None) or status == 409:
             return SendResult(Outcome.DONE, upstream_id=upstream_id, status=status, rate_limit=rate_limit)
+        return self._failure(answer, now, rate_limit)
+
+    def _failure(self, answer: _Answer, now: float, rate_limit: RateLimit | None) -> SendResult:
+        """Any answer that is not done: wait, unauthorized, permanent or transient."""
+        status = answer.status
         detail = self._excerpt(answer.body)
         wait = retry_after_result(answer, now, detail, rate_limit)
         if wait is not None:

@@ -21,7 +21,10 @@ Endpoints:
   the post stored under that key, which is never stored twice. 401 bad token,
   400 bad JSON or missing fields, 422 text too long or unknown `in_reply_to`,
   429 over the rate limit.
-- `GET /received`: accepted posts in arrival order. `GET /stats`: counters.
+- `DELETE /posts/{upstream_id}`: 204 when the post was there and is now
+  deleted, 404 when there is no such post (any more); 401 bad token.
+- `GET /received`: accepted posts in arrival order (deleted ones too).
+  `GET /deleted`: deletions in order. `GET /stats`: counters.
 - `FakePrimary.add_direct_post(author, text, key)`: a post the author made on
   the primary itself (not through the ingest), under an Idempotency-Key;
   not in `/received`.
@@ -29,9 +32,9 @@ Endpoints:
   `POST /control/reset` (forget posts and counters). These test hooks have no
   authentication: the server binds to loopback.
 
-Fault order for an ingest request: down (503), latency, stall (timeout),
-rate limit (429), token (401), fail rate (500), forced status, validation,
-store, lost answer. When a rate limit is set, every answer from the rate-limit
+Fault order for an ingest request (a post or a delete): down (503), latency,
+stall (timeout), rate limit (429), token (401), fail rate (500), forced
+status, validation, store (or delete), lost answer. When a rate limit is set, every answer from the rate-limit
 step on carries X-RateLimit-Limit/Remaining/Reset.
 """
 
@@ -47,6 +50,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,7 +70,10 @@ COUNTERS = (
     "timeouts",
     "lost_answers",
     "health_checks",
+    "delete_requests",
+    "deleted",
 )
+DELETE_PREFIX = "/posts/"
 
 
 def _flag(value: object) -> bool:
@@ -190,6 +197,14 @@ class ReceivedPost:
 
 
 @dataclass(frozen=True)
+class DeletedPost:
+    upstream_id: str
+    id: str
+    author: str
+    deleted_at: str
+
+
+@dataclass(frozen=True)
 class RateWindow:
     limit: int
     remaining: int
@@ -254,6 +269,7 @@ class PrimaryState:
 
     def _clear(self) -> None:
         self._posts: list[ReceivedPost] = []
+        self._deleted: list[DeletedPost] = []
         self._by_key: dict[tuple[str, str], ReceivedPost] = {}
         self._lifeboat_ids: set[str] = set()
         self._upstream_ids: set[str] = set()
@@ -281,6 +297,21 @@ class PrimaryState:
     def received(self) -> list[ReceivedPost]:
         with self._lock:
             return [post for post in self._posts if not post.direct]
+
+    def deleted(self) -> list[DeletedPost]:
+        with self._lock:
+            return list(self._deleted)
+
+    def delete(self, upstream_id: str) -> bool:
+        """Delete the post; False when there is no such post (any more)."""
+        with self._lock:
+            if upstream_id not in self._upstream_ids:
+                return False
+            post = next(post for post in self._posts if post.upstream_id == upstream_id)
+            self._upstream_ids.discard(upstream_id)
+            self._deleted.append(DeletedPost(upstream_id, post.id, post.author, _iso(time.time())))
+            self._counters["deleted"] += 1
+            return True
 
     def plan(self, counter: str, ingest: bool) -> Plan:
         with self._lock:
@@ -396,6 +427,7 @@ class Handler(BaseHTTPRequestHandler):
         routes = {
             "/health": self._health,
             "/received": lambda: self._json(200, [asdict(post) for post in self.server.state.received()]),
+            "/deleted": lambda: self._json(200, [asdict(post) for post in self.server.state.deleted()]),
             "/stats": lambda: self._json(200, self.server.state.stats()),
             "/control": lambda: self._json(200, asdict(self.server.state.mode)),
         }
@@ -409,6 +441,13 @@ class Handler(BaseHTTPRequestHandler):
         }
         routes.get(self.path, self._not_found)()
 
+    def do_DELETE(self) -> None:
+        upstream_id = urllib.parse.unquote(self.path.removeprefix(DELETE_PREFIX))
+        if not self.path.startswith(DELETE_PREFIX) or not upstream_id or "/" in upstream_id:
+            self._not_found()
+            return
+        self._guarded("delete_requests", lambda plan, headers: self._remove(upstream_id, plan, headers))
+
     def _not_found(self) -> None:
         self._json(404, {"error": "not found"})
 
@@ -420,9 +459,13 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, {"status": "ok"})
 
     def _ingest(self) -> None:
-        state = self.server.state
         raw = self._read_body()
-        plan = state.plan("requests", ingest=True)
+        self._guarded("requests", lambda plan, headers: self._store(raw, plan, headers))
+
+    def _guarded(self, counter: str, action) -> None:
+        """The faults every ingest request (post or delete) meets, then `action`."""
+        state = self.server.state
+        plan = state.plan(counter, ingest=True)
         mode = plan.mode
         if mode.down:
             self._unavailable(mode, {})
@@ -442,7 +485,7 @@ class Handler(BaseHTTPRequestHandler):
         elif mode.force_status is not None:
             self._forced(mode, headers)
         else:
-            self._store(raw, plan, headers)
+            action(plan, headers)
 
     def _store(self, raw: bytes | None, plan: Plan, headers: dict[str, str]) -> None:
         state = self.server.state
@@ -452,13 +495,26 @@ class Handler(BaseHTTPRequestHandler):
         except Rejected as exc:
             self._json(exc.status, {"error": exc.message}, headers)
             return
-        if plan.lose:
-            # Stored, and the answer never leaves: "reached the primary, answer lost".
-            state.count("lost_answers")
-            self.close_connection = True
+        if self._lost(plan):
             return
         status = 201 if created else plan.mode.idempotent_status
         self._json(status, stored.answer(), headers)
+
+    def _remove(self, upstream_id: str, plan: Plan, headers: dict[str, str]) -> None:
+        deleted = self.server.state.delete(upstream_id)
+        if self._lost(plan):
+            return
+        if deleted:
+            self._send(204, b"", headers)
+        else:
+            self._json(404, {"error": "no such post"}, headers)
+
+    def _lost(self, plan: Plan) -> bool:
+        """Done, and the answer never leaves: "reached the primary, answer lost"."""
+        if plan.lose:
+            self.server.state.count("lost_answers")
+            self.close_connection = True
+        return plan.lose
 
     def _forced(self, mode: Mode, headers: dict[str, str]) -> None:
         if mode.retry_after is not None and mode.force_status in (429, 503):
@@ -616,6 +672,9 @@ class FakePrimary:
 
     def received(self) -> list[ReceivedPost]:
         return self._state.received()
+
+    def deleted(self) -> list[DeletedPost]:
+        return self._state.deleted()
 
     def add_direct_post(self, author: str, text: str, key: str | None = None) -> str:
         """As if the author posted on the primary itself (under `key`)."""

@@ -134,6 +134,27 @@ def test_a_key_the_author_reused_on_mastodon_does_not_pass_for_this_post(api, ke
         assert (stored["state"], stored["upstream_id"]) == ("replayed", statuses["written during the outage"].id)
 
 
+def test_a_post_deleted_after_replay_is_deleted_on_mastodon_as_its_author(api, key, mastodon_env):
+    with fake_mastodon() as server:
+        mastodon_env(server)
+        token = api.new_user("user0")
+        kept, gone = (api.post("/posts", {"text": text}, token=token).body for text in ("keep", "delete me"))
+        register_tokens(api, names=["user0"])
+        drain()
+        upstream_id = api.get(f"/posts/{gone['id']}").body["upstream_id"]
+
+        assert api.delete(f"/posts/{gone['id']}", token=token).status == 204
+        server.configure(lose_answer_rate=0.5)
+        for _ in range(10):
+            run_job()
+            if api.get("/status").body["upstream_deletes"] == 0:
+                break
+
+        assert [(status.id, status.author) for status in server.deleted()] == [(upstream_id, "user0")]
+        assert [status.text for status in server.statuses()] == ["keep"]
+        assert api.get(f"/posts/{kept['id']}").body["state"] == "replayed"
+
+
 def test_tokens_are_encrypted_at_rest_and_never_shown(api, key):
     api.new_user("user0")
     register_tokens(api, names=["user0"])

@@ -348,3 +348,117 @@ def test_a_key_the_author_reused_on_the_primary_does_not_pass_for_this_post(worl
     stored = api.get(f"/posts/{mine.body['id']}").body
     assert (stored["state"], stored["upstream_id"]) == ("replayed", received.upstream_id)
     assert received.upstream_id != other
+
+
+# -- deletes after replay ---------------------------------------------------------
+
+
+def stored(post_id: str):
+    return wiring.post_store().get_post(post_id)
+
+
+def replayed_posts(api, primary, texts=("keep", "delete me")) -> tuple[str, list[dict]]:
+    token = api.new_user("deleter")
+    posts = [api.post("/posts", {"text": text}, token=token).body for text in texts]
+    bring_primary_up(primary)
+    assert [stored(post["id"]).state for post in posts] == ["replayed"] * len(posts)
+    return token, posts
+
+
+def test_a_post_deleted_after_replay_is_deleted_on_the_primary_once(world):
+    # Given two posts replayed to the primary,
+    api, primary = world
+    token, (kept, gone) = replayed_posts(api, primary)
+
+    # when the author deletes one here,
+    assert api.delete(f"/posts/{gone['id']}", token=token).status == 204
+
+    # then readers no longer see it, and the delete waits for the replay;
+    assert api.get(f"/posts/{gone['id']}").status == 404
+    assert api.delete(f"/posts/{gone['id']}", token=token).status == 404
+    assert stored(gone["id"]).state == "delete_pending"
+    status = api.get("/status").body
+    assert (status["backlog"], status["upstream_deletes"], status["mode"]) == (0, 1, "recovering")
+    report = run_job()
+    # the next run deletes the primary's copy, and only that one;
+    assert report.recovery["replay"]["deleted"] == 1
+    upstream_id = stored(gone["id"]).upstream_id
+    assert [(copy.upstream_id, copy.id) for copy in primary.deleted()] == [(upstream_id, gone["id"])]
+    done = stored(gone["id"])
+    assert (done.state, done.upstream_deleted_at is not None) == ("deleted", True)
+    status = api.get("/status").body
+    assert (status["upstream_deletes"], status["mode"]) == (0, "normal")
+    # and later runs send it no more.
+    run_job()
+    assert primary.stats()["delete_requests"] == 1
+    assert stored(kept["id"]).state == "replayed"
+
+
+def test_a_delete_made_while_the_primary_is_down_waits_and_survives_lost_answers(world):
+    api, primary = world
+    token, (_, gone) = replayed_posts(api, primary)
+    primary.configure(down=True)
+    run_job()
+    run_job()
+    assert api.delete(f"/posts/{gone['id']}", token=token).status == 204
+    run_job()
+    assert primary.deleted() == [], "nothing is sent while the primary is down"
+
+    # The primary comes back and deletes the copy, but loses the first answers.
+    primary.configure(down=False, lose_answer_rate=1.0)
+    bring_primary_up(primary)
+    assert stored(gone["id"]).state == "deleting"
+    primary.configure(lose_answer_rate=0.0)
+    drain()
+    wait_for_deletes()
+
+    assert [copy.id for copy in primary.deleted()] == [gone["id"]]
+    assert stored(gone["id"]).state == "deleted"
+
+
+def wait_for_deletes(max_runs: int = 20) -> None:
+    for _ in range(max_runs):
+        if wiring.recovery().status()["upstream_deletes"] == 0:
+            return
+        run_job()
+    raise AssertionError(f"upstream deletes not drained: {wiring.recovery().status()}")
+
+
+def test_a_delete_the_primary_refuses_is_a_dead_letter_the_admin_can_retry(world):
+    api, primary = world
+    token, (_, gone) = replayed_posts(api, primary)
+    primary.configure(force_status=403, force_body='{"error": "not allowed"}')
+    api.delete(f"/posts/{gone['id']}", token=token)
+
+    run_job()
+
+    letters = api.get("/admin/dead-letters", token=ADMIN_TOKEN).body["dead_letters"]
+    assert [(letter["id"], letter["state"]) for letter in letters] == [(gone["id"], "delete_failed")]
+    assert letters[0]["failure_reason"] == 'HTTP 403: {"error": "not allowed"}'
+    assert api.get("/status").body["dead_letters"] == 1
+    assert api.get(f"/posts/{gone['id']}").status == 404, "still deleted here"
+
+    primary.configure(force_status=None, force_body=None)
+    retried = api.post(f"/admin/dead-letters/{gone['id']}/retry", token=ADMIN_TOKEN)
+    assert (retried.status, retried.body["state"]) == (200, "delete_pending")
+    run_job()
+    assert [copy.id for copy in primary.deleted()] == [gone["id"]]
+    assert api.get("/status").body["dead_letters"] == 0
+
+
+def test_a_reply_waiting_for_its_parent_goes_top_level_once_the_parent_is_deleted(world):
+    api, primary = world
+    token, (parent, _) = replayed_posts(api, primary)
+    other = api.new_user("replier")
+    primary.configure(down=True)
+    run_job()
+    run_job()
+    reply = api.post("/posts", {"text": "a reply", "in_reply_to": parent["id"]}, token=other).body
+    api.delete(f"/posts/{parent['id']}", token=token)
+
+    bring_primary_up(primary, runs=3)
+    drain()
+
+    sent = next(post for post in primary.received() if post.id == reply["id"])
+    assert sent.in_reply_to is None
+    assert [copy.id for copy in primary.deleted()] == [parent["id"]]

@@ -12,6 +12,7 @@ from chalicelib.upstream import (
     DEFAULT_RETRY_AFTER_SECONDS,
     GenericIngestUpstream,
     Outcome,
+    UpstreamDelete,
     UpstreamPost,
     UpstreamSettings,
 )
@@ -311,3 +312,80 @@ def test_another_post_under_the_lifeboat_id_itself_is_a_dead_letter_with_the_rea
     assert (result.outcome, result.status) == (Outcome.PERMANENT, 200)
     assert result.detail == f"the primary answered with another post ({direct}) for this post's Idempotency-Key"
     assert primary.received() == []
+
+
+# -- deleting the primary's copy --------------------------------------------------
+
+
+def copy_of(upstream_id: str | None) -> UpstreamDelete:
+    return UpstreamDelete(id=LIFEBOAT_ID, author="alice", upstream_id=upstream_id)
+
+
+def test_a_delete_removes_the_copy_and_a_repeat_finds_it_gone_which_is_done(primary, upstream):
+    sent = upstream.send(make_post())
+
+    first = upstream.delete(copy_of(sent.upstream_id))
+    again = upstream.delete(copy_of(sent.upstream_id))
+
+    assert (first.outcome, first.status) == (Outcome.DONE, 204)
+    assert (again.outcome, again.status) == (Outcome.DONE, 404)
+    assert [(gone.upstream_id, gone.id) for gone in primary.deleted()] == [(sent.upstream_id, LIFEBOAT_ID)]
+    assert primary.stats()["delete_requests"] == 2
+
+
+def test_a_delete_whose_answer_is_lost_is_transient_and_done_when_repeated(primary, upstream):
+    sent = upstream.send(make_post())
+    primary.configure(lose_answer_rate=1.0)
+    lost = upstream.delete(copy_of(sent.upstream_id))
+    primary.configure(lose_answer_rate=0.0)
+
+    repeated = upstream.delete(copy_of(sent.upstream_id))
+
+    assert lost.outcome is Outcome.TRANSIENT
+    assert (repeated.outcome, repeated.status) == (Outcome.DONE, 404)
+    assert len(primary.deleted()) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "outcome", "status"),
+    [
+        ({"force_status": 200, "force_body": "{}"}, Outcome.DONE, 200),
+        ({"force_status": 409}, Outcome.PERMANENT, 409),
+        ({"force_status": 403}, Outcome.PERMANENT, 403),
+        ({"force_status": 429, "retry_after": 7}, Outcome.RETRY_AFTER, 429),
+        ({"down": True}, Outcome.RETRY_AFTER, 503),
+        ({"fail_rate": 1.0}, Outcome.TRANSIENT, 500),
+    ],
+)
+def test_delete_answers_are_classified_as_for_ingest_but_200_204_404(primary, upstream, changes, outcome, status):
+    sent = upstream.send(make_post())
+    primary.configure(**changes)
+
+    result = upstream.delete(copy_of(sent.upstream_id))
+
+    assert (result.outcome, result.status) == (outcome, status)
+
+
+def test_a_delete_with_a_refused_token_is_unauthorized(primary, upstream):
+    sent = upstream.send(make_post())
+
+    result = adapter_for(primary.url, token="not-the-token").delete(copy_of(sent.upstream_id))
+
+    assert (result.outcome, result.status) == (Outcome.UNAUTHORIZED, 401)
+    assert primary.deleted() == []
+
+
+def test_a_copy_whose_upstream_id_was_never_given_cannot_be_deleted_and_nothing_is_sent(primary, upstream):
+    result = upstream.delete(copy_of(None))
+
+    assert result.outcome is Outcome.PERMANENT and "never gave an id" in result.detail
+    assert primary.stats()["delete_requests"] == 0
+
+
+def test_an_upstream_id_is_one_path_segment(primary, upstream):
+    upstream.send(make_post())
+
+    result = upstream.delete(copy_of("../1"))
+
+    assert (result.outcome, result.status) == (Outcome.DONE, 404)
+    assert primary.deleted() == []

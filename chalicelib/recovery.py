@@ -283,13 +283,20 @@ def resolved(report: ReplayReport) -> int:
     return report.sent + report.deleted + report.failed + report.skipped
 
 
-class _SendPost:
-    """Replaying a post: pending -> sending -> replayed (or failed)."""
+class _Task:
+    """What a run does with one backlog post, and the store transitions
+    that go with it; one per kind of post, shared by the workers."""
 
-    done_step = Step.SENT
+    done_step: Step
 
     def __init__(self, store: PostStore, upstream: Upstream, owner: str) -> None:
         self._store, self._upstream, self._owner = store, upstream, owner
+
+
+class _SendPost(_Task):
+    """Replaying a post: pending -> sending -> replayed (or failed)."""
+
+    done_step = Step.SENT
 
     def claim(self, post: Post, now: str) -> None:
         self._store.claim_for_sending(post, self._owner, now)
@@ -305,14 +312,11 @@ class _SendPost:
         self._store.mark_failed(post, self._owner, reason, now)
 
 
-class _DeleteCopy:
+class _DeleteCopy(_Task):
     """Deleting the primary's copy of a post deleted here: delete_pending ->
     deleting -> deleted (or delete_failed)."""
 
     done_step = Step.DELETED
-
-    def __init__(self, store: PostStore, upstream: Upstream, owner: str) -> None:
-        self._store, self._upstream, self._owner = store, upstream, owner
 
     def claim(self, post: Post, now: str) -> None:
         self._store.claim_for_deleting(post, self._owner, now)

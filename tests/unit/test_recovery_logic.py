@@ -99,6 +99,12 @@ def test_a_reply_waits_for_its_parent_by_another_author():
     assert [p.id for p in ready_heads(lanes, set(), {"02"}, {}, 0)] == ["02"]
 
 
+def test_the_delete_of_a_replys_copy_does_not_wait_for_its_parent():
+    reply_copy = post("02", "b", parent="01").with_changes(state="delete_pending")
+    lanes = author_lanes([post("01", "a"), reply_copy])
+    assert [p.id for p in ready_heads(lanes, set(), {"01", "02"}, {}, 0)] == ["01", "02"]
+
+
 def test_a_post_in_backoff_holds_its_lane():
     lanes = {"a": deque([post("01", "a"), post("02", "a")])}
     assert ready_heads(lanes, set(), {"01", "02"}, {"01": 10.0}, now=5.0) == []

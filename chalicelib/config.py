@@ -67,6 +67,7 @@ class Settings:
     replay_circuit_failures: int = 10
     replay_window_per_shard: int = 500
     replay_safety_margin_seconds: float = 10.0
+    spool_fold_batch: int = 500
     default_page_size: int = 20
     feed_items: int = 50
     # Where clients reach the API: the base of every link in a feed. It is a
@@ -104,6 +105,7 @@ class Settings:
             replay_circuit_failures=_int(env, "REPLAY_CIRCUIT_FAILURES", 10, minimum=1),
             replay_window_per_shard=_int(env, "REPLAY_WINDOW_PER_SHARD", 500, minimum=1),
             replay_safety_margin_seconds=float(_int(env, "REPLAY_SAFETY_MARGIN_SECONDS", 10, minimum=1)),
+            spool_fold_batch=_int(env, "SPOOL_FOLD_BATCH", 500, minimum=1),
             instance_domain=env.get("INSTANCE_DOMAIN", "").strip().lower(),
             feed_items=_int(env, "FEED_ITEMS", 50, minimum=1),
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:8000",

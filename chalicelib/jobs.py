@@ -18,7 +18,6 @@ from chalicelib.store import PostStore
 from chalicelib.syndication import FeedPublisher
 
 SPOOL_SOURCE = "spool"
-SPOOL_FOLD_BATCH = 500
 
 
 @dataclass
@@ -27,6 +26,9 @@ class MaintenanceReport:
     duplicates_dropped: int = 0
     archived: int = 0
     archive_objects: list[str] = field(default_factory=list)
+    # Authors with a spooled post folded in this run: their posts wait for the
+    # next run's replay (see Maintenance.run).
+    folded_authors: set[str] = field(default_factory=set)
     recovery: dict = field(default_factory=dict)
     feeds: dict = field(default_factory=dict)
 
@@ -63,11 +65,18 @@ class Maintenance:
     def run(self, remaining_seconds: Callable[[], float] = lambda: 60.0) -> MaintenanceReport:
         """Fold the spool first, so spooled posts are replayed too; then
         health check and replay; then archive; then publish the feeds that
-        changed (last: the fold and deletes it follows change them)."""
+        changed (last: the fold and deletes it follows change them).
+
+        The replay keeps each author's order only if it sees all their
+        older posts: it does not start while the spool still holds posts
+        (a fold of `SPOOL_FOLD_BATCH` may leave some), and the authors
+        folded in this run wait for the next one, because the Backlog index
+        may not show their folded posts yet.
+        """
         report = MaintenanceReport()
         self.fold_spool(report)
         if self._recovery is not None:
-            report.recovery = self._recovery.run(remaining_seconds)
+            report.recovery = self._recovery.run(remaining_seconds, hold_authors=frozenset(report.folded_authors))
         self.archive_new_posts(report)
         if self._publisher is not None:
             report.feeds = self._publisher.run(remaining_seconds, self._clock()).to_dict()
@@ -80,8 +89,9 @@ class Maintenance:
         no-op), archive under a name fixed by the id, and only then delete
         the spool object. A crash between steps repeats them harmlessly.
         """
-        for key in self._spool.keys(SPOOL_FOLD_BATCH):
+        for key in self._spool.keys(self._settings.spool_fold_batch):
             post, fingerprint = self._spool.read(key)
+            report.folded_authors.add(post.author)
             post = post.with_changes(source=SPOOL_SOURCE)
             now = int(self._clock())
             try:

@@ -14,6 +14,16 @@ SENDING = "sending"
 REPLAYED = "replayed"
 FAILED = "failed"
 DELETED = "deleted"
+# A replayed post deleted here: its copy on the primary is to be deleted
+# (delete_pending), is being deleted by a replay run (deleting), or the
+# primary refused that for good (delete_failed, a dead letter). For readers
+# all three are deleted, like `deleted`; docs/DESIGN.md has the whole machine.
+DELETE_PENDING = "delete_pending"
+DELETING = "deleting"
+DELETE_FAILED = "delete_failed"
+GONE_STATES = frozenset({DELETED, DELETE_PENDING, DELETING, DELETE_FAILED})
+UPSTREAM_DELETE_STATES = frozenset({DELETE_PENDING, DELETING})
+DEAD_LETTER_STATES = frozenset({FAILED, DELETE_FAILED})
 
 USERNAME_RE = re.compile(r"^[a-z0-9_]{1,30}$")
 # Characters XML 1.0 forbids (C0 controls but tab/newline, lone surrogates,
@@ -35,6 +45,8 @@ class Post:
     idempotency_key: str | None = None
     deleted_at: str | None = None
     replayed_at: str | None = None
+    # When the primary confirmed the delete of its copy.
+    upstream_deleted_at: str | None = None
     # Replay bookkeeping: which run holds the post while `sending`, how many
     # times it was handed to the primary, and why it was dead-lettered.
     replay_owner: str | None = None
@@ -47,6 +59,21 @@ class Post:
     # Mastodon API extras: a content warning and an ISO 639 language code.
     spoiler_text: str = ""
     language: str | None = None
+
+    @property
+    def is_deleted(self) -> bool:
+        """Deleted here (whatever is left to do upstream): readers get 404."""
+        return self.state in GONE_STATES
+
+    @property
+    def is_dead_letter(self) -> bool:
+        """Refused for good by the primary (its send, or its delete there)."""
+        return self.state in DEAD_LETTER_STATES
+
+    @property
+    def awaits_upstream_delete(self) -> bool:
+        """The replay's work for this post is a delete on the primary."""
+        return self.state in UPSTREAM_DELETE_STATES
 
     def to_public(self) -> dict:
         """The post as the API shows it: no internal bookkeeping fields."""

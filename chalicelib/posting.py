@@ -22,7 +22,7 @@ from chalicelib.errors import (
     Unavailable,
     ValidationFailed,
 )
-from chalicelib.models import DELETED, SENDING, NewPost, Post, parse_new_post, validate_username
+from chalicelib.models import REPLAYED, SENDING, NewPost, Post, parse_new_post, validate_username
 from chalicelib.observability import count, logger
 from chalicelib.pagination import decode_cursor, encode_cursor, parse_limit
 from chalicelib.store import Page, PostStore, StateChanged
@@ -89,7 +89,7 @@ class PostService:
         if new.in_reply_to is None:
             return
         parent = self._store.get_post(new.in_reply_to)
-        if parent is None or parent.state == DELETED:
+        if parent is None or parent.is_deleted:
             count("PostsRejected")
             raise ValidationFailed(f"in_reply_to: no post {new.in_reply_to}", code="unknown_parent")
 
@@ -104,7 +104,7 @@ class PostService:
                 "this Idempotency-Key was already used for a different post", code="idempotency_key_reused"
             )
         earlier = self._store.get_post(duplicate.post_id)
-        if earlier is None or earlier.state == DELETED:
+        if earlier is None or earlier.is_deleted:
             raise Conflict("the post made with this Idempotency-Key was deleted", code="idempotency_key_used")
         return earlier
 
@@ -125,15 +125,17 @@ class PostService:
 
     def delete(self, author: str, post_id: str) -> None:
         """Delete the author's own post: it leaves every timeline and the
-        backlog, and is never reinserted upstream."""
+        backlog, and is never reinserted upstream; a post already replayed
+        is queued for deletion on the primary too."""
         for _ in range(_DELETE_ATTEMPTS):
             post = self.get(post_id)
             if post.author != author:
                 raise Forbidden("only the author may delete a post", code="not_author")
             if post.state == SENDING:
                 raise Conflict("the post is being reinserted upstream right now; retry shortly", code="post_busy")
+            mark = self._store.queue_upstream_delete if post.state == REPLAYED else self._store.mark_deleted
             try:
-                self._store.mark_deleted(post, ids.iso_from_millis(int(time.time() * 1000)))
+                mark(post, ids.iso_from_millis(int(time.time() * 1000)))
                 count("PostsDeleted")
                 return
             except StateChanged:
@@ -144,7 +146,7 @@ class PostService:
 
     def get(self, post_id: str) -> Post:
         post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
-        if post is None or post.state == DELETED:
+        if post is None or post.is_deleted:
             raise NotFound(f"no post {post_id}", code="post_not_found")
         return post
 

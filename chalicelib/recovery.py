@@ -5,7 +5,9 @@ after the author's earlier ones are confirmed or dead-lettered), authors
 concurrently, under a rate cap that follows the primary's own rate-limit
 headers and Retry-After. Exactly-once rests on three things: conditional
 state writes (pending -> sending -> replayed), a lease so that one run sends
-at a time, and the same Idempotency-Key on every resend.
+at a time, and the same Idempotency-Key on every resend. Posts deleted here
+after they were replayed are deleted on the primary by the same runs, under
+the same gate, circuit and lease (delete_pending -> deleting -> deleted).
 
 `ready_heads` is the pure scheduling decision; `ReplayRun` drives it with
 threads; `Recovery` is the scheduled entry point.
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from chalicelib import ids
+from chalicelib.archive import Spool
 from chalicelib.config import Settings
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.health import DOWN, UP, HealthState, HealthStore, observe, transition
@@ -31,7 +34,7 @@ from chalicelib.models import FAILED, REPLAYED, Post
 from chalicelib.observability import count, gauge, logger
 from chalicelib.pagination import decode_cursor, encode_cursor, parse_limit
 from chalicelib.store import PostStore, StateChanged
-from chalicelib.upstream import Backoff, Outcome, RateLimit, SendResult, Upstream, UpstreamPost
+from chalicelib.upstream import Backoff, Outcome, RateLimit, SendResult, Upstream, UpstreamDelete, UpstreamPost
 
 LEASE_NAME = "replay"
 # How long the lease outlives the run's own deadline: a holder that dies
@@ -44,6 +47,12 @@ MIN_RPS = 0.5
 PACE_HEADROOM = 0.95
 MIN_WINDOW_SECONDS = 0.05
 IDLE_WAIT_SECONDS = 0.5
+# Per-post backoff after a transient failure (full jitter, see upstream.Backoff):
+# short, because a run lasts minutes and the circuit catches a failing primary.
+SEND_BACKOFF_BASE_SECONDS = 0.2
+SEND_BACKOFF_CAP_SECONDS = 10.0
+# Optimistic-locking attempts on the health item before taking the stored view.
+HEALTH_SAVE_ATTEMPTS = 3
 
 
 def utc_iso(epoch_seconds: float) -> str:
@@ -74,17 +83,18 @@ def ready_heads(
     of that author is in flight: that is the per-author order. A reply waits
     while its parent is still unresolved in this window, whoever wrote it,
     because the primary needs the parent's upstream id. Parents are always
-    older than their replies, so these waits cannot form a cycle.
+    older than their replies, so these waits cannot form a cycle. The delete
+    of a reply's copy on the primary needs no parent, and does not wait.
     """
     heads = [lane[0] for author, lane in lanes.items() if lane and author not in busy_authors]
     return sorted(
-        (
-            post
-            for post in heads
-            if not_before.get(post.id, 0.0) <= now and (post.in_reply_to is None or post.in_reply_to not in unresolved)
-        ),
+        (post for post in heads if not_before.get(post.id, 0.0) <= now and not _waits_for_parent(post, unresolved)),
         key=lambda post: post.id,
     )
+
+
+def _waits_for_parent(post: Post, unresolved: set[str]) -> bool:
+    return post.in_reply_to in unresolved and not post.awaits_upstream_delete
 
 
 # -- pacing -----------------------------------------------------------------------
@@ -174,8 +184,32 @@ class Circuit:
 # -- one run ----------------------------------------------------------------------
 
 
+class StopReason(StrEnum):
+    """Why a replay run ended, as /status and the replay report show it."""
+
+    DRAINED = "drained"
+    DEADLINE = "deadline"
+    # Every post that could go next must wait (Retry-After, backoff) past the
+    # run's deadline: the next run sends them, this one ends now.
+    WAIT_PAST_DEADLINE = "wait_past_deadline"
+    FENCED = "fenced"
+    UPSTREAM_UNAUTHORIZED = "upstream_unauthorized"
+    CIRCUIT_OPEN = "circuit_open"
+    STALLED = "stalled"
+    LEASE_HELD = "lease_held"
+    # The S3 spool still holds posts: they may be older than what the table
+    # holds for the same authors, so no replay until the fold has moved them.
+    SPOOL_NOT_EMPTY = "spool_not_empty"
+    # What is left belongs to authors folded in from the spool in this run:
+    # the Backlog index may not show those posts yet, so they go next run.
+    FOLDED_AUTHORS_WAIT = "folded_authors_wait"
+    DRY_RUN = "dry_run"
+    PRIMARY_NOT_UP = "primary_not_up"
+
+
 class Step(StrEnum):
     SENT = "sent"
+    DELETED = "deleted"
     DEAD = "dead"
     SKIPPED = "skipped"
     RETRY = "retry"
@@ -195,10 +229,12 @@ class ReplayReport:
     started: str
     finished: str | None = None
     sent: int = 0
+    # Copies on the primary deleted (their posts were deleted here).
+    deleted: int = 0
     failed: int = 0
     retries: int = 0
     skipped: int = 0
-    stopped_because: str = "drained"
+    stopped_because: str = StopReason.DRAINED
     dry_run: bool = False
     would_send: list[dict] = field(default_factory=list)
 
@@ -207,6 +243,7 @@ class ReplayReport:
             "started": self.started,
             "finished": self.finished,
             "sent": self.sent,
+            "deleted": self.deleted,
             "failed": self.failed,
             "retries": self.retries,
             "skipped": self.skipped,
@@ -241,6 +278,60 @@ class _Progress:
         return any(self.lanes.values())
 
 
+def resolved(report: ReplayReport) -> int:
+    """Posts of the backlog the run is done with, one way or another."""
+    return report.sent + report.deleted + report.failed + report.skipped
+
+
+class _Task:
+    """What a run does with one backlog post, and the store transitions
+    that go with it; one per kind of post, shared by the workers."""
+
+    done_step: Step
+
+    def __init__(self, store: PostStore, upstream: Upstream, owner: str) -> None:
+        self._store, self._upstream, self._owner = store, upstream, owner
+
+
+class _SendPost(_Task):
+    """Replaying a post: pending -> sending -> replayed (or failed)."""
+
+    done_step = Step.SENT
+
+    def claim(self, post: Post, now: str) -> None:
+        self._store.claim_for_sending(post, self._owner, now)
+
+    def call(self, post: Post, parent: str | None, previous_attempts: int) -> SendResult:
+        return self._upstream.send(_upstream_post(post, parent, previous_attempts))
+
+    def done(self, post: Post, result: SendResult, now: str) -> None:
+        self._store.mark_replayed(post, self._owner, result.upstream_id, now)
+        count("Replayed")
+
+    def dead(self, post: Post, reason: str, now: str) -> None:
+        self._store.mark_failed(post, self._owner, reason, now)
+
+
+class _DeleteCopy(_Task):
+    """Deleting the primary's copy of a post deleted here: delete_pending ->
+    deleting -> deleted (or delete_failed)."""
+
+    done_step = Step.DELETED
+
+    def claim(self, post: Post, now: str) -> None:
+        self._store.claim_for_deleting(post, self._owner, now)
+
+    def call(self, post: Post, parent: str | None, previous_attempts: int) -> SendResult:
+        return self._upstream.delete(UpstreamDelete(post.id, post.author, post.upstream_id))
+
+    def done(self, post: Post, result: SendResult, now: str) -> None:
+        self._store.mark_deleted_upstream(post, self._owner, now)
+        count("DeletedUpstream")
+
+    def dead(self, post: Post, reason: str, now: str) -> None:
+        self._store.mark_delete_failed(post, self._owner, reason, now)
+
+
 class ReplayRun:
     """Sends one window of the backlog. Not reusable: one instance per run."""
 
@@ -253,6 +344,7 @@ class ReplayRun:
         give_up_at: float,
         clock=time.monotonic,
         wall_clock=time.time,
+        sleep=time.sleep,
     ) -> None:
         self._store = store
         self._upstream = upstream
@@ -261,14 +353,18 @@ class ReplayRun:
         self._give_up_at = give_up_at
         self._clock = clock
         self._wall_clock = wall_clock
-        self._gate = RateGate(settings.replay_max_rps, clock=clock)
+        self._sleep = sleep
+        self._gate = RateGate(settings.replay_max_rps, clock=clock, sleep=sleep)
         self.circuit = Circuit(settings.replay_circuit_failures)
-        self._backoff = Backoff(base_seconds=0.2, cap_seconds=10.0)
+        self._backoff = Backoff(base_seconds=SEND_BACKOFF_BASE_SECONDS, cap_seconds=SEND_BACKOFF_CAP_SECONDS)
+        self._send = _SendPost(store, upstream, owner)
+        self._delete = _DeleteCopy(store, upstream, owner)
         self._parents: dict[str, str | bool | None] = {}
         self._fenced = False
         self._unauthorized = False
+        self._wait_past_deadline = False
 
-    def send_window(self, window: list[Post], report: ReplayReport) -> str | None:
+    def send_window(self, window: list[Post], report: ReplayReport) -> StopReason | None:
         """Send what it can of `window`; the reason it stopped early, or None
         when every post of the window was resolved."""
         progress = _Progress(author_lanes(window), {post.id for post in window})
@@ -285,17 +381,19 @@ class ReplayRun:
                     continue
                 self._collect(progress, report)
                 stop = stop or self._stop_reason()
-            return stop if progress.has_work() or stop == "fenced" else None
+            return stop if progress.has_work() or stop == StopReason.FENCED else None
 
-    def _stop_reason(self) -> str | None:
+    def _stop_reason(self) -> StopReason | None:
         if self._fenced:
-            return "fenced"
+            return StopReason.FENCED
         if self._unauthorized:
-            return "upstream_unauthorized"
+            return StopReason.UPSTREAM_UNAUTHORIZED
         if self.circuit.is_open:
-            return "circuit_open"
+            return StopReason.CIRCUIT_OPEN
+        if self._wait_past_deadline:
+            return StopReason.WAIT_PAST_DEADLINE
         if self._clock() >= self._give_up_at:
-            return "deadline"
+            return StopReason.DEADLINE
         return None
 
     def _dispatch(self, pool: ThreadPoolExecutor, progress: _Progress) -> None:
@@ -304,7 +402,7 @@ class ReplayRun:
             progress.lanes, progress.busy_authors(), progress.unresolved, progress.not_before, self._clock()
         )
         for post in heads[:free]:
-            parent = self._parent_upstream_id(post, progress)
+            parent = None if post.awaits_upstream_delete else self._parent_upstream_id(post, progress)
             if parent is False:
                 # The parent is pending outside this window (it was cut): this
                 # author's lane waits for a later window or run.
@@ -329,17 +427,23 @@ class ReplayRun:
             parent = self._store.get_post(parent_id)
             if parent is not None and parent.state == REPLAYED:
                 self._parents[parent_id] = parent.upstream_id
-            elif parent is None or parent.state == FAILED or parent.deleted_at:
+            elif parent is None or parent.state == FAILED or parent.is_deleted:
                 self._parents[parent_id] = None
             else:
                 return False
         return self._parents[parent_id]
 
     def _idle(self, progress: _Progress) -> None:
-        """Nothing in flight and nothing ready: wait for the next backoff to end."""
-        waits = [at for at in progress.not_before.values() if at > self._clock()]
-        until = min([*waits, self._clock() + IDLE_WAIT_SECONDS, self._give_up_at])
-        time.sleep(max(0.0, until - self._clock()))
+        """Nothing in flight and nothing ready: wait for the next backoff to
+        end, or stop if even the first ends past the deadline (every lane
+        head is then in backoff, or waits for a parent that is)."""
+        now = self._clock()
+        waits = [at for at in progress.not_before.values() if at > now]
+        if waits and min(waits) >= self._give_up_at:
+            self._wait_past_deadline = True
+            return
+        until = min([*waits, now + IDLE_WAIT_SECONDS, self._give_up_at])
+        self._sleep(max(0.0, until - now))
 
     def _collect(self, progress: _Progress, report: ReplayReport) -> None:
         done, _ = wait(list(progress.in_flight), timeout=IDLE_WAIT_SECONDS, return_when=FIRST_COMPLETED)
@@ -351,6 +455,9 @@ class ReplayRun:
         if result.step is Step.SENT:
             report.sent += 1
             progress.resolve(post, result.upstream_id)
+        elif result.step is Step.DELETED:
+            report.deleted += 1
+            progress.resolve(post)  # a reply waiting on it goes as a top-level post
         elif result.step is Step.DEAD:
             report.failed += 1
             progress.resolve(post)
@@ -363,37 +470,41 @@ class ReplayRun:
             progress.not_before[post.id] = self._clock() + result.retry_in
         elif result.step is Step.FENCED:
             self._fenced = True  # another run owns these posts now: stop at once
+        elif result.step is Step.ABORTED:
+            # The gate's next turn is past the deadline (or the circuit
+            # opened): dispatching again would spin. The post was not claimed.
+            self._wait_past_deadline = True
 
     def _attempt(self, post: Post, parent: str | None, claim: bool, attempt: int, in_flight: int) -> StepResult:
-        """One send of one post (runs on a worker thread)."""
+        """One send (or upstream delete) of one post (runs on a worker thread)."""
         if not self._gate.wait_turn(self._give_up_at) or self.circuit.is_open:
             return StepResult(Step.ABORTED)
+        task = self._delete if post.awaits_upstream_delete else self._send
         try:
             if claim:
-                self._store.claim_for_sending(post, self._owner, utc_iso(self._wall_clock()))
+                task.claim(post, utc_iso(self._wall_clock()))
         except StateChanged:
             return StepResult(Step.SKIPPED)  # deleted (or finished by another run) meanwhile
-        result = self._upstream.send(_upstream_post(post, parent, post.send_attempts + attempt))
+        result = task.call(post, parent, post.send_attempts + attempt)
         self._gate.observe(result.rate_limit, in_flight)
         try:
-            return self._settle(post, result, attempt)
+            return self._settle(task, post, result, attempt)
         except StateChanged:
             return StepResult(Step.FENCED)
 
-    def _settle(self, post: Post, result: SendResult, attempt: int) -> StepResult:
+    def _settle(self, task: _SendPost | _DeleteCopy, post: Post, result: SendResult, attempt: int) -> StepResult:
         now = utc_iso(self._wall_clock())
         if result.outcome is Outcome.DONE:
             self.circuit.record(success=True)
-            self._store.mark_replayed(post, self._owner, result.upstream_id, now)
-            count("Replayed")
-            return StepResult(Step.SENT, upstream_id=result.upstream_id)
+            task.done(post, result, now)
+            return StepResult(task.done_step, upstream_id=result.upstream_id)
         if result.outcome is Outcome.UNAUTHORIZED:
             self._unauthorized = True
             logger.error("the primary refused our token; replay stopped", extra={"status": result.status})
             return StepResult(Step.RETRY, retry_in=0.0)
         if result.outcome is Outcome.PERMANENT:
             self.circuit.record(success=True)
-            self._store.mark_failed(post, self._owner, f"HTTP {result.status}: {result.detail}"[:600], now)
+            task.dead(post, f"HTTP {result.status}: {result.detail}"[:600], now)
             count("DeadLettered")
             logger.warning("post dead-lettered", extra={"post_id": post.id, "status": result.status})
             return StepResult(Step.DEAD)
@@ -435,15 +546,22 @@ class Recovery:
         upstream: Upstream | None,
         settings: Settings,
         wall_clock=time.time,
+        clock=time.monotonic,
+        sleep=time.sleep,
+        spool: Spool | None = None,
     ) -> None:
         self._store = store
         self._health = health
         self._lease = lease
         self._upstream = upstream
         self._settings = settings
+        self._spool = spool
         self._wall_clock = wall_clock
+        self._clock = clock
+        self._sleep = sleep
 
-    def run(self, remaining_seconds: Callable[[], float]) -> dict:
+    def run(self, remaining_seconds: Callable[[], float], hold_authors: frozenset[str] = frozenset()) -> dict:
+        """`hold_authors`: authors whose posts must not be sent in this run."""
         if self._upstream is None:
             state = self._health.load()
             result: dict = {"primary": "unconfigured"}
@@ -451,7 +569,7 @@ class Recovery:
             state = self.check_health()
             result = {"primary": state.state}
             if state.state == UP:
-                result["replay"] = self.replay(remaining_seconds).to_dict()
+                result["replay"] = self.replay(remaining_seconds, hold_authors=hold_authors).to_dict()
         self.publish_backlog_metrics(state)
         return result
 
@@ -464,17 +582,18 @@ class Recovery:
             raise Conflict("no primary is configured (UPSTREAM_URL)", code="no_upstream")
         state = self.check_health()
         if state.state != UP:
-            return {"primary": state.state, "sent": 0, "stopped_because": "primary_not_up"}
+            return {"primary": state.state, "sent": 0, "stopped_because": StopReason.PRIMARY_NOT_UP}
         return {"primary": state.state, **self.replay(remaining_seconds).to_dict()}
 
     def status(self) -> dict:
         """GET /status: what clients need to decide when to switch back."""
-        backlog = self._store.backlog_size()
+        backlog = self._store.backlog_counts()
         oldest = self._store.oldest_pending()
         health = self._health.load()
         return {
-            "mode": mode_for(health.state, backlog),
-            "backlog": backlog,
+            "mode": mode_for(health.state, backlog.posts + backlog.upstream_deletes),
+            "backlog": backlog.posts,
+            "upstream_deletes": backlog.upstream_deletes,
             "oldest_pending_at": oldest[0].created_at if oldest else None,
             "dead_letters": self._store.dead_letter_count(),
             **health.to_public(),
@@ -491,7 +610,7 @@ class Recovery:
     def retry_dead_letter(self, post_id: str) -> dict:
         """Put a dead letter back in the backlog, in its original place."""
         post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
-        if post is None or post.state != FAILED:
+        if post is None or not post.is_dead_letter:
             raise NotFound(f"no dead letter {post_id}", code="dead_letter_not_found")
         try:
             self._store.requeue_dead_letter(post)
@@ -503,7 +622,7 @@ class Recovery:
         healthy = self._upstream.check_health()
         now = utc_iso(self._wall_clock())
         s = self._settings
-        for _ in range(3):
+        for _ in range(HEALTH_SAVE_ATTEMPTS):
             current = self._health.load()
             new = observe(current, healthy, now, s.health_up_after, s.health_down_after)
             if self._health.save(new, current.version):
@@ -512,20 +631,27 @@ class Recovery:
                 return new
         return self._health.load()
 
-    def replay(self, remaining_seconds: Callable[[], float], dry_run: bool = False) -> ReplayReport:
+    def replay(
+        self, remaining_seconds: Callable[[], float], dry_run: bool = False, hold_authors: frozenset[str] = frozenset()
+    ) -> ReplayReport:
         report = ReplayReport(started=utc_iso(self._wall_clock()), dry_run=dry_run)
         if dry_run:
             report.would_send = [_planned(post) for post in self._window()]
-            report.stopped_because = "dry_run"
+            report.stopped_because = StopReason.DRY_RUN
             report.finished = utc_iso(self._wall_clock())
+            return report
+        if self._spool is not None and self._spool.keys(1):
+            report.stopped_because = StopReason.SPOOL_NOT_EMPTY
+            report.finished = utc_iso(self._wall_clock())
+            self._health.record_replay(report.to_dict())
             return report
         owner = uuid.uuid4().hex
         if not self._lease.acquire(owner, remaining_seconds() + LEASE_GRACE_SECONDS):
-            report.stopped_because = "lease_held"
+            report.stopped_because = StopReason.LEASE_HELD
             report.finished = utc_iso(self._wall_clock())
             return report
         try:
-            self._replay_windows(owner, remaining_seconds, report)
+            self._replay_windows(owner, remaining_seconds, report, hold_authors)
         finally:
             self._lease.release(owner)
         report.finished = utc_iso(self._wall_clock())
@@ -533,29 +659,46 @@ class Recovery:
         logger.info("replay finished", extra=report.to_dict())
         return report
 
-    def _replay_windows(self, owner: str, remaining_seconds: Callable[[], float], report: ReplayReport) -> None:
-        give_up_at = time.monotonic() + remaining_seconds() - self._settings.replay_safety_margin_seconds
-        run = ReplayRun(self._store, self._upstream, self._settings, owner, give_up_at, wall_clock=self._wall_clock)
+    def _replay_windows(
+        self, owner: str, remaining_seconds: Callable[[], float], report: ReplayReport, hold_authors: frozenset[str]
+    ) -> None:
+        give_up_at = self._clock() + remaining_seconds() - self._settings.replay_safety_margin_seconds
+        run = ReplayRun(
+            self._store,
+            self._upstream,
+            self._settings,
+            owner,
+            give_up_at,
+            clock=self._clock,
+            wall_clock=self._wall_clock,
+            sleep=self._sleep,
+        )
         while True:
-            window = self._window()
+            whole = self._window()
+            # Leaving out whole authors keeps every other author's lane a
+            # prefix of their backlog.
+            window = [post for post in whole if post.author not in hold_authors]
             if not window:
-                report.stopped_because = "drained"
+                report.stopped_because = StopReason.FOLDED_AUTHORS_WAIT if whole else StopReason.DRAINED
                 return
-            resolved_before = report.sent + report.failed + report.skipped
+            resolved_before = resolved(report)
             stopped = run.send_window(window, report)
-            if not stopped and report.sent + report.failed + report.skipped == resolved_before:
-                stopped = "stalled"  # a window that resolves nothing would loop forever
+            if not stopped and resolved(report) == resolved_before:
+                stopped = StopReason.STALLED  # a window that resolves nothing would loop forever
             if stopped:
                 report.stopped_because = stopped
-                if stopped == "circuit_open":
+                if stopped == StopReason.CIRCUIT_OPEN:
                     self._mark_down(f"replay stopped after {self._settings.replay_circuit_failures} failed sends")
                 return
 
     def _window(self) -> list[Post]:
-        return self._store.backlog_window(self._settings.replay_window_per_shard)
+        """The posts to send (a prefix of the backlog by id) and the copies to
+        delete; the two never hold the same post."""
+        per_shard = self._settings.replay_window_per_shard
+        return self._store.backlog_window(per_shard) + self._store.upstream_delete_window(per_shard)
 
     def _mark_down(self, reason: str) -> None:
-        for _ in range(3):
+        for _ in range(HEALTH_SAVE_ATTEMPTS):
             current = self._health.load()
             if current.state == DOWN or self._health.save(
                 transition(current, DOWN, utc_iso(self._wall_clock()), reason), current.version
@@ -567,15 +710,18 @@ class Recovery:
         age = 0.0
         if oldest:
             age = max(0.0, self._wall_clock() - ids.ulid_millis(oldest[0].id) / 1000)
-        gauge("BacklogSize", self._store.backlog_size())
+        backlog = self._store.backlog_counts()
+        gauge("BacklogSize", backlog.posts)
+        gauge("UpstreamDeletesPending", backlog.upstream_deletes)
         gauge("OldestPendingAgeSeconds", round(age, 1), unit="Seconds")
         gauge("UpstreamUp", 1 if state.state == UP else 0)
 
 
 def mode_for(primary: str, backlog: int) -> str:
     """`fallback` while the primary is not known to be up (clients post
-    here), `recovering` while it is up and the backlog drains, `normal`
-    once it is up and nothing is left (clients can switch back)."""
+    here), `recovering` while it is up and the backlog (posts to send,
+    copies to delete) drains, `normal` once it is up and nothing is left
+    (clients can switch back)."""
     if primary != UP:
         return "fallback"
     return "recovering" if backlog else "normal"
@@ -586,4 +732,10 @@ def _dead_letter(post: Post) -> dict:
 
 
 def _planned(post: Post) -> dict:
-    return {"id": post.id, "author": post.author, "created_at": post.created_at, "in_reply_to": post.in_reply_to}
+    return {
+        "id": post.id,
+        "author": post.author,
+        "created_at": post.created_at,
+        "in_reply_to": post.in_reply_to,
+        "action": "delete" if post.awaits_upstream_delete else "send",
+    }

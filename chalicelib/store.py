@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from chalicelib import dynamo, feed_store, ids
 from chalicelib.aws import unavailable_as_domain_error
 from chalicelib.errors import DuplicateIdempotencyKey, PostExists, RateLimited
-from chalicelib.models import DELETED, FAILED, PENDING, REPLAYED, SENDING, Post
+from chalicelib.models import (
+    DELETE_FAILED,
+    DELETE_PENDING,
+    DELETED,
+    DELETING,
+    FAILED,
+    PENDING,
+    REPLAYED,
+    SENDING,
+    Post,
+)
 from chalicelib.schema import BACKLOG_INDEX, BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
 
 POST_SK = "POST"
@@ -22,6 +32,15 @@ POST_SK = "POST"
 # are rare, and listing them is an admin read.
 DEAD_LETTER_PARTITION = "DEADLETTER"
 DEAD_LETTER_COUNTER = "COUNTER#deadletters"
+# Replayed posts deleted here, whose copy on the primary is still to be
+# deleted, keep their Backlog index keys under these partitions (one per
+# write shard), apart from the posts to send: the posts' window must stay a
+# prefix by id, and their oldest-pending age must not count a delete of an
+# old post queued just now.
+UPSTREAM_DELETES_PARTITION = "DELETES"
+# The counter attribute, on the backlog counter shards, of those deletes.
+UPSTREAM_DELETES_COUNT = "deletes"
+BACKLOG_COUNT = "pending"
 # Above every ULID in string order: "no cursor" means "before the end of time".
 _AFTER_ALL_IDS = "~"
 # Below every ULID in string order (DynamoDB refuses empty key values).
@@ -35,6 +54,13 @@ _WINDOW_WORKERS = 32
 
 class StateChanged(Exception):
     """The post's state moved under us (a concurrent delete or replay)."""
+
+
+@dataclass(frozen=True)
+class BacklogCounts:
+    # Posts waiting to be sent, and copies on the primary waiting to be deleted.
+    posts: int
+    upstream_deletes: int
 
 
 @dataclass(frozen=True)
@@ -163,25 +189,32 @@ class PostStore:
         }
 
     def _count_backlog(
-        self, post_id: str, delta: int, *, feed_changed_at: str | None = None, feed_deleted: bool = False
+        self,
+        post_id: str,
+        delta: int,
+        *,
+        feed_changed_at: str | None = None,
+        feed_deleted: bool = False,
+        counter: str = BACKLOG_COUNT,
     ) -> dict:
-        """The counter shard's update; with `feed_changed_at`, it also bumps
-        the public feed marker kept on the same item, naming `post_id` as
-        added (or, with `feed_deleted`, deleted). Replay transitions leave
-        the marker alone: they change no feed."""
+        """The counter shard's update (of `counter`: the posts to send, or the
+        upstream deletes); with `feed_changed_at`, it also bumps the public
+        feed marker kept on the same item, naming `post_id` as added (or,
+        with `feed_deleted`, deleted). Replay transitions leave the marker
+        alone: they change no feed."""
         shard = shard_of(post_id, self._shards)
         update = {
             "Update": {
                 "TableName": self._table,
                 "Key": dynamo.key(f"COUNTER#backlog#{shard}", "COUNTER"),
-                "UpdateExpression": "ADD pending :delta",
+                "UpdateExpression": f"ADD {counter} :delta",
                 "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
             }
         }
         if feed_changed_at is not None:
             body = update["Update"]
             change = feed_store.marker_change(feed_changed_at, post_id, deleted=feed_deleted)
-            body["UpdateExpression"] = f"ADD pending :delta, {change.add} SET {change.set}"
+            body["UpdateExpression"] = f"ADD {counter} :delta, {change.add} SET {change.set}"
             body["ExpressionAttributeValues"] |= change.values
         return update
 
@@ -248,18 +281,27 @@ class PostStore:
         same Idempotency-Key. Raises StateChanged if the post was deleted,
         replayed or dead-lettered meanwhile.
         """
+        return self._claim(post, owner, now_iso, PENDING, SENDING)
+
+    def claim_for_deleting(self, post: Post, owner: str, now_iso: str) -> Post:
+        """delete_pending (or a crashed run's deleting) -> deleting, owned by
+        `owner`: as `claim_for_sending`, and as safe, because a delete sent
+        twice finds the copy gone (404), which is done."""
+        return self._claim(post, owner, now_iso, DELETE_PENDING, DELETING)
+
+    def _claim(self, post: Post, owner: str, now_iso: str, waiting: str, in_flight: str) -> Post:
         try:
             with unavailable_as_domain_error("claim post"):
                 response = self._client.update_item(
                     TableName=self._table,
                     Key=dynamo.key(f"POST#{post.id}", POST_SK),
-                    UpdateExpression="SET #state = :sending, replay_owner = :owner, sending_since = :now "
+                    UpdateExpression="SET #state = :in_flight, replay_owner = :owner, sending_since = :now "
                     "ADD send_attempts :one",
-                    ConditionExpression="#state IN (:pending, :sending)",
+                    ConditionExpression="#state IN (:waiting, :in_flight)",
                     ExpressionAttributeNames={"#state": "state"},
                     ExpressionAttributeValues={
-                        ":sending": {"S": SENDING},
-                        ":pending": {"S": PENDING},
+                        ":in_flight": {"S": in_flight},
+                        ":waiting": {"S": waiting},
                         ":owner": {"S": owner},
                         ":now": {"S": now_iso},
                         ":one": {"N": "1"},
@@ -297,35 +339,123 @@ class PostStore:
         items = [update, self._count_backlog(post.id, -1), self._count_dead_letters(+1)]
         self._transact_or_state_changed(post, items, "mark failed")
 
-    def requeue_dead_letter(self, post: Post) -> None:
-        """failed -> pending: back into the backlog, at its original place
-        (its id), so its author's order is kept."""
+    def queue_upstream_delete(self, post: Post, deleted_at: str) -> None:
+        """replayed -> delete_pending: the post is deleted here as
+        `mark_deleted` deletes it (out of every timeline, feed markers
+        bumped), and its copy on the primary joins the upstream deletes.
+
+        Conditional on the post still being replayed, so a concurrent
+        delete of it makes one queued delete: the other gets StateChanged.
+        """
+        shard = shard_of(post.id, self._shards)
+        timeline_keys = [name for index in (BY_AUTHOR_INDEX, PUBLIC_INDEX) for name in index_keys(index)]
         update = {
             "Update": {
                 "TableName": self._table,
                 "Key": dynamo.key(f"POST#{post.id}", POST_SK),
-                "UpdateExpression": "SET #state = :pending, BacklogPK = :shard REMOVE failure_reason, failed_at",
-                "ConditionExpression": "#state = :failed",
+                "UpdateExpression": "SET #state = :queued, deleted_at = :at, BacklogPK = :deletes, BacklogSK = :id "
+                "REMOVE " + ", ".join(timeline_keys),
+                "ConditionExpression": "#state = :replayed",
                 "ExpressionAttributeNames": {"#state": "state"},
                 "ExpressionAttributeValues": {
-                    ":pending": {"S": PENDING},
-                    ":failed": {"S": FAILED},
-                    ":shard": {"S": f"BACKLOG#{shard_of(post.id, self._shards)}"},
+                    ":queued": {"S": DELETE_PENDING},
+                    ":at": {"S": deleted_at},
+                    ":deletes": {"S": self._upstream_deletes_partition(post.id)},
+                    ":id": {"S": post.id},
+                    ":replayed": {"S": REPLAYED},
                 },
             }
         }
-        items = [update, self._count_backlog(post.id, +1), self._count_dead_letters(-1)]
+        changed_at = self._now_iso()
+        items = [
+            update,
+            self._count_backlog(
+                post.id, +1, feed_changed_at=changed_at, feed_deleted=True, counter=UPSTREAM_DELETES_COUNT
+            ),
+            feed_store.user_marker_update(self._table, post.author, changed_at, deleted_post_id=post.id),
+            feed_store.dirty_user_update(self._table, shard, post.author),
+        ]
+        self._transact_or_state_changed(post, items, "queue upstream delete")
+
+    def mark_deleted_upstream(self, post: Post, owner: str, at: str) -> None:
+        """deleting -> deleted: the primary's copy is gone; the post is a
+        tombstone like any deleted post. Fenced by `replay_owner`."""
+        update = self._leave_in_flight(
+            post,
+            owner,
+            DELETING,
+            "SET #state = :deleted, upstream_deleted_at = :at REMOVE BacklogPK, BacklogSK, replay_owner, sending_since",
+            {":deleted": {"S": DELETED}, ":at": {"S": at}},
+        )
+        items = [update, self._count_backlog(post.id, -1, counter=UPSTREAM_DELETES_COUNT)]
+        self._transact_or_state_changed(post, items, "mark deleted upstream")
+
+    def mark_delete_failed(self, post: Post, owner: str, reason: str, at: str) -> None:
+        """deleting -> delete_failed: the primary refused the delete for good;
+        a dead letter, listed and retried like a post that failed to send."""
+        update = self._leave_in_flight(
+            post,
+            owner,
+            DELETING,
+            "SET #state = :failed, failure_reason = :why, failed_at = :at, "
+            "BacklogPK = :dead REMOVE replay_owner, sending_since",
+            {
+                ":failed": {"S": DELETE_FAILED},
+                ":why": {"S": reason},
+                ":at": {"S": at},
+                ":dead": {"S": DEAD_LETTER_PARTITION},
+            },
+        )
+        items = [
+            update,
+            self._count_backlog(post.id, -1, counter=UPSTREAM_DELETES_COUNT),
+            self._count_dead_letters(+1),
+        ]
+        self._transact_or_state_changed(post, items, "mark delete failed")
+
+    def requeue_dead_letter(self, post: Post) -> None:
+        """failed -> pending: back into the backlog, at its original place
+        (its id), so its author's order is kept; delete_failed ->
+        delete_pending: back among the upstream deletes."""
+        waiting, partition, counter = self._requeue_place(post)
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": dynamo.key(f"POST#{post.id}", POST_SK),
+                "UpdateExpression": "SET #state = :waiting, BacklogPK = :shard REMOVE failure_reason, failed_at",
+                "ConditionExpression": "#state = :failed",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {
+                    ":waiting": {"S": waiting},
+                    ":failed": {"S": post.state},
+                    ":shard": {"S": partition},
+                },
+            }
+        }
+        items = [update, self._count_backlog(post.id, +1, counter=counter), self._count_dead_letters(-1)]
         self._transact_or_state_changed(post, items, "requeue dead letter")
 
+    def _requeue_place(self, post: Post) -> tuple[str, str, str]:
+        """A dead letter's state, Backlog partition and counter once requeued."""
+        if post.state == DELETE_FAILED:
+            return DELETE_PENDING, self._upstream_deletes_partition(post.id), UPSTREAM_DELETES_COUNT
+        return PENDING, f"BACKLOG#{shard_of(post.id, self._shards)}", BACKLOG_COUNT
+
+    def _upstream_deletes_partition(self, post_id: str) -> str:
+        return f"{UPSTREAM_DELETES_PARTITION}#{shard_of(post_id, self._shards)}"
+
     def _leave_sending(self, post: Post, owner: str, expression: str, values: dict) -> dict:
+        return self._leave_in_flight(post, owner, SENDING, expression, values)
+
+    def _leave_in_flight(self, post: Post, owner: str, in_flight: str, expression: str, values: dict) -> dict:
         return {
             "Update": {
                 "TableName": self._table,
                 "Key": dynamo.key(f"POST#{post.id}", POST_SK),
                 "UpdateExpression": expression,
-                "ConditionExpression": "#state = :sending AND replay_owner = :owner",
+                "ConditionExpression": "#state = :in_flight AND replay_owner = :owner",
                 "ExpressionAttributeNames": {"#state": "state"},
-                "ExpressionAttributeValues": {**values, ":sending": {"S": SENDING}, ":owner": {"S": owner}},
+                "ExpressionAttributeValues": {**values, ":in_flight": {"S": in_flight}, ":owner": {"S": owner}},
             }
         }
 
@@ -348,6 +478,19 @@ class PostStore:
         bounds = [posts[-1].id for posts in by_shard if len(posts) == per_shard]
         window = sorted((post for posts in by_shard for post in posts), key=lambda post: post.id)
         return [post for post in window if not bounds or post.id <= min(bounds)]
+
+    def upstream_delete_window(self, per_shard: int) -> list[Post]:
+        """Replayed posts deleted here whose copy on the primary is still to
+        be deleted (or is being deleted), up to `per_shard` per shard, in id
+        order. Deletes need no order among themselves, so any part will do."""
+        window = [
+            post
+            for shard in range(self._shards)
+            for post in self._query(
+                BACKLOG_INDEX, f"{UPSTREAM_DELETES_PARTITION}#{shard}", after_id=_BEFORE_ALL_IDS, limit=per_shard
+            )
+        ]
+        return sorted(window, key=lambda post: post.id)
 
     def dead_letters(self, after_id: str | None, limit: int) -> Page:
         posts = self._query(BACKLOG_INDEX, DEAD_LETTER_PARTITION, after_id=after_id or _BEFORE_ALL_IDS, limit=limit + 1)
@@ -482,18 +625,26 @@ class PostStore:
     # -- backlog ------------------------------------------------------------
 
     def backlog_size(self) -> int:
-        """Sum of the sharded counters: one BatchGetItem, never a scan."""
+        """Posts waiting to be sent: sum of the sharded counters, one
+        BatchGetItem, never a scan."""
+        return self.backlog_counts().posts
+
+    def backlog_counts(self) -> BacklogCounts:
+        """Posts waiting to be sent and copies on the primary waiting to be
+        deleted: sums of the two counters the counter shards keep."""
         keys = [dynamo.key(f"COUNTER#backlog#{shard}", "COUNTER") for shard in range(self._shards)]
-        total = 0
+        totals = dict.fromkeys((BACKLOG_COUNT, UPSTREAM_DELETES_COUNT), 0)
         for start in range(0, len(keys), 100):
             request = {self._table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
             while request:
                 with unavailable_as_domain_error("read backlog counters"):
                     response = self._client.batch_get_item(RequestItems=request)
-                counters = response["Responses"].get(self._table, [])
-                total += sum(dynamo.from_item(item).get("pending", 0) for item in counters)
+                for item in response["Responses"].get(self._table, []):
+                    values = dynamo.from_item(item)
+                    for name in totals:
+                        totals[name] += values.get(name, 0)
                 request = response.get("UnprocessedKeys") or None
-        return total
+        return BacklogCounts(posts=totals[BACKLOG_COUNT], upstream_deletes=totals[UPSTREAM_DELETES_COUNT])
 
     def oldest_pending(self, limit: int = 1) -> list[Post]:
         """The oldest posts of the backlog, from the sparse Backlog index

@@ -5,6 +5,8 @@ adapter turns every answer (or silence) into one of four outcomes, so the
 replay job never looks at HTTP itself:
 
 - `DONE`: the primary has the post (200/201 with an id, or 409 "already there").
+  An answer that shows another post (the author used the same key on the
+  primary itself) is not: see `another_post_under_the_key`.
 - `RETRY_AFTER`: 429 or 503; wait at least `retry_after_seconds`.
 - `TRANSIENT`: other 5xx, 408, resets, refusals, timeouts, a 3xx or a 2xx
   without an id; back off and send again. Resending is safe because every
@@ -12,6 +14,11 @@ replay job never looks at HTTP itself:
 - `PERMANENT`: any other 4xx; dead-letter the post with `status` and `detail`.
 - `UNAUTHORIZED`: 401, our token was refused; stop the replay (the posts
   wait, and no post is dead-lettered for an operator's mistake).
+
+A post deleted here after it was replayed is deleted on the primary too
+(`Upstream.delete`): `DELETE {base_url}{ingest_path}/{upstream_id}`, where
+200, 204 and 404 (already gone) are `DONE`, and any other answer is
+classified as above.
 
 Only the standard library is used: this module ships in the Lambda zip.
 """
@@ -23,11 +30,13 @@ import http.client
 import json
 import math
 import random
+import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
@@ -45,6 +54,7 @@ EPOCH_THRESHOLD = 1_000_000_000
 BODY_EXCERPT_CHARS = 500
 _MAX_BODY_BYTES = 64 * 1024
 _REDACTED = "[redacted]"
+_SPACE_RE = re.compile(r"\s+")
 
 
 class Outcome(StrEnum):
@@ -92,6 +102,21 @@ class UpstreamPost:
 
 
 @dataclass(frozen=True)
+class UpstreamDelete:
+    """A copy on the primary to delete: the post `id` (Lifeboat's) by
+    `author`, known there as `upstream_id` (None if the primary never said)."""
+
+    id: str
+    author: str
+    upstream_id: str | None
+
+
+# The answers to a delete that mean the copy is gone (404: gone already, or
+# the primary removed it itself).
+DELETE_DONE_STATUSES = frozenset({200, 204, 404})
+
+
+@dataclass(frozen=True)
 class RateLimit:
     """What the primary said about its rate limit; any part may be missing."""
 
@@ -119,6 +144,41 @@ class Upstream(Protocol):
     def check_health(self) -> bool: ...
 
     def send(self, post: UpstreamPost) -> SendResult: ...
+
+    def delete(self, copy: UpstreamDelete) -> SendResult: ...
+
+
+def no_upstream_id(copy: UpstreamDelete) -> SendResult:
+    """A delete that cannot be sent: the primary never gave the post's id."""
+    detail = f"the primary never gave an id for post {copy.id}; delete it there by hand"
+    return SendResult(Outcome.PERMANENT, detail=detail)
+
+
+def comparable_text(text: str) -> str:
+    """Text as two copies of one post agree on it: a primary may trim or
+    re-wrap whitespace, so runs of it count as one space."""
+    return _SPACE_RE.sub(" ", text).strip()
+
+
+def another_post_under_the_key(
+    post: UpstreamPost, answered: SendResult, resend: Callable[[UpstreamPost], SendResult]
+) -> SendResult:
+    """What to do when the primary answered a send with a post that is not
+    this one: the author used this post's Idempotency-Key on the primary
+    itself, for another post, and the primary handed that one back.
+
+    Send again under the Lifeboat id as the key: it is fixed per post, so a
+    resend of the resend is still idempotent. If the Lifeboat id was the
+    key already, there is nothing safe left to try: a dead letter, with the
+    reason."""
+    if post.idempotency_key is not None:
+        return resend(replace(post, idempotency_key=None))
+    return SendResult(
+        Outcome.PERMANENT,
+        status=answered.status,
+        detail=f"the primary answered with another post ({answered.upstream_id}) for this post's Idempotency-Key",
+        rate_limit=answered.rate_limit,
+    )
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -315,7 +375,29 @@ class GenericIngestUpstream:
             # Refused, reset, timed out, or closed without an answer. The post
             # may or may not have arrived; the Idempotency-Key makes a resend safe.
             return SendResult(Outcome.TRANSIENT, detail=type(exc).__name__)
-        return self._classify(answer)
+        result = self._classify(answer)
+        if result.outcome is Outcome.DONE and _shows_another_post(answer.body, post):
+            return another_post_under_the_key(post, result, self.send)
+        return result
+
+    def delete(self, copy: UpstreamDelete) -> SendResult:
+        """Delete the primary's copy of a post; a repeat finds it gone (404: done)."""
+        if copy.upstream_id is None:
+            return no_upstream_id(copy)
+        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
+            f"{self._ingest_url}/{urllib.parse.quote(copy.upstream_id, safe='')}",
+            method="DELETE",
+            headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
+        )
+        try:
+            answer = self._exchange(request)
+        except (http.client.HTTPException, OSError) as exc:
+            return SendResult(Outcome.TRANSIENT, detail=type(exc).__name__)
+        now = self._clock()
+        rate_limit = parse_rate_limit(answer.headers, now)
+        if answer.status in DELETE_DONE_STATUSES:
+            return SendResult(Outcome.DONE, status=answer.status, rate_limit=rate_limit)
+        return self._failure(answer, now, rate_limit)
 
     def _exchange(self, request: urllib.request.Request) -> _Answer:
         return exchange(self._opener, request, self._timeout)
@@ -327,6 +409,11 @@ class GenericIngestUpstream:
         upstream_id = _body_id(answer.body)
         if (status in (200, 201) and upstream_id is not None) or status == 409:
             return SendResult(Outcome.DONE, upstream_id=upstream_id, status=status, rate_limit=rate_limit)
+        return self._failure(answer, now, rate_limit)
+
+    def _failure(self, answer: _Answer, now: float, rate_limit: RateLimit | None) -> SendResult:
+        """Any answer that is not done: wait, unauthorized, permanent or transient."""
+        status = answer.status
         detail = self._excerpt(answer.body)
         wait = retry_after_result(answer, now, detail, rate_limit)
         if wait is not None:
@@ -378,11 +465,30 @@ def retry_after_result(answer: _Answer, now: float, detail: str, rate_limit: Rat
 
 def _body_id(body: bytes) -> str | None:
     """The `id` of a JSON object body, as a string; None when there is none."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    value = document.get("id") if isinstance(document, dict) else None
+    document = json_object(body)
+    value = document.get("id") if document is not None else None
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         return None
     return str(value)
+
+
+def json_object(body: bytes) -> dict | None:
+    """A JSON object body, or None for anything else."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _shows_another_post(body: bytes, post: UpstreamPost) -> bool:
+    """True when the primary's answer shows a post whose author or text is
+    not this post's. Only what the answer holds is compared: an answer with
+    the id alone cannot show anything. `created_at` is not compared: the
+    author's own retry of this post on the primary has the primary's time,
+    and it is the same post."""
+    shown = json_object(body) or {}
+    text, author = shown.get("text"), shown.get("author")
+    if isinstance(author, str) and author != post.author:
+        return True
+    return isinstance(text, str) and comparable_text(text) != comparable_text(post.text)

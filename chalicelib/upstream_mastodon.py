@@ -8,7 +8,9 @@ answer was lost would make a twin. Before any resend (the post's
 the author's most recent statuses upstream (`GET /api/v1/accounts/:id/
 statuses` of the token's own account) and, if it is there, reports it done
 with that id instead of posting again. docs/DESIGN.md gives the residual
-risk. Standard library only, like upstream.py.
+risk. A post deleted here after it was replayed is deleted there as its
+author (`DELETE /api/v1/statuses/:id`). Standard library only, like
+upstream.py.
 """
 
 from __future__ import annotations
@@ -27,14 +29,20 @@ from chalicelib.config import UpstreamSettings
 from chalicelib.errors import StoreUnavailable
 from chalicelib.upstream import (
     BODY_EXCERPT_CHARS,
+    DELETE_DONE_STATUSES,
     Outcome,
     SendResult,
+    UpstreamDelete,
     UpstreamPost,
     _Answer,
     _body_id,
     _default_opener,
+    another_post_under_the_key,
     checked_base_url,
+    comparable_text,
     exchange,
+    json_object,
+    no_upstream_id,
     parse_rate_limit,
     retry_after_result,
 )
@@ -43,7 +51,6 @@ from chalicelib.upstream import (
 # largest page of an account's statuses.
 SEARCH_LIMIT = 40
 _TAG_RE = re.compile(r"<[^>]+>")
-_SPACE_RE = re.compile(r"\s+")
 
 
 def plain_text(content_html: str) -> str:
@@ -51,11 +58,7 @@ def plain_text(content_html: str) -> str:
     line breaks to spaces, tags dropped (a link's hidden parts are spans, so
     the full URL survives), entities decoded, whitespace collapsed."""
     text = re.sub(r"<br\s*/?>|</p>\s*<p>", " ", content_html)
-    return _normalise(html.unescape(_TAG_RE.sub("", text)))
-
-
-def _normalise(text: str) -> str:
-    return _SPACE_RE.sub(" ", text).strip()
+    return comparable_text(html.unescape(_TAG_RE.sub("", text)))
 
 
 class MastodonUpstream:
@@ -92,12 +95,9 @@ class MastodonUpstream:
         return 200 <= answer.status < 300
 
     def send(self, post: UpstreamPost) -> SendResult:
-        try:
-            token = self._tokens(post.author)
-        except StoreUnavailable:
-            return SendResult(Outcome.TRANSIENT, detail="upstream token unavailable")
-        if token is None:
-            return SendResult(Outcome.PERMANENT, detail=f"no upstream token registered for {post.author}")
+        token = self._token_for(post.author)
+        if isinstance(token, SendResult):
+            return token
         try:
             if post.previous_attempts > 0:
                 found = self._landed_earlier(post, token)
@@ -116,7 +116,38 @@ class MastodonUpstream:
             # The post may have landed; the Idempotency-Key (for an hour) and
             # the search before the next resend keep a retry from twinning it.
             return SendResult(Outcome.TRANSIENT, detail=type(exc).__name__)
+        result = self._classify(answer, token)
+        if result.outcome is Outcome.DONE and _shows_another_status(answer.body, post):
+            return another_post_under_the_key(post, result, self.send)
+        return result
+
+    def delete(self, copy: UpstreamDelete) -> SendResult:
+        """Delete the status as its author; 200 (the deleted status) and 404
+        (gone already, so a repeat of a delete that landed) are done."""
+        if copy.upstream_id is None:
+            return no_upstream_id(copy)
+        token = self._token_for(copy.author)
+        if isinstance(token, SendResult):
+            return token
+        path = f"/api/v1/statuses/{urllib.parse.quote(copy.upstream_id, safe='')}"
+        try:
+            answer = self._exchange("DELETE", path, token)
+        except (http.client.HTTPException, OSError) as exc:
+            return SendResult(Outcome.TRANSIENT, detail=type(exc).__name__)
+        if answer.status in DELETE_DONE_STATUSES:
+            rate_limit = parse_rate_limit(answer.headers, self._clock())
+            return SendResult(Outcome.DONE, status=answer.status, rate_limit=rate_limit)
         return self._classify(answer, token)
+
+    def _token_for(self, author: str) -> str | SendResult:
+        """The author's token, or the outcome for a post that cannot go without one."""
+        try:
+            token = self._tokens(author)
+        except StoreUnavailable:
+            return SendResult(Outcome.TRANSIENT, detail="upstream token unavailable")
+        if token is None:
+            return SendResult(Outcome.PERMANENT, detail=f"no upstream token registered for {author}")
+        return token
 
     def _landed_earlier(self, post: UpstreamPost, token: str) -> str | SendResult | None:
         """The upstream id of an earlier attempt of this post, None if it is
@@ -178,11 +209,18 @@ def _status_body(post: UpstreamPost) -> dict:
     return body
 
 
+def _shows_another_status(body: bytes, post: UpstreamPost) -> bool:
+    """True when the answer is a Status that is not this post (Mastodon
+    answers a reused Idempotency-Key with the status made under it)."""
+    shown = json_object(body)
+    return shown is not None and isinstance(shown.get("content"), str) and not _is_same_post(shown, post)
+
+
 def _is_same_post(status: object, post: UpstreamPost) -> bool:
     if not isinstance(status, dict) or not isinstance(status.get("content"), str) or "id" not in status:
         return False
     return (
-        plain_text(status["content"]) == _normalise(post.text)
+        plain_text(status["content"]) == comparable_text(post.text)
         and (status.get("spoiler_text") or "") == post.spoiler_text
         and (str(status.get("in_reply_to_id") or "") or None) == post.in_reply_to
     )

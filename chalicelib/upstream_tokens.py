@@ -8,12 +8,20 @@ the local stack and the tests create one in moto (`ensure_key`). Tokens are
 never logged, never returned by the API, and kept in memory only for
 `cache_seconds` after a decrypt (a replay of a backlog sends many posts per
 author; one Decrypt per post would be slow and cost $0.03 per 10,000).
+
+Every `get` still reads the item (one consistent GetItem): the cached
+plaintext is used only while the stored ciphertext is the one it was
+decrypted from. Tokens are put and deleted by the API's containers and used
+by the maintenance container, so a cache trusted for a time would keep
+posting with a replaced or deleted token there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+from dataclasses import dataclass, field
 
 from chalicelib import dynamo
 from chalicelib.aws import unavailable_as_domain_error
@@ -21,6 +29,15 @@ from chalicelib.errors import ValidationFailed
 
 ITEM_SK = "UPSTREAM_TOKEN"
 MAX_TOKEN_CHARS = 4096
+# How long a decrypted token may stay in a container's memory.
+PLAINTEXT_CACHE_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class _Decrypted:
+    ciphertext_sha256: str
+    token: str = field(repr=False)
+    at: float
 
 
 def ensure_key(kms, alias: str) -> str:
@@ -51,7 +68,13 @@ class UpstreamTokens:
     the ciphertext. Takes its clients."""
 
     def __init__(
-        self, dynamodb, kms, table_name: str, key_id: str, cache_seconds: float = 300.0, monotonic=time.monotonic
+        self,
+        dynamodb,
+        kms,
+        table_name: str,
+        key_id: str,
+        cache_seconds: float = PLAINTEXT_CACHE_SECONDS,
+        monotonic=time.monotonic,
     ) -> None:
         self._dynamodb = dynamodb
         self._kms = kms
@@ -59,7 +82,7 @@ class UpstreamTokens:
         self._key_id = key_id
         self._cache_seconds = cache_seconds
         self._now = monotonic
-        self._cache: dict[str, tuple[str, float]] = {}
+        self._cache: dict[str, _Decrypted] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -85,25 +108,30 @@ class UpstreamTokens:
             self._cache.pop(username, None)
 
     def get(self, username: str) -> str | None:
-        """The user's token for the primary, or None if none is registered.
-        Raises StoreUnavailable when DynamoDB or KMS cannot answer now."""
-        with self._lock:
-            token, at = self._cache.get(username, (None, float("-inf")))
-        if token is not None and self._now() - at <= self._cache_seconds:
-            return token
+        """The user's token for the primary as stored now, or None if none is
+        registered. Raises StoreUnavailable when DynamoDB or KMS cannot
+        answer now."""
         with unavailable_as_domain_error("read upstream token"):
             response = self._dynamodb.get_item(
                 TableName=self._table, Key=dynamo.key(f"USER#{username}", ITEM_SK), ConsistentRead=True
             )
         if "Item" not in response:
+            with self._lock:
+                self._cache.pop(username, None)
             return None
+        blob = response["Item"]["ciphertext"]["B"]
+        # Every Encrypt makes a new ciphertext (KMS adds a random IV), so its
+        # digest is the stored token's version.
+        version = hashlib.sha256(blob).hexdigest()
+        with self._lock:
+            cached = self._cache.get(username)
+        if cached and cached.ciphertext_sha256 == version and self._now() - cached.at <= self._cache_seconds:
+            return cached.token
         with unavailable_as_domain_error("decrypt upstream token"):
-            plain = self._kms.decrypt(
-                CiphertextBlob=response["Item"]["ciphertext"]["B"], EncryptionContext=_context(username)
-            )["Plaintext"]
+            plain = self._kms.decrypt(CiphertextBlob=blob, EncryptionContext=_context(username))["Plaintext"]
         token = plain.decode("ascii")
         with self._lock:
-            self._cache[username] = (token, self._now())
+            self._cache[username] = _Decrypted(version, token, self._now())
         return token
 
 

@@ -119,7 +119,9 @@ def upstream_tokens() -> UpstreamTokens:
 def recovery() -> Recovery:
     table = settings().table_name
     health = HealthStore(dynamodb(), table)
-    return Recovery(post_store(), health, Lease(dynamodb(), table, LEASE_NAME), upstream(), settings())
+    lease = Lease(dynamodb(), table, LEASE_NAME)
+    spool = Spool(s3(), settings().bucket_name)
+    return Recovery(post_store(), health, lease, upstream(), settings(), spool=spool)
 
 
 @cache

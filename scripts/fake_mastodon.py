@@ -9,8 +9,12 @@ the way a real server does:
   `GET /api/v1/accounts/:id/statuses?limit=`, `POST /api/v1/statuses` (JSON
   or form); 404 for an unknown `in_reply_to_id`, 422 for a text over
   `max_chars`;
+- `DELETE /api/v1/statuses/:id` as its author: 200 with the status and its
+  source `text`, 404 for no such status (any more), 403 for another's;
 - faults: `down` (503 everywhere), `fail_rate` (500 before storing),
-  `lose_answer_rate` (store, then hang up without answering).
+  `lose_answer_rate` (store, then hang up without answering);
+- `post_directly(author, text, key)`: a status the author made on the
+  server itself, under an Idempotency-Key.
 
 Use it from tests as `FakeMastodon` (a context manager), or as a script:
 `python -m scripts.fake_mastodon --port 0 --user alice=t0ken`. Standard
@@ -63,13 +67,21 @@ class _State:
     rng: random.Random
     lock: threading.Lock = field(default_factory=threading.Lock)
     statuses: list[Status] = field(default_factory=list)
+    deleted: list[Status] = field(default_factory=list)
     keys: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
     idempotency_seconds: float = IDEMPOTENCY_SECONDS
     down: bool = False
     fail_rate: float = 0.0
     lose_answer_rate: float = 0.0
     counters: dict[str, int] = field(
-        default_factory=lambda: {"created": 0, "idempotent_hits": 0, "lost_answers": 0, "searches": 0}
+        default_factory=lambda: {
+            "created": 0,
+            "idempotent_hits": 0,
+            "lost_answers": 0,
+            "searches": 0,
+            "delete_requests": 0,
+            "deleted": 0,
+        }
     )
     last_id: int = 0
 
@@ -109,6 +121,19 @@ class _State:
                 self.keys[(token, key)] = (status.id, self.now())
             return 200, status.entity(self.account_id(author))
 
+    def delete(self, author: str, status_id: str) -> tuple[int, dict]:
+        with self.lock:
+            self.counters["delete_requests"] += 1
+            status = self._by_id(status_id)
+            if status is None:
+                return 404, {"error": "Record not found"}
+            if status.author != author:
+                return 403, {"error": "This action is not allowed"}
+            self.statuses.remove(status)
+            self.deleted.append(status)
+            self.counters["deleted"] += 1
+            return 200, {**status.entity(self.account_id(author)), "text": status.text}
+
     def _by_id(self, status_id: str) -> Status | None:
         return next((status for status in self.statuses if status.id == status_id), None)
 
@@ -146,14 +171,33 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/api/v1/statuses":
             self._send(404, {"error": "Record not found"})
             return
+        token = self.headers["Authorization"].split(" ", 1)[1]
+        fields_ = self._fields()
+        self._faulty(lambda: self.state.create(author, token, fields_, self.headers.get("Idempotency-Key")))
+
+    def do_DELETE(self) -> None:
+        if self._fault():
+            return
+        author = self._author()
+        if author is None:
+            return
+        prefix = "/api/v1/statuses/"
+        status_id = self.path.removeprefix(prefix)
+        if not self.path.startswith(prefix) or not status_id.isdigit():
+            self._send(404, {"error": "Record not found"})
+            return
+        self._faulty(lambda: self.state.delete(author, status_id))
+
+    def _faulty(self, action) -> None:
+        """`action` under the fail and lost-answer rates: a 500 before it
+        runs, or a hang-up after it succeeded."""
         with self.state.lock:
             failing = self.state.rng.random() < self.state.fail_rate
             losing = self.state.rng.random() < self.state.lose_answer_rate
         if failing:
             self._send(500, {"error": "We're sorry, but something went wrong on our end."})
             return
-        token = self.headers["Authorization"].split(" ", 1)[1]
-        status, body = self.state.create(author, token, self._fields(), self.headers.get("Idempotency-Key"))
+        status, body = action()
         if losing and status == 200:
             with self.state.lock:
                 self.state.counters["lost_answers"] += 1
@@ -242,6 +286,18 @@ class FakeMastodon:
     def statuses(self) -> list[Status]:
         with self._state.lock:
             return list(self._state.statuses)
+
+    def deleted(self) -> list[Status]:
+        with self._state.lock:
+            return list(self._state.deleted)
+
+    def post_directly(self, author: str, text: str, key: str | None = None) -> str:
+        """As if `author` posted `text` with their client (under `key`); the status id."""
+        token = next(token for token, name in self._state.tokens.items() if name == author)
+        status, body = self._state.create(author, token, {"status": text}, key)
+        if status != 200:
+            raise ValueError(body["error"])
+        return body["id"]
 
     def stats(self) -> dict[str, int]:
         with self._state.lock:

@@ -14,19 +14,27 @@ manager). Standard library only.
 
 Endpoints:
 - `GET /health`: 200 `{"status": "ok"}`; 503 while down.
-- `POST /posts`: the ingest protocol. 201 `{"id"}` for a new post; the same
-  (author, Idempotency-Key) again answers `idempotent_status` (200 by default,
-  as Mastodon does; 409 optionally) with the same id and is never stored twice.
-  401 bad token, 400 bad JSON or missing fields, 422 text too long or unknown
-  `in_reply_to`, 429 over the rate limit.
-- `GET /received`: accepted posts in arrival order. `GET /stats`: counters.
+- `POST /posts`: the ingest protocol. 201 with the stored post
+  (`{"id", "author", "text", "created_at", "in_reply_to"}`, `id` being the
+  primary's) for a new post; the same (author, Idempotency-Key) again answers
+  `idempotent_status` (200 by default, as Mastodon does; 409 optionally) with
+  the post stored under that key, which is never stored twice. 401 bad token,
+  400 bad JSON or missing fields, 422 text too long or unknown `in_reply_to`,
+  429 over the rate limit.
+- `DELETE /posts/{upstream_id}`: 204 when the post was there and is now
+  deleted, 404 when there is no such post (any more); 401 bad token.
+- `GET /received`: accepted posts in arrival order (deleted ones too).
+  `GET /deleted`: deletions in order. `GET /stats`: counters.
+- `FakePrimary.add_direct_post(author, text, key)`: a post the author made on
+  the primary itself (not through the ingest), under an Idempotency-Key;
+  not in `/received`.
 - `GET /control`, `POST /control` (partial update of the mode),
   `POST /control/reset` (forget posts and counters). These test hooks have no
   authentication: the server binds to loopback.
 
-Fault order for an ingest request: down (503), latency, stall (timeout),
-rate limit (429), token (401), fail rate (500), forced status, validation,
-store, lost answer. When a rate limit is set, every answer from the rate-limit
+Fault order for an ingest request (a post or a delete): down (503), latency,
+stall (timeout), rate limit (429), token (401), fail rate (500), forced
+status, validation, store (or delete), lost answer. When a rate limit is set, every answer from the rate-limit
 step on carries X-RateLimit-Limit/Remaining/Reset.
 """
 
@@ -42,6 +50,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,7 +70,10 @@ COUNTERS = (
     "timeouts",
     "lost_answers",
     "health_checks",
+    "delete_requests",
+    "deleted",
 )
+DELETE_PREFIX = "/posts/"
 
 
 def _flag(value: object) -> bool:
@@ -175,6 +187,21 @@ class ReceivedPost:
     in_reply_to: str | None
     idempotency_key: str | None
     received_at: str
+    # Made by the author on the primary itself, not replayed by Lifeboat.
+    direct: bool = False
+
+    def answer(self) -> dict:
+        """The post as the ingest answers with it."""
+        fields = ("author", "text", "created_at", "in_reply_to")
+        return {"id": self.upstream_id, **{name: getattr(self, name) for name in fields}}
+
+
+@dataclass(frozen=True)
+class DeletedPost:
+    upstream_id: str
+    id: str
+    author: str
+    deleted_at: str
 
 
 @dataclass(frozen=True)
@@ -242,7 +269,8 @@ class PrimaryState:
 
     def _clear(self) -> None:
         self._posts: list[ReceivedPost] = []
-        self._by_key: dict[tuple[str, str], str] = {}
+        self._deleted: list[DeletedPost] = []
+        self._by_key: dict[tuple[str, str], ReceivedPost] = {}
         self._lifeboat_ids: set[str] = set()
         self._upstream_ids: set[str] = set()
         self._counters = dict.fromkeys(COUNTERS, 0)
@@ -268,7 +296,22 @@ class PrimaryState:
 
     def received(self) -> list[ReceivedPost]:
         with self._lock:
-            return list(self._posts)
+            return [post for post in self._posts if not post.direct]
+
+    def deleted(self) -> list[DeletedPost]:
+        with self._lock:
+            return list(self._deleted)
+
+    def delete(self, upstream_id: str) -> bool:
+        """Delete the post; False when there is no such post (any more)."""
+        with self._lock:
+            if upstream_id not in self._upstream_ids:
+                return False
+            post = next(post for post in self._posts if post.upstream_id == upstream_id)
+            self._upstream_ids.discard(upstream_id)
+            self._deleted.append(DeletedPost(upstream_id, post.id, post.author, _iso(time.time())))
+            self._counters["deleted"] += 1
+            return True
 
     def plan(self, counter: str, ingest: bool) -> Plan:
         with self._lock:
@@ -304,10 +347,11 @@ class PrimaryState:
             limited=limited,
         )
 
-    def accept(self, payload: dict, key: str | None) -> tuple[str, bool]:
-        """Store the post unless (author, key) was seen; return its upstream
-        id and whether it is new. The lookup and the insert share the lock,
-        so concurrent requests with one key store exactly one post."""
+    def accept(self, payload: dict, key: str | None) -> tuple[ReceivedPost, bool]:
+        """Store the post unless (author, key) was seen; return the post
+        stored under the key and whether it is new. The lookup and the insert
+        share the lock, so concurrent requests with one key store exactly one
+        post."""
         with self._lock:
             if key is not None and (payload["author"], key) in self._by_key:
                 self._counters["idempotent_hits"] += 1
@@ -315,30 +359,36 @@ class PrimaryState:
             parent = payload["in_reply_to"]
             if parent is not None and parent not in self._upstream_ids:
                 raise Rejected(422, "in_reply_to is not a known post")
-            upstream_id = str(len(self._posts) + 1)
             if payload["id"] in self._lifeboat_ids:
                 self._counters["duplicates"] += 1
-            self._store(payload, key, upstream_id)
-            return upstream_id, True
+            self._counters["accepted"] += 1
+            return self._store(payload, key), True
 
-    def _store(self, payload: dict, key: str | None, upstream_id: str) -> None:
-        self._posts.append(
-            ReceivedPost(
-                upstream_id=upstream_id,
-                id=payload["id"],
-                author=payload["author"],
-                text=payload["text"],
-                created_at=payload["created_at"],
-                in_reply_to=payload["in_reply_to"],
-                idempotency_key=key,
-                received_at=_iso(time.time()),
-            )
+    def add_direct_post(self, author: str, text: str, key: str | None) -> str:
+        """A post the author made on the primary itself; its upstream id."""
+        payload = {"id": "", "author": author, "text": text, "created_at": _iso(time.time()), "in_reply_to": None}
+        with self._lock:
+            return self._store(payload, key, direct=True).upstream_id
+
+    def _store(self, payload: dict, key: str | None, direct: bool = False) -> ReceivedPost:
+        post = ReceivedPost(
+            upstream_id=str(len(self._posts) + 1),
+            id=payload["id"],
+            author=payload["author"],
+            text=payload["text"],
+            created_at=payload["created_at"],
+            in_reply_to=payload["in_reply_to"],
+            idempotency_key=key,
+            received_at=_iso(time.time()),
+            direct=direct,
         )
-        self._lifeboat_ids.add(payload["id"])
-        self._upstream_ids.add(upstream_id)
+        self._posts.append(post)
+        if not direct:
+            self._lifeboat_ids.add(post.id)
+        self._upstream_ids.add(post.upstream_id)
         if key is not None:
-            self._by_key[(payload["author"], key)] = upstream_id
-        self._counters["accepted"] += 1
+            self._by_key[(post.author, key)] = post
+        return post
 
 
 def _retry_after_value(seconds: int, style: str) -> str:
@@ -377,6 +427,7 @@ class Handler(BaseHTTPRequestHandler):
         routes = {
             "/health": self._health,
             "/received": lambda: self._json(200, [asdict(post) for post in self.server.state.received()]),
+            "/deleted": lambda: self._json(200, [asdict(post) for post in self.server.state.deleted()]),
             "/stats": lambda: self._json(200, self.server.state.stats()),
             "/control": lambda: self._json(200, asdict(self.server.state.mode)),
         }
@@ -390,6 +441,13 @@ class Handler(BaseHTTPRequestHandler):
         }
         routes.get(self.path, self._not_found)()
 
+    def do_DELETE(self) -> None:
+        upstream_id = urllib.parse.unquote(self.path.removeprefix(DELETE_PREFIX))
+        if not self.path.startswith(DELETE_PREFIX) or not upstream_id or "/" in upstream_id:
+            self._not_found()
+            return
+        self._guarded("delete_requests", lambda plan, headers: self._remove(upstream_id, plan, headers))
+
     def _not_found(self) -> None:
         self._json(404, {"error": "not found"})
 
@@ -401,9 +459,13 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, {"status": "ok"})
 
     def _ingest(self) -> None:
-        state = self.server.state
         raw = self._read_body()
-        plan = state.plan("requests", ingest=True)
+        self._guarded("requests", lambda plan, headers: self._store(raw, plan, headers))
+
+    def _guarded(self, counter: str, action) -> None:
+        """The faults every ingest request (post or delete) meets, then `action`."""
+        state = self.server.state
+        plan = state.plan(counter, ingest=True)
         mode = plan.mode
         if mode.down:
             self._unavailable(mode, {})
@@ -423,23 +485,36 @@ class Handler(BaseHTTPRequestHandler):
         elif mode.force_status is not None:
             self._forced(mode, headers)
         else:
-            self._store(raw, plan, headers)
+            action(plan, headers)
 
     def _store(self, raw: bytes | None, plan: Plan, headers: dict[str, str]) -> None:
         state = self.server.state
         try:
             payload = validate_payload(self._parse_json(raw), state.max_chars)
-            upstream_id, created = state.accept(payload, self.headers.get("Idempotency-Key"))
+            stored, created = state.accept(payload, self.headers.get("Idempotency-Key"))
         except Rejected as exc:
             self._json(exc.status, {"error": exc.message}, headers)
             return
-        if plan.lose:
-            # Stored, and the answer never leaves: "reached the primary, answer lost".
-            state.count("lost_answers")
-            self.close_connection = True
+        if self._lost(plan):
             return
         status = 201 if created else plan.mode.idempotent_status
-        self._json(status, {"id": upstream_id}, headers)
+        self._json(status, stored.answer(), headers)
+
+    def _remove(self, upstream_id: str, plan: Plan, headers: dict[str, str]) -> None:
+        deleted = self.server.state.delete(upstream_id)
+        if self._lost(plan):
+            return
+        if deleted:
+            self._send(204, b"", headers)
+        else:
+            self._json(404, {"error": "no such post"}, headers)
+
+    def _lost(self, plan: Plan) -> bool:
+        """Done, and the answer never leaves: "reached the primary, answer lost"."""
+        if plan.lose:
+            self.server.state.count("lost_answers")
+            self.close_connection = True
+        return plan.lose
 
     def _forced(self, mode: Mode, headers: dict[str, str]) -> None:
         if mode.retry_after is not None and mode.force_status in (429, 503):
@@ -597,6 +672,13 @@ class FakePrimary:
 
     def received(self) -> list[ReceivedPost]:
         return self._state.received()
+
+    def deleted(self) -> list[DeletedPost]:
+        return self._state.deleted()
+
+    def add_direct_post(self, author: str, text: str, key: str | None = None) -> str:
+        """As if the author posted on the primary itself (under `key`)."""
+        return self._state.add_direct_post(author, text, key)
 
     def stats(self) -> dict[str, int]:
         return self._state.stats()

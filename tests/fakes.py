@@ -13,8 +13,21 @@ import threading
 from dataclasses import replace
 
 from chalicelib.errors import PostExists
-from chalicelib.models import DELETED, FAILED, PENDING, REPLAYED, SENDING, Post
-from chalicelib.store import StateChanged
+from chalicelib.models import (
+    DELETE_FAILED,
+    DELETE_PENDING,
+    DELETED,
+    DELETING,
+    FAILED,
+    PENDING,
+    REPLAYED,
+    SENDING,
+    UPSTREAM_DELETE_STATES,
+    Post,
+)
+from chalicelib.store import BacklogCounts, StateChanged
+
+_TO_SEND = frozenset({PENDING, SENDING})
 
 
 class InMemoryPostStore:
@@ -35,21 +48,37 @@ class InMemoryPostStore:
     def mark_deleted(self, post: Post, deleted_at: str) -> None:
         self._move(post.id, {post.state}, None, state=DELETED, deleted_at=deleted_at)
 
+    def queue_upstream_delete(self, post: Post, deleted_at: str) -> None:
+        self._move(post.id, {REPLAYED}, None, state=DELETE_PENDING, deleted_at=deleted_at)
+
     def backlog_window(self, per_shard: int) -> list[Post]:
+        return self._in_states(_TO_SEND)[:per_shard]
+
+    def upstream_delete_window(self, per_shard: int) -> list[Post]:
+        return self._in_states(UPSTREAM_DELETE_STATES)[:per_shard]
+
+    def _in_states(self, states: frozenset[str]) -> list[Post]:
         with self._lock:
-            backlog = sorted((p for p in self._posts.values() if p.state in (PENDING, SENDING)), key=lambda p: p.id)
-        return backlog[:per_shard]
+            return sorted((p for p in self._posts.values() if p.state in states), key=lambda p: p.id)
 
     def backlog_size(self) -> int:
-        with self._lock:
-            return sum(p.state in (PENDING, SENDING) for p in self._posts.values())
+        return self.backlog_counts().posts
+
+    def backlog_counts(self) -> BacklogCounts:
+        return BacklogCounts(len(self._in_states(_TO_SEND)), len(self._in_states(UPSTREAM_DELETE_STATES)))
 
     def claim_for_sending(self, post: Post, owner: str, now_iso: str) -> Post:
+        return self._claim(post, owner, PENDING, SENDING)
+
+    def claim_for_deleting(self, post: Post, owner: str, now_iso: str) -> Post:
+        return self._claim(post, owner, DELETE_PENDING, DELETING)
+
+    def _claim(self, post: Post, owner: str, waiting: str, in_flight: str) -> Post:
         with self._lock:
             current = self._posts.get(post.id)
-            if current is None or current.state not in (PENDING, SENDING):
+            if current is None or current.state not in (waiting, in_flight):
                 raise StateChanged(post.id)
-            claimed = replace(current, state=SENDING, replay_owner=owner, send_attempts=current.send_attempts + 1)
+            claimed = replace(current, state=in_flight, replay_owner=owner, send_attempts=current.send_attempts + 1)
             self._posts[post.id] = claimed
             return claimed
 
@@ -61,8 +90,16 @@ class InMemoryPostStore:
     def mark_failed(self, post: Post, owner: str, reason: str, at: str) -> None:
         self._move(post.id, {SENDING}, owner, state=FAILED, failure_reason=reason, failed_at=at, replay_owner=None)
 
+    def mark_deleted_upstream(self, post: Post, owner: str, at: str) -> None:
+        self._move(post.id, {DELETING}, owner, state=DELETED, upstream_deleted_at=at, replay_owner=None)
+
+    def mark_delete_failed(self, post: Post, owner: str, reason: str, at: str) -> None:
+        changes = {"failure_reason": reason, "failed_at": at, "replay_owner": None}
+        self._move(post.id, {DELETING}, owner, state=DELETE_FAILED, **changes)
+
     def requeue_dead_letter(self, post: Post) -> None:
-        self._move(post.id, {FAILED}, None, state=PENDING, failure_reason=None, failed_at=None)
+        waiting = DELETE_PENDING if post.state == DELETE_FAILED else PENDING
+        self._move(post.id, {post.state}, None, state=waiting, failure_reason=None, failed_at=None)
 
     def _move(self, post_id: str, from_states: set[str], owner: str | None, **changes) -> None:
         with self._lock:

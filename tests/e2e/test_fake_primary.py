@@ -76,7 +76,7 @@ def test_a_new_post_gets_an_increasing_id_and_is_listed_with_its_metadata(primar
     first = ingest(primary, key="k1")
     second = ingest(primary, key="k2", id="01HZY0000000000000000000BB", in_reply_to="1")
 
-    assert (first.status, first.body, second.status, second.body) == (201, {"id": "1"}, 201, {"id": "2"})
+    assert (first.status, first.body["id"], second.status, second.body["id"]) == (201, "1", 201, "2")
     listed = call(primary.url + "/received").body
     assert [(post["upstream_id"], post["id"], post["idempotency_key"]) for post in listed] == [
         ("1", "01HZY0000000000000000000AA", "k1"),
@@ -99,6 +99,19 @@ def test_ingest_refuses_bad_json_and_missing_fields(primary):
     assert call(primary.url + "/posts", "POST", {"id": "x", "author": "alice"}, headers).status == 400
     assert ingest(primary, text=None).status == 400
     assert primary.received() == []
+
+
+def test_an_answer_shows_the_post_stored_under_the_key(primary):
+    stored = {"author": "alice", "text": "first", "created_at": "2024-05-01T10:00:00.000Z", "in_reply_to": None}
+    first = ingest(primary, key="k1", text="first")
+    again = ingest(primary, key="k1", text="another text", created_at="2024-06-01T10:00:00.000Z")
+    direct_id = primary.add_direct_post("alice", "typed on the primary", key="k2")
+    direct = ingest(primary, key="k2")
+
+    assert (first.status, first.body) == (201, {"id": "1", **stored})
+    assert (again.status, again.body) == (200, {"id": "1", **stored})
+    assert (direct.status, direct.body["id"], direct.body["text"]) == (200, direct_id, "typed on the primary")
+    assert [post.upstream_id for post in primary.received()] == ["1"], "a direct post is not a replayed one"
 
 
 def test_same_key_from_many_threads_at_once_is_stored_once(primary):

@@ -116,6 +116,45 @@ def test_a_user_without_a_token_is_dead_lettered_until_one_is_registered(api, ke
         assert_exactly_once_in_order(api, server, written)
 
 
+def test_a_key_the_author_reused_on_mastodon_does_not_pass_for_this_post(api, key, mastodon_env):
+    with fake_mastodon() as server:
+        mastodon_env(server)
+        token = api.new_user("user0")
+        headers = {"Idempotency-Key": "k-1"}
+        mine = api.post("/posts", {"text": "written during the outage"}, token=token, headers=headers).body
+        other = server.post_directly("user0", "written on Mastodon", key="k-1")
+        register_tokens(api, names=["user0"])
+
+        drain()
+
+        statuses = {status.text: status for status in server.statuses()}
+        assert sorted(statuses) == ["written during the outage", "written on Mastodon"]
+        assert statuses["written on Mastodon"].id == other
+        stored = api.get(f"/posts/{mine['id']}").body
+        assert (stored["state"], stored["upstream_id"]) == ("replayed", statuses["written during the outage"].id)
+
+
+def test_a_post_deleted_after_replay_is_deleted_on_mastodon_as_its_author(api, key, mastodon_env):
+    with fake_mastodon() as server:
+        mastodon_env(server)
+        token = api.new_user("user0")
+        kept, gone = (api.post("/posts", {"text": text}, token=token).body for text in ("keep", "delete me"))
+        register_tokens(api, names=["user0"])
+        drain()
+        upstream_id = api.get(f"/posts/{gone['id']}").body["upstream_id"]
+
+        assert api.delete(f"/posts/{gone['id']}", token=token).status == 204
+        server.configure(lose_answer_rate=0.5)
+        for _ in range(10):
+            run_job()
+            if wiring.post_store().get_post(gone["id"]).state == "deleted":
+                break
+
+        assert [(status.id, status.author) for status in server.deleted()] == [(upstream_id, "user0")]
+        assert [status.text for status in server.statuses()] == ["keep"]
+        assert api.get(f"/posts/{kept['id']}").body["state"] == "replayed"
+
+
 def test_tokens_are_encrypted_at_rest_and_never_shown(api, key):
     api.new_user("user0")
     register_tokens(api, names=["user0"])

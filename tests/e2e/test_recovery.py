@@ -279,3 +279,184 @@ def test_a_refused_token_stops_the_replay_and_dead_letters_nothing(world, monkey
     wiring.reset()
     drain()
     assert_exactly_once_in_order(api, primary, written)
+
+
+def test_spooled_posts_folded_over_many_runs_keep_their_authors_order(world, monkeypatch, outage):
+    # Given a fold that takes 2 spooled posts a run, a primary that is up,
+    api, primary = world
+    monkeypatch.setenv("SPOOL_FOLD_BATCH", "2")
+    wiring.reset()
+    bring_primary_up(primary)
+    # and one author whose 10 spooled posts alternate with 10 stored in the table,
+    token = api.new_user("writer")
+    written = []
+    for n in range(10):
+        written.append(api.post("/posts", {"text": f"table {n}"}, token=token).body)
+        outage.throttled(wiring.dynamodb(), "TransactWriteItems")
+        spooled = api.post("/posts", {"text": f"spooled {n}"}, token=token)
+        outage.end()
+        assert spooled.status == 202
+        written.append(spooled.body)
+
+    # when the scheduled job runs until the backlog is empty,
+    first = run_job()
+
+    # then nothing goes while older posts wait in the spool,
+    assert (first.folded, first.recovery["replay"]["stopped_because"]) == (2, "spool_not_empty")
+    assert primary.received() == []
+    drain()
+    # and the author's posts reach the primary once each, in the order written.
+    assert_exactly_once_in_order(api, primary, {"writer": written})
+
+
+def test_an_author_folded_in_this_run_waits_for_the_next_run(world, outage):
+    # Given a primary that is up, bob's post in the table, and alice's in the spool,
+    api, primary = world
+    bring_primary_up(primary)
+    alice, bob = api.new_user("alice"), api.new_user("bob")
+    outage.throttled(wiring.dynamodb(), "TransactWriteItems")
+    spooled = api.post("/posts", {"text": "alice, spooled"}, token=alice).body
+    outage.end()
+    stored = api.post("/posts", {"text": "bob, stored"}, token=bob).body
+
+    # when one run folds alice's post and replays,
+    report = run_job()
+
+    # then only bob's post goes: alice's folded post may not be in the
+    # Backlog index yet, so her lane waits a run.
+    assert report.folded == 1
+    assert [p.id for p in primary.received()] == [stored["id"]]
+    assert report.recovery["replay"]["stopped_because"] == "folded_authors_wait"
+    run_job()
+    assert [p.id for p in primary.received()] == [stored["id"], spooled["id"]]
+
+
+def test_a_key_the_author_reused_on_the_primary_does_not_pass_for_this_post(world):
+    # Given a post made here under a key the author also used on the primary
+    # itself, for another post,
+    api, primary = world
+    token = api.new_user("reuser")
+    mine = api.post("/posts", {"text": "written during the outage"}, token=token, headers={"Idempotency-Key": "k-1"})
+    other = primary.add_direct_post("reuser", "written on the primary", key="k-1")
+
+    # when the backlog is replayed,
+    bring_primary_up(primary)
+
+    # then this post reached the primary, and its upstream id is its own.
+    [received] = primary.received()
+    assert (received.id, received.text) == (mine.body["id"], "written during the outage")
+    stored = api.get(f"/posts/{mine.body['id']}").body
+    assert (stored["state"], stored["upstream_id"]) == ("replayed", received.upstream_id)
+    assert received.upstream_id != other
+
+
+# -- deletes after replay ---------------------------------------------------------
+
+
+def stored(post_id: str):
+    return wiring.post_store().get_post(post_id)
+
+
+def replayed_posts(api, primary, texts=("keep", "delete me")) -> tuple[str, list[dict]]:
+    token = api.new_user("deleter")
+    posts = [api.post("/posts", {"text": text}, token=token).body for text in texts]
+    bring_primary_up(primary)
+    assert [stored(post["id"]).state for post in posts] == ["replayed"] * len(posts)
+    return token, posts
+
+
+def test_a_post_deleted_after_replay_is_deleted_on_the_primary_once(world):
+    # Given two posts replayed to the primary,
+    api, primary = world
+    token, (kept, gone) = replayed_posts(api, primary)
+
+    # when the author deletes one here,
+    assert api.delete(f"/posts/{gone['id']}", token=token).status == 204
+
+    # then readers no longer see it, and the delete waits for the replay;
+    assert api.get(f"/posts/{gone['id']}").status == 404
+    assert api.delete(f"/posts/{gone['id']}", token=token).status == 404
+    assert stored(gone["id"]).state == "delete_pending"
+    status = api.get("/status").body
+    assert (status["backlog"], status["upstream_deletes"], status["mode"]) == (0, 1, "recovering")
+    report = run_job()
+    # the next run deletes the primary's copy, and only that one;
+    assert report.recovery["replay"]["deleted"] == 1
+    upstream_id = stored(gone["id"]).upstream_id
+    assert [(copy.upstream_id, copy.id) for copy in primary.deleted()] == [(upstream_id, gone["id"])]
+    done = stored(gone["id"])
+    assert (done.state, done.upstream_deleted_at is not None) == ("deleted", True)
+    status = api.get("/status").body
+    assert (status["upstream_deletes"], status["mode"]) == (0, "normal")
+    # and later runs send it no more.
+    run_job()
+    assert primary.stats()["delete_requests"] == 1
+    assert stored(kept["id"]).state == "replayed"
+
+
+def test_a_delete_made_while_the_primary_is_down_waits_and_survives_lost_answers(world):
+    api, primary = world
+    token, (_, gone) = replayed_posts(api, primary)
+    primary.configure(down=True)
+    run_job()
+    run_job()
+    assert api.delete(f"/posts/{gone['id']}", token=token).status == 204
+    run_job()
+    assert primary.deleted() == [], "nothing is sent while the primary is down"
+
+    # The primary comes back (two good checks, the third makes it up) and
+    # deletes the copy, but every answer of that run (0.6 s to send) is lost;
+    primary.configure(down=False)
+    run_job()
+    run_job()
+    primary.configure(lose_answer_rate=1.0)
+    cut_short = run_job(seconds=2.6).recovery["replay"]
+    assert (cut_short["deleted"], cut_short["retries"] >= 1) == (0, True)
+    assert stored(gone["id"]).state == "deleting"
+    # the next run repeats the delete, finds the copy gone, and is done.
+    primary.configure(lose_answer_rate=0.0)
+    assert run_job().recovery["replay"]["deleted"] == 1
+
+    assert [copy.id for copy in primary.deleted()] == [gone["id"]]
+    assert stored(gone["id"]).state == "deleted"
+    assert primary.stats()["lost_answers"] >= 1
+
+
+def test_a_delete_the_primary_refuses_is_a_dead_letter_the_admin_can_retry(world):
+    api, primary = world
+    token, (_, gone) = replayed_posts(api, primary)
+    primary.configure(force_status=403, force_body='{"error": "not allowed"}')
+    api.delete(f"/posts/{gone['id']}", token=token)
+
+    run_job()
+
+    letters = api.get("/admin/dead-letters", token=ADMIN_TOKEN).body["dead_letters"]
+    assert [(letter["id"], letter["state"]) for letter in letters] == [(gone["id"], "delete_failed")]
+    assert letters[0]["failure_reason"] == 'HTTP 403: {"error": "not allowed"}'
+    assert api.get("/status").body["dead_letters"] == 1
+    assert api.get(f"/posts/{gone['id']}").status == 404, "still deleted here"
+
+    primary.configure(force_status=None, force_body=None)
+    retried = api.post(f"/admin/dead-letters/{gone['id']}/retry", token=ADMIN_TOKEN)
+    assert (retried.status, retried.body["state"]) == (200, "delete_pending")
+    run_job()
+    assert [copy.id for copy in primary.deleted()] == [gone["id"]]
+    assert api.get("/status").body["dead_letters"] == 0
+
+
+def test_a_reply_waiting_for_its_parent_goes_top_level_once_the_parent_is_deleted(world):
+    api, primary = world
+    token, (parent, _) = replayed_posts(api, primary)
+    other = api.new_user("replier")
+    primary.configure(down=True)
+    run_job()
+    run_job()
+    reply = api.post("/posts", {"text": "a reply", "in_reply_to": parent["id"]}, token=other).body
+    api.delete(f"/posts/{parent['id']}", token=token)
+
+    bring_primary_up(primary, runs=3)
+    drain()
+
+    sent = next(post for post in primary.received() if post.id == reply["id"])
+    assert sent.in_reply_to is None
+    assert [copy.id for copy in primary.deleted()] == [parent["id"]]

@@ -12,6 +12,7 @@ from chalicelib.upstream import (
     DEFAULT_RETRY_AFTER_SECONDS,
     GenericIngestUpstream,
     Outcome,
+    UpstreamDelete,
     UpstreamPost,
     UpstreamSettings,
 )
@@ -271,3 +272,120 @@ def test_from_settings_talks_to_the_configured_paths(primary):
 
     assert upstream.check_health() is True
     assert upstream.send(make_post()).outcome is Outcome.DONE
+
+
+def test_a_key_the_author_used_on_the_primary_for_another_post_is_not_taken_for_this_one(primary, upstream):
+    # Given the author posted something else on the primary itself under the
+    # key their client later gave this post,
+    direct = primary.add_direct_post("alice", "something else entirely", key="client-key-7")
+
+    # when the post is sent, and sent again (a retry),
+    first = upstream.send(make_post(idempotency_key="client-key-7"))
+    again = upstream.send(make_post(idempotency_key="client-key-7"))
+
+    # then it is stored once, under the Lifeboat id as the key, beside the other post.
+    assert first.outcome is Outcome.DONE and first.upstream_id != direct
+    assert again.upstream_id == first.upstream_id
+    [received] = primary.received()
+    assert (received.upstream_id, received.text, received.idempotency_key) == (
+        first.upstream_id,
+        "hello from the lifeboat",
+        LIFEBOAT_ID,
+    )
+
+
+def test_the_authors_own_retry_of_this_post_on_the_primary_is_this_post(primary, upstream):
+    # The client sent the same post to the primary itself, with its key: that is delivered.
+    direct = primary.add_direct_post("alice", "hello from the\nlifeboat ", key="client-key-7")
+
+    result = upstream.send(make_post(idempotency_key="client-key-7"))
+
+    assert (result.outcome, result.upstream_id) == (Outcome.DONE, direct)
+    assert primary.received() == []
+
+
+def test_another_post_under_the_lifeboat_id_itself_is_a_dead_letter_with_the_reason(primary, upstream):
+    direct = primary.add_direct_post("alice", "something else entirely", key=LIFEBOAT_ID)
+
+    result = upstream.send(make_post())
+
+    assert (result.outcome, result.status) == (Outcome.PERMANENT, 200)
+    assert result.detail == f"the primary answered with another post ({direct}) for this post's Idempotency-Key"
+    assert primary.received() == []
+
+
+# -- deleting the primary's copy --------------------------------------------------
+
+
+def copy_of(upstream_id: str | None) -> UpstreamDelete:
+    return UpstreamDelete(id=LIFEBOAT_ID, author="alice", upstream_id=upstream_id)
+
+
+def test_a_delete_removes_the_copy_and_a_repeat_finds_it_gone_which_is_done(primary, upstream):
+    sent = upstream.send(make_post())
+
+    first = upstream.delete(copy_of(sent.upstream_id))
+    again = upstream.delete(copy_of(sent.upstream_id))
+
+    assert (first.outcome, first.status) == (Outcome.DONE, 204)
+    assert (again.outcome, again.status) == (Outcome.DONE, 404)
+    assert [(gone.upstream_id, gone.id) for gone in primary.deleted()] == [(sent.upstream_id, LIFEBOAT_ID)]
+    assert primary.stats()["delete_requests"] == 2
+
+
+def test_a_delete_whose_answer_is_lost_is_transient_and_done_when_repeated(primary, upstream):
+    sent = upstream.send(make_post())
+    primary.configure(lose_answer_rate=1.0)
+    lost = upstream.delete(copy_of(sent.upstream_id))
+    primary.configure(lose_answer_rate=0.0)
+
+    repeated = upstream.delete(copy_of(sent.upstream_id))
+
+    assert lost.outcome is Outcome.TRANSIENT
+    assert (repeated.outcome, repeated.status) == (Outcome.DONE, 404)
+    assert len(primary.deleted()) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "outcome", "status"),
+    [
+        ({"force_status": 200, "force_body": "{}"}, Outcome.DONE, 200),
+        ({"force_status": 409}, Outcome.PERMANENT, 409),
+        ({"force_status": 403}, Outcome.PERMANENT, 403),
+        ({"force_status": 429, "retry_after": 7}, Outcome.RETRY_AFTER, 429),
+        ({"down": True}, Outcome.RETRY_AFTER, 503),
+        ({"fail_rate": 1.0}, Outcome.TRANSIENT, 500),
+    ],
+)
+def test_delete_answers_are_classified_as_for_ingest_but_200_204_404(primary, upstream, changes, outcome, status):
+    sent = upstream.send(make_post())
+    primary.configure(**changes)
+
+    result = upstream.delete(copy_of(sent.upstream_id))
+
+    assert (result.outcome, result.status) == (outcome, status)
+
+
+def test_a_delete_with_a_refused_token_is_unauthorized(primary, upstream):
+    sent = upstream.send(make_post())
+
+    result = adapter_for(primary.url, token="not-the-token").delete(copy_of(sent.upstream_id))
+
+    assert (result.outcome, result.status) == (Outcome.UNAUTHORIZED, 401)
+    assert primary.deleted() == []
+
+
+def test_a_copy_whose_upstream_id_was_never_given_cannot_be_deleted_and_nothing_is_sent(primary, upstream):
+    result = upstream.delete(copy_of(None))
+
+    assert result.outcome is Outcome.PERMANENT and "never gave an id" in result.detail
+    assert primary.stats()["delete_requests"] == 0
+
+
+def test_an_upstream_id_is_one_path_segment(primary, upstream):
+    upstream.send(make_post())
+
+    result = upstream.delete(copy_of("../1"))
+
+    assert (result.outcome, result.status) == (Outcome.DONE, 404)
+    assert primary.deleted() == []

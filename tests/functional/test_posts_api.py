@@ -172,6 +172,7 @@ def test_status_reports_the_backlog_and_its_oldest_post(api, alice, bob):
     assert api.get("/status").body == {
         "mode": "fallback",
         "backlog": 0,
+        "upstream_deletes": 0,
         "oldest_pending_at": None,
         "dead_letters": 0,
         "primary": "unknown",

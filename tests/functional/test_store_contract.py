@@ -7,7 +7,7 @@ import pytest
 
 from chalicelib import ids, wiring
 from chalicelib.models import Post
-from chalicelib.store import StateChanged
+from chalicelib.store import BacklogCounts, StateChanged
 from tests.fakes import InMemoryPostStore
 
 NOW = "2026-11-23T00:00:00.000Z"
@@ -76,3 +76,72 @@ def test_a_deleted_post_cannot_be_claimed(store):
     with pytest.raises(StateChanged):
         store.claim_for_sending(post, "run-1", NOW)
     assert store.backlog_window(100) == []
+
+
+def replayed_post(store, author="alice", upstream_id="up-1") -> Post:
+    post = new_post(store, author)
+    store.claim_for_sending(post, "run-1", NOW)
+    store.mark_replayed(post, "run-1", upstream_id, NOW)
+    return store.get_post(post.id)
+
+
+def test_a_replayed_post_deleted_here_waits_among_the_upstream_deletes(store):
+    post = replayed_post(store)
+    later = new_post(store)
+
+    store.queue_upstream_delete(post, NOW)
+
+    queued = store.get_post(post.id)
+    assert (queued.state, queued.deleted_at, queued.upstream_id) == ("delete_pending", NOW, "up-1")
+    assert queued.is_deleted and queued.awaits_upstream_delete
+    assert [p.id for p in store.upstream_delete_window(100)] == [post.id]
+    assert [p.id for p in store.backlog_window(100)] == [later.id], "the posts to send are apart"
+    assert store.backlog_counts() == BacklogCounts(posts=1, upstream_deletes=1)
+    with pytest.raises(StateChanged):
+        store.queue_upstream_delete(post, NOW)  # a second delete of the same post
+
+
+def test_a_delete_confirmed_upstream_leaves_the_queue_and_only_its_owner_confirms_it(store):
+    post = replayed_post(store)
+    store.queue_upstream_delete(post, NOW)
+    store.claim_for_deleting(post, "run-1", NOW)
+    claimed = store.claim_for_deleting(post, "run-2", NOW)  # run-1 died
+    assert (claimed.state, claimed.replay_owner) == ("deleting", "run-2")
+    assert [p.id for p in store.upstream_delete_window(100)] == [post.id], "in flight, still queued"
+
+    with pytest.raises(StateChanged):
+        store.mark_deleted_upstream(post, "run-1", NOW)
+    store.mark_deleted_upstream(post, "run-2", "2026-11-23T00:00:05.000Z")
+
+    done = store.get_post(post.id)
+    assert (done.state, done.upstream_deleted_at) == ("deleted", "2026-11-23T00:00:05.000Z")
+    assert store.upstream_delete_window(100) == []
+    assert store.backlog_counts() == BacklogCounts(posts=0, upstream_deletes=0)
+    with pytest.raises(StateChanged):
+        store.claim_for_deleting(post, "run-3", NOW)
+
+
+def test_a_delete_the_primary_refuses_is_a_dead_letter_and_can_be_requeued(store):
+    post = replayed_post(store)
+    store.queue_upstream_delete(post, NOW)
+    store.claim_for_deleting(post, "run-1", NOW)
+
+    store.mark_delete_failed(post, "run-1", "HTTP 403: not yours", NOW)
+
+    failed = store.get_post(post.id)
+    assert (failed.state, failed.failure_reason) == ("delete_failed", "HTTP 403: not yours")
+    assert failed.is_dead_letter
+    assert store.upstream_delete_window(100) == [] and store.backlog_counts().upstream_deletes == 0
+    store.requeue_dead_letter(failed)
+    assert [(p.id, p.state) for p in store.upstream_delete_window(100)] == [(post.id, "delete_pending")]
+    assert store.backlog_counts() == BacklogCounts(posts=0, upstream_deletes=1)
+
+
+def test_a_post_to_send_cannot_be_claimed_for_deleting_nor_the_other_way(store):
+    pending = new_post(store)
+    queued = replayed_post(store)
+    store.queue_upstream_delete(queued, NOW)
+    with pytest.raises(StateChanged):
+        store.claim_for_deleting(pending, "run-1", NOW)
+    with pytest.raises(StateChanged):
+        store.claim_for_sending(queued, "run-1", NOW)

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 
 import pytest
 
+from chalicelib import ids
+from chalicelib.config import Settings
 from chalicelib.health import DOWN, HISTORY_LENGTH, UNKNOWN, UP, HealthState, observe, transition
 from chalicelib.models import Post
-from chalicelib.recovery import Circuit, RateGate, author_lanes, mode_for, ready_heads
-from chalicelib.upstream import RateLimit
+from chalicelib.recovery import (
+    Circuit,
+    RateGate,
+    ReplayReport,
+    ReplayRun,
+    StepResult,
+    StopReason,
+    author_lanes,
+    mode_for,
+    ready_heads,
+)
+from chalicelib.upstream import Outcome, RateLimit, SendResult
+from tests.fakes import InMemoryPostStore
 
 T = "2026-11-23T00:00:00.000Z"
 
@@ -83,6 +97,12 @@ def test_a_reply_waits_for_its_parent_by_another_author():
     assert [p.id for p in ready_heads(lanes, set(), {"01", "02"}, {}, 0)] == ["01"]
     lanes["a"].popleft()
     assert [p.id for p in ready_heads(lanes, set(), {"02"}, {}, 0)] == ["02"]
+
+
+def test_the_delete_of_a_replys_copy_does_not_wait_for_its_parent():
+    reply_copy = post("02", "b", parent="01").with_changes(state="delete_pending")
+    lanes = author_lanes([post("01", "a"), reply_copy])
+    assert [p.id for p in ready_heads(lanes, set(), {"01", "02"}, {}, 0)] == ["01", "02"]
 
 
 def test_a_post_in_backoff_holds_its_lane():
@@ -170,3 +190,127 @@ def test_the_circuit_opens_after_consecutive_failures_only():
     assert circuit.is_open
     circuit.record(True)
     assert circuit.is_open  # stays open for the rest of the run
+
+
+# -- a run on a fake clock ----------------------------------------------------------
+
+
+class TickingTime:
+    """A clock that moves only when slept on, or by `tick` per reading, so a
+    loop that spins without sleeping still reaches its deadline (and a test
+    of it ends). Thread-safe: the replay's workers read it too."""
+
+    def __init__(self, tick: float = 0.001) -> None:
+        self.now = 1000.0
+        self.tick = tick
+        self.slept = 0.0
+        self._lock = threading.Lock()
+
+    def clock(self) -> float:
+        with self._lock:
+            self.now += self.tick
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept += seconds
+            self.now += seconds
+
+
+class PacedPrimary:
+    """Answers every send with a 429 that asks for `retry_after` seconds;
+    notes when each send came (on `clock`)."""
+
+    def __init__(self, retry_after: float, clock=lambda: 0.0) -> None:
+        self.retry_after = retry_after
+        self.clock = clock
+        self.sent: list[str] = []
+        self.sent_at: list[float] = []
+
+    def check_health(self) -> bool:
+        return True
+
+    def send(self, post) -> SendResult:
+        self.sent.append(post.id)
+        self.sent_at.append(self.clock())
+        return SendResult(Outcome.RETRY_AFTER, retry_after_seconds=self.retry_after, status=429)
+
+
+class CountingRun(ReplayRun):
+    """Counts what the coordinator hands to its workers."""
+
+    dispatched = 0
+
+    def _attempt(self, *args) -> StepResult:
+        self.dispatched += 1
+        return super()._attempt(*args)
+
+
+def backlog_of(authors: str, each: int = 2) -> InMemoryPostStore:
+    store = InMemoryPostStore()
+    factory = ids.UlidFactory()
+    for _ in range(each):
+        for author in authors:
+            post_id = factory.new()
+            store.create_post(Post(id=post_id, author=author, text="t", created_at=T))
+    return store
+
+
+def fake_clock_run(store, primary, fake: TickingTime, seconds_left: float, concurrency: int) -> CountingRun:
+    settings = Settings(table_name="t", bucket_name="b", admin_token_sha256="", replay_concurrency=concurrency)
+    return CountingRun(store, primary, settings, "run-1", fake.now + seconds_left, clock=fake.clock, sleep=fake.sleep)
+
+
+def test_a_retry_after_past_the_deadline_stops_the_run_instead_of_spinning():
+    # Given three authors, one sender, and a primary that asks for 900 s
+    # when the run has 60 s left,
+    fake = TickingTime()
+    store = backlog_of("abc")
+    primary = PacedPrimary(retry_after=900)
+    run = fake_clock_run(store, primary, fake, seconds_left=60, concurrency=1)
+    report = ReplayReport(started=T)
+
+    # when the run sends its window,
+    stopped = run.send_window(store.backlog_window(100), report)
+
+    # then it stops at once, having dispatched a handful of heads, not tens of
+    # thousands, and slept for nothing like the 60 s left.
+    assert stopped == StopReason.WAIT_PAST_DEADLINE
+    assert run.dispatched <= 3
+    assert primary.sent == [store.backlog_window(100)[0].id]
+    assert fake.slept < 1.0
+    assert (report.sent, report.retries) == (0, 1)
+    # The posts stay in the backlog for the next run; none was claimed but the one sent.
+    assert [post.state for post in store.backlog_window(100)] == ["sending"] + ["pending"] * 5
+
+
+def test_a_lone_author_asked_to_wait_past_the_deadline_does_not_sleep_until_it():
+    fake = TickingTime()
+    store = backlog_of("a")
+    run = fake_clock_run(store, PacedPrimary(retry_after=900), fake, seconds_left=60, concurrency=4)
+
+    stopped = run.send_window(store.backlog_window(100), ReplayReport(started=T))
+
+    assert stopped == StopReason.WAIT_PAST_DEADLINE
+    assert fake.slept < 1.0, "nothing can be sent before the deadline: the run ends instead of idling to it"
+
+
+def test_a_retry_after_within_the_deadline_is_waited_for_on_the_injected_clock():
+    class PacedOnce(PacedPrimary):
+        def send(self, post) -> SendResult:
+            if self.sent:
+                self.sent.append(post.id)
+                self.sent_at.append(self.clock())
+                return SendResult(Outcome.DONE, upstream_id=str(len(self.sent)), status=201)
+            return super().send(post)
+
+    fake = TickingTime()
+    store = backlog_of("a")
+    primary = PacedOnce(retry_after=20, clock=fake.clock)
+    run = fake_clock_run(store, primary, fake, seconds_left=60, concurrency=1)
+
+    stopped = run.send_window(store.backlog_window(100), ReplayReport(started=T))
+
+    assert stopped is None
+    assert len(primary.sent) == 3 and store.backlog_size() == 0
+    assert 20 <= primary.sent_at[1] - primary.sent_at[0] < 21, "the resend waited for the Retry-After, no longer"

@@ -119,11 +119,18 @@ class Outage:
         client.meta.events.register_first("before-send", fail_matching)
         self._handlers.append((client, fail_matching))
 
-    def unreachable(self, client) -> None:
+    def unreachable(self, client, *operations: str) -> None:
+        """Every call of the client fails to connect, or only `operations`."""
         from botocore.exceptions import EndpointConnectionError
 
         prefix = f"before-send.{client.meta.service_model.endpoint_prefix}"
-        self._install(client, prefix, lambda request, _: EndpointConnectionError(endpoint_url=request.url))
+
+        def fail(request, operation):
+            if operations and operation not in operations:
+                return None
+            return EndpointConnectionError(endpoint_url=request.url)
+
+        self._install(client, prefix, fail)
 
     def throttled(self, client, operation: str) -> None:
         from botocore.exceptions import ClientError

@@ -135,22 +135,27 @@ class PostService:
         the author's WRITES_PER_MINUTE."""
         deleted_at = ids.iso_from_millis(int(time.time() * 1000))
         for _ in range(_DELETE_ATTEMPTS):
-            post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
-            if post is not None and post.state == DELETED and post.deleted_at == deleted_at:
-                break  # our own delete, committed; botocore retried it after its answer was lost
-            post = _live(post, post_id)
-            if post.author != author:
-                raise Forbidden("only the author may delete a post", code="not_author")
-            if post.state == SENDING:
-                raise Conflict("the post is being reinserted upstream right now; retry shortly", code="post_busy")
-            try:
-                self._store.mark_deleted(post, deleted_at, self._write_limit.charge(author))
-                break
-            except StateChanged:
-                continue  # replayed or deleted meanwhile: re-read and decide again
-        else:
-            raise Conflict("the post is changing right now; try again", code="post_busy")
-        count("PostsDeleted")
+            if self._try_delete(author, post_id, deleted_at):
+                count("PostsDeleted")
+                return
+        raise Conflict("the post is changing right now; try again", code="post_busy")
+
+    def _try_delete(self, author: str, post_id: str, deleted_at: str) -> bool:
+        """One read, decide and write; False if the post changed meanwhile
+        (replayed or deleted), so the caller reads and decides again."""
+        post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
+        if post is not None and post.state == DELETED and post.deleted_at == deleted_at:
+            return True  # our own delete had committed: botocore retried it after its answer was lost
+        post = _live(post, post_id)
+        if post.author != author:
+            raise Forbidden("only the author may delete a post", code="not_author")
+        if post.state == SENDING:
+            raise Conflict("the post is being reinserted upstream right now; retry shortly", code="post_busy")
+        try:
+            self._store.mark_deleted(post, deleted_at, self._write_limit.charge(author))
+        except StateChanged:
+            return False
+        return True
 
     # -- reads --------------------------------------------------------------
 

@@ -132,10 +132,10 @@ class Outage:
 
         self._install(client, prefix, fail)
 
-    def throttled(self, client, operation: str) -> None:
+    def throttled(self, client, operation: str, code: str = "ProvisionedThroughputExceededException") -> None:
         from botocore.exceptions import ClientError
 
-        error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "Rate exceeded"}}
+        error = {"Error": {"Code": code, "Message": "Rate exceeded"}}
         self._install(client, f"before-send.dynamodb.{operation}", lambda _, name: ClientError(error, name))
 
     def transaction_cancelled(self, client, reason: str, times: int | None = None) -> None:

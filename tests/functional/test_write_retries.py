@@ -98,6 +98,16 @@ def test_a_post_throttled_inside_its_transaction_is_spooled(api, alice, outage, 
     assert texts(api) == ["before"]
 
 
+def test_a_post_whose_retries_find_its_transaction_still_in_progress_is_spooled(api, alice, outage):
+    # DynamoDB's answer to a retry with the token of a transaction still running.
+    outage.throttled(wiring.dynamodb(), "TransactWriteItems", "TransactionInProgressException")
+
+    reply = api.post("/posts", {"text": "in progress"}, token=alice)
+
+    assert reply.status == 202, reply.body
+    assert len(spooled_keys()) == 1
+
+
 def test_a_post_whose_conflicts_persist_is_spooled(api, alice, outage):
     outage.transaction_cancelled(wiring.dynamodb(), "TransactionConflict")
 

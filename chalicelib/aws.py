@@ -36,6 +36,9 @@ TRANSIENT_ERROR_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
         "ThrottlingException",
+        # A retry (same ClientRequestToken) arriving while the first attempt
+        # of a transaction is still running: it may yet commit, or not.
+        "TransactionInProgressException",
         "RequestLimitExceeded",
         "InternalServerError",
         "InternalError",

@@ -58,6 +58,10 @@ class Settings:
     archive_settle_seconds: int = 60
     archive_batch_max: int = 1000
     posts_per_minute: int = 30
+    # Follows, unfollows and deletes, counted together, per user per minute.
+    writes_per_minute: int = 30
+    # Whom one user may follow at most: Mastodon's own cap.
+    max_following: int = 7500
     auth_cache_seconds: int = 60
     auth_stale_seconds: int = 900
     health_up_after: int = 3
@@ -96,6 +100,8 @@ class Settings:
             archive_settle_seconds=_int(env, "ARCHIVE_SETTLE_SECONDS", 60),
             archive_batch_max=_int(env, "ARCHIVE_BATCH_MAX", 1000, minimum=1),
             posts_per_minute=_int(env, "POSTS_PER_MINUTE", 30),
+            writes_per_minute=_int(env, "WRITES_PER_MINUTE", 30),
+            max_following=_int(env, "MAX_FOLLOWING", 7500, minimum=1),
             auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", 60),
             auth_stale_seconds=_int(env, "AUTH_STALE_SECONDS", 900),
             health_up_after=_int(env, "HEALTH_UP_AFTER", 3, minimum=1),

@@ -3,6 +3,8 @@ transactions whose cancellation reasons are handed back to the caller."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import time
 from decimal import Decimal
@@ -53,6 +55,16 @@ def key(pk: str, sk: str) -> dict:
     return {"PK": {"S": pk}, "SK": {"S": sk}}
 
 
+# Cancellation reasons that mean "not now" rather than "never": the same
+# transaction may commit on a later try. A conflict (another transaction on
+# one of the items) usually clears within milliseconds, so it is retried
+# here first; throttling does not clear that fast, so it goes straight back
+# to the caller as StoreUnavailable (a post then goes to the spool).
+CONFLICT = "TransactionConflict"
+THROTTLED = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
+CONDITION_FAILED = "ConditionalCheckFailed"
+
+
 class TransactionCancelled(Exception):
     """A transaction's condition failed; `reasons[i]` is the code for item i
     ('None' where that item was fine) and `old_items[i]` its old values, if
@@ -64,29 +76,55 @@ class TransactionCancelled(Exception):
         self.old_items = old_items
 
     def failed(self, index: int) -> bool:
-        return self.reasons[index] == "ConditionalCheckFailed"
+        return self.reasons[index] == CONDITION_FAILED
 
 
-def transact(client, items: list[dict], what: str) -> None:
+def request_token(name: str, items: list[dict]) -> str:
+    """A ClientRequestToken (at most 36 characters) for the transaction of
+    `items`, named after what it writes (a post id).
+
+    Real DynamoDB applies a transaction once per token for 10 minutes, so
+    a retry of one that committed (its answer lost to a timeout) changes
+    nothing. The token is the same for the same items, whoever retries
+    (botocore or `transact`), and differs for any other request about the
+    same post (the spool fold, a repeated fold), which DynamoDB would
+    otherwise refuse as an IdempotentParameterMismatch.
+    """
+    digest = hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
+    return f"{name[:26]}.{digest[: 35 - min(len(name), 26)]}"
+
+
+def transact(client, items: list[dict], what: str, idempotent_as: str | None = None) -> None:
     """Run TransactWriteItems, retrying only on transaction conflicts.
 
     Two requests racing for the same item (one Idempotency-Key, say) make
     one of them fail with TransactionConflict; retried, it then sees the
     winner's write and fails its condition, which is the answer we want.
+
+    Raises TransactionCancelled if a condition failed, StoreUnavailable if
+    DynamoDB cannot take the write now (throttled, unreachable, or the
+    conflicts persisted). With `idempotent_as` (a post id), every attempt
+    carries the same ClientRequestToken (see `request_token`).
     """
+    extra = {"ClientRequestToken": request_token(idempotent_as, items)} if idempotent_as else {}
     for attempt in range(CONFLICT_RETRIES):
         try:
             with unavailable_as_domain_error(what):
-                client.transact_write_items(TransactItems=items)
+                client.transact_write_items(TransactItems=items, **extra)
             return
         except ClientError as exc:
             if error_code(exc) != "TransactionCanceledException":
                 raise
             reasons = exc.response.get("CancellationReasons", [])
             codes = [reason.get("Code", "None") for reason in reasons]
-            if "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes:
+            if CONDITION_FAILED in codes:
+                # A failed condition is an answer, whatever else went wrong.
+                old = [from_item(reason["Item"]) if "Item" in reason else None for reason in reasons]
+                raise TransactionCancelled(codes, old) from exc
+            if THROTTLED & set(codes):
+                raise StoreUnavailable(f"{what}: throttled inside the transaction") from exc
+            if CONFLICT in codes:
                 time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not crypto
                 continue
-            old = [from_item(reason["Item"]) if "Item" in reason else None for reason in reasons]
-            raise TransactionCancelled(codes, old) from exc
+            raise
     raise StoreUnavailable(f"{what}: transaction conflicts persisted")

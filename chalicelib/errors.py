@@ -49,6 +49,16 @@ class ValidationFailed(LifeboatError):
     code = "validation_failed"
 
 
+class FollowLimitReached(ValidationFailed):
+    """Following more accounts would pass MAX_FOLLOWING (Mastodon's words)."""
+
+    code = "follow_limit_reached"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Validation failed: You cannot follow more than {limit} people")
+        self.limit = limit
+
+
 class RateLimited(LifeboatError):
     code = "rate_limited"
 
@@ -85,4 +95,10 @@ class DuplicateIdempotencyKey(Exception):
 
 
 class PostExists(Exception):
-    """A post with this id is already stored (a fold-in ran twice)."""
+    """A post with this id is already stored: a fold-in ran twice, or a
+    retried write had committed. `stored` is that post, when it was read."""
+
+    def __init__(self, post_id: str, stored=None) -> None:
+        super().__init__(post_id)
+        self.post_id = post_id
+        self.stored = stored

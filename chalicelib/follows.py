@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from chalicelib import dynamo
 from chalicelib.aws import unavailable_as_domain_error
-from chalicelib.errors import ValidationFailed
+from chalicelib.errors import FollowLimitReached, ValidationFailed
+from chalicelib.rate_limits import Charge, transact_charged
 
 FOLLOWING_PREFIX = "FOLLOWING#"
 FOLLOWERS_PREFIX = "FOLLOWERS#"
@@ -43,15 +44,20 @@ class FollowCounts:
 
 
 class FollowStore:
-    """DynamoDB adapter for the follow graph. Takes its client."""
+    """DynamoDB adapter for the follow graph. Takes its client, and the
+    most accounts one user may follow."""
 
-    def __init__(self, client, table_name: str) -> None:
+    def __init__(self, client, table_name: str, max_following: int) -> None:
         self._client = client
         self._table = table_name
+        self._max_following = max_following
 
-    def follow(self, follow: Follow, created_at: str) -> bool:
+    def follow(self, follow: Follow, created_at: str, charge: Charge | None = None) -> bool:
         """Record the follow; False if it already existed (nothing changes,
-        so a repeated request cannot inflate the counts)."""
+        so a repeated request cannot inflate the counts). Raises
+        FollowLimitReached when the follower follows `max_following`
+        accounts already, RateLimited when `charge` finds the follower's
+        write window full."""
         edge = {
             "follower": follow.follower,
             "followee": follow.followee,
@@ -60,6 +66,11 @@ class FollowStore:
             "notify": follow.notify,
             "languages": list(follow.languages) or None,
         }
+        following = self._count(follow.follower, "following", +1)
+        # The cap is a condition on the count the same transaction raises,
+        # so racing follows cannot pass it together.
+        following["Update"]["ConditionExpression"] = "attribute_not_exists(#n) OR #n < :max"
+        following["Update"]["ExpressionAttributeValues"][":max"] = {"N": str(self._max_following)}
         items = [
             {
                 "Put": {
@@ -76,13 +87,19 @@ class FollowStore:
                     "Item": dynamo.to_item({"PK": FOLLOWERS_PREFIX + follow.followee, "SK": follow.follower, **edge}),
                 }
             },
-            self._count(follow.follower, "following", +1),
+            following,
             self._count(follow.followee, "followers", +1),
         ]
-        return self._transact(items, "follow")
+        try:
+            return self._transact(items, "follow", charge)
+        except dynamo.TransactionCancelled as cancelled:
+            if cancelled.failed(items.index(following)):
+                raise FollowLimitReached(self._max_following) from cancelled
+            raise
 
-    def unfollow(self, follower: str, followee: str) -> bool:
-        """Remove the follow; False if there was none."""
+    def unfollow(self, follower: str, followee: str, charge: Charge | None = None) -> bool:
+        """Remove the follow; False if there was none. Raises RateLimited
+        when `charge` finds the follower's write window full."""
         items = [
             {
                 "Delete": {
@@ -95,11 +112,12 @@ class FollowStore:
             self._count(follower, "following", -1),
             self._count(followee, "followers", -1),
         ]
-        return self._transact(items, "unfollow")
+        return self._transact(items, "unfollow", charge)
 
-    def _transact(self, items: list[dict], what: str) -> bool:
+    def _transact(self, items: list[dict], what: str, charge: Charge | None) -> bool:
+        """False if the edge's condition (item 0) failed: nothing to do."""
         try:
-            dynamo.transact(self._client, items, what)
+            transact_charged(self._client, self._table, items, what, charge)
         except dynamo.TransactionCancelled as cancelled:
             if cancelled.failed(0):
                 return False

@@ -95,7 +95,7 @@ class Maintenance:
             post = post.with_changes(source=SPOOL_SOURCE)
             now = int(self._clock())
             try:
-                self._store.create_post(post, fingerprint, now + self._settings.idempotency_ttl_seconds, now)
+                self._store.fold_spooled(post, fingerprint, now + self._settings.idempotency_ttl_seconds, now)
                 report.folded += 1
                 count("PostsFolded")
             except DuplicateIdempotencyKey:

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from chalicelib import ids, mastodon_ids
 from chalicelib.auth import User, UserStore
 from chalicelib.config import Settings
-from chalicelib.errors import Forbidden, NotFound, ValidationFailed
+from chalicelib.errors import FollowLimitReached, Forbidden, NotFound, StoreUnavailable, ValidationFailed
 from chalicelib.follows import Follow, FollowCounts, FollowStore, parse_following_csv
 from chalicelib.mastodon_ids import Window
 from chalicelib.models import DELETED, NewPost, Post, normalise_text, parse_idempotency_key, validate_username
 from chalicelib.posting import PostService
+from chalicelib.rate_limits import writes_limit
 from chalicelib.store import Page, PostStore
 
 COMPATIBLE_API_VERSION = "4.3.0"
@@ -93,6 +94,15 @@ def render_account(user: User, facts: AccountFacts, origin: str) -> dict:
         "roles": [],
         "fields": [],
     }
+
+
+def render_unread_account(username: str, newest: Post, origin: str) -> dict:
+    """A valid Account entity when DynamoDB cannot be read (a post just
+    went to the spool): the user item is out of reach, so the account's
+    creation date is given as the day of its newest post (it existed by
+    then) and its counts as 0 until the next read."""
+    user = User(username=username, created_at=newest.created_at, token_hash=None, token_issued_at=None)
+    return render_account(user, AccountFacts(FollowCounts(), 0, newest.id), origin)
 
 
 def render_credential_account(account: dict) -> dict:
@@ -307,19 +317,31 @@ class MastodonApi:
         self._follows = follows
         self._settings = settings
         self._clock = clock
+        self._write_limit = writes_limit(settings.writes_per_minute)
 
     # -- statuses --------------------------------------------------------
 
     def create_status(self, author: str, form: dict[str, list[str]], key: str | None, origin: str) -> dict:
+        """Store the status and return it. Once stored (in DynamoDB or the
+        spool) it is answered 200 even if DynamoDB cannot be read for the
+        account: a 503 would make the client post it again."""
         new = parse_status_form(form, key, self._settings.max_post_chars)
         parent = _one(form, "in_reply_to_id")
+        parent_post = None
         if parent:
             parent_post = self._find_post(parent)
             if parent_post is None:
                 raise NotFound("The post you are trying to reply to does not appear to exist.", code="unknown_parent")
             new = NewPost(new.text, parent_post.id, new.idempotency_key, new.spoiler_text, new.language)
         created = self._posts.create_validated(author, new)
-        return self._render([created.post], origin)[0]
+        if not created.spooled:
+            try:
+                return self._render([created.post], origin)[0]
+            except StoreUnavailable:
+                pass  # stored all the same: answer from the post alone
+        # Spooled: DynamoDB just refused a write, so its reads are not tried.
+        account = render_unread_account(author, created.post, origin)
+        return render_status(created.post, account, origin, parent_post.author if parent_post else None)
 
     def get_status(self, status_id: str, origin: str) -> dict:
         post = self._find_post(status_id)
@@ -429,12 +451,12 @@ class MastodonApi:
         target = self._user(account_id)
         if target.username == follower:
             raise ValidationFailed("Validation failed: you cannot follow yourself", code="self_follow")
-        self._follows.follow(Follow(follower, target.username), self._clock())
+        self._follows.follow(Follow(follower, target.username), self._clock(), self._write_limit.charge(follower))
         return self.relationship(follower, target.username)
 
     def unfollow(self, follower: str, account_id: str) -> dict:
         target = self._user(account_id)
-        self._follows.unfollow(follower, target.username)
+        self._follows.unfollow(follower, target.username, self._write_limit.charge(follower))
         return self.relationship(follower, target.username)
 
     def relationship(self, viewer: str, account_id: str) -> dict:
@@ -445,9 +467,13 @@ class MastodonApi:
     def import_following(self, username: str, csv_text: str) -> dict:
         """Follow every account of a `following_accounts.csv` export. Rows
         naming unknown or remote accounts are reported, not fatal; already
-        followed accounts are left as they are."""
+        followed accounts are left as they are. An import that would pass
+        MAX_FOLLOWING is refused whole (FollowLimitReached), before any
+        follow, rather than stopped part-way. Imports are the admin's, so
+        they do not count against the user's write limit."""
         user = self._user(username)
         report: dict = {"followed": 0, "already_following": 0, "skipped": []}
+        follows = []
         for row in parse_following_csv(csv_text, self._settings.instance_domain):
             target = self._users.get(row.username) if row.username and _valid_username(row.username) else None
             problem = row.problem or (None if target else f"line {row.line}: no account {row.username!r}")
@@ -456,9 +482,20 @@ class MastodonApi:
             if problem:
                 report["skipped"].append(problem)
                 continue
-            added = self._follows.follow(Follow(user.username, target.username, **row.follow_options), self._clock())
+            follows.append(Follow(user.username, target.username, **row.follow_options))
+        self._require_room_for(user.username, follows)
+        for follow in follows:
+            added = self._follows.follow(follow, self._clock())
             report["followed" if added else "already_following"] += 1
         return report
+
+    def _require_room_for(self, username: str, follows: list[Follow]) -> None:
+        # A follow racing the import can still fill the room meanwhile; the
+        # follow transaction's own condition then stops the import there.
+        already = set(self._follows.following(username))
+        new = {follow.followee for follow in follows} - already
+        if len(already) + len(new) > self._settings.max_following:
+            raise FollowLimitReached(self._settings.max_following)
 
     def _user(self, account_id: str) -> User:
         user = self._users.get(account_id) if _valid_username(account_id) else None

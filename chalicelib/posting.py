@@ -18,6 +18,7 @@ from chalicelib.errors import (
     DuplicateIdempotencyKey,
     Forbidden,
     NotFound,
+    PostExists,
     StoreUnavailable,
     Unavailable,
     ValidationFailed,
@@ -25,6 +26,7 @@ from chalicelib.errors import (
 from chalicelib.models import REPLAYED, SENDING, NewPost, Post, parse_new_post, validate_username
 from chalicelib.observability import count, logger
 from chalicelib.pagination import decode_cursor, encode_cursor, parse_limit
+from chalicelib.rate_limits import posts_limit, writes_limit
 from chalicelib.store import Page, PostStore, StateChanged
 
 SPOOL_RETRY_AFTER_SECONDS = 5
@@ -49,6 +51,8 @@ class PostService:
         self._users = users
         self._settings = settings
         self._ids = id_factory
+        self._post_limit = posts_limit(settings.posts_per_minute)
+        self._write_limit = writes_limit(settings.writes_per_minute)
 
     # -- writes -------------------------------------------------------------
 
@@ -77,7 +81,9 @@ class PostService:
         )
         try:
             self._require_parent(new)
-            self._store.create_post(post, new.fingerprint, *self._idempotency_window(), self._settings.posts_per_minute)
+            self._store.create_post(post, new.fingerprint, *self._idempotency_window(), self._post_limit.charge(author))
+        except PostExists as exists:
+            post = _our_committed_post(exists, post)
         except DuplicateIdempotencyKey as duplicate:
             return Created(self._earlier_post(duplicate, new), replayed=True)
         except StoreUnavailable:
@@ -126,29 +132,37 @@ class PostService:
     def delete(self, author: str, post_id: str) -> None:
         """Delete the author's own post: it leaves every timeline and the
         backlog, and is never reinserted upstream; a post already replayed
-        is queued for deletion on the primary too."""
+        is queued for deletion on the primary too. Raises RateLimited past
+        the author's WRITES_PER_MINUTE."""
+        deleted_at = ids.iso_from_millis(int(time.time() * 1000))
         for _ in range(_DELETE_ATTEMPTS):
-            post = self.get(post_id)
-            if post.author != author:
-                raise Forbidden("only the author may delete a post", code="not_author")
-            if post.state == SENDING:
-                raise Conflict("the post is being reinserted upstream right now; retry shortly", code="post_busy")
-            mark = self._store.queue_upstream_delete if post.state == REPLAYED else self._store.mark_deleted
-            try:
-                mark(post, ids.iso_from_millis(int(time.time() * 1000)))
+            if self._try_delete(author, post_id, deleted_at):
                 count("PostsDeleted")
                 return
-            except StateChanged:
-                continue  # replayed or deleted meanwhile: re-read and decide again
         raise Conflict("the post is changing right now; try again", code="post_busy")
+
+    def _try_delete(self, author: str, post_id: str, deleted_at: str) -> bool:
+        """One read, decide and write; False if the post changed meanwhile
+        (replayed or deleted), so the caller reads and decides again."""
+        post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
+        if post is not None and post.is_deleted and post.deleted_at == deleted_at:
+            return True  # our own delete had committed: botocore retried it after its answer was lost
+        post = _live(post, post_id)
+        if post.author != author:
+            raise Forbidden("only the author may delete a post", code="not_author")
+        if post.state == SENDING:
+            raise Conflict("the post is being reinserted upstream right now; retry shortly", code="post_busy")
+        mark = self._store.queue_upstream_delete if post.state == REPLAYED else self._store.mark_deleted
+        try:
+            mark(post, deleted_at, self._write_limit.charge(author))
+        except StateChanged:
+            return False
+        return True
 
     # -- reads --------------------------------------------------------------
 
     def get(self, post_id: str) -> Post:
-        post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
-        if post is None or post.is_deleted:
-            raise NotFound(f"no post {post_id}", code="post_not_found")
-        return post
+        return _live(self._store.get_post(post_id) if ids.is_ulid(post_id) else None, post_id)
 
     def author_timeline(self, username: str, cursor: str | None, limit: str | None) -> dict:
         before, size = self._page_request(cursor, limit)
@@ -162,6 +176,29 @@ class PostService:
     def _page_request(self, cursor: str | None, limit: str | None) -> tuple[str | None, int]:
         size = parse_limit(limit, self._settings.default_page_size, self._settings.max_page_size)
         return decode_cursor(cursor), size
+
+
+def _live(post: Post | None, post_id: str) -> Post:
+    if post is None or post.is_deleted:
+        raise NotFound(f"no post {post_id}", code="post_not_found")
+    return post
+
+
+def _our_committed_post(exists: PostExists, post: Post) -> Post:
+    """The stored post, if it is `post` as we sent it: a retry of our own
+    transaction found its commit (botocore retries when an answer is lost,
+    and moto, unlike DynamoDB, ignores the ClientRequestToken). The whole
+    transaction was written, idempotency record included, so it is a
+    success. Any other post under our new id is a bug, re-raised."""
+    stored = exists.stored
+    if stored is None or _submission(stored) != _submission(post):
+        raise exists
+    return stored
+
+
+def _submission(post: Post) -> tuple:
+    """What the author sent, and what we made of it: not what happened later."""
+    return (post.id, post.author, post.text, post.in_reply_to, post.idempotency_key, post.spoiler_text, post.language)
 
 
 def _is_username(text: str) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from chalicelib import dynamo, feed_store, ids
 from chalicelib.aws import unavailable_as_domain_error
-from chalicelib.errors import DuplicateIdempotencyKey, PostExists, RateLimited
+from chalicelib.errors import DuplicateIdempotencyKey, PostExists
 from chalicelib.models import (
     DELETE_FAILED,
     DELETE_PENDING,
@@ -25,6 +25,7 @@ from chalicelib.models import (
     SENDING,
     Post,
 )
+from chalicelib.rate_limits import Charge, transact_charged
 from chalicelib.schema import BACKLOG_INDEX, BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
 
 POST_SK = "POST"
@@ -92,18 +93,21 @@ class PostStore:
     # -- write path -------------------------------------------------------
 
     def create_post(
-        self, post: Post, fingerprint: str, idempotency_expires_at: int, now: int, per_minute_limit: int = 0
+        self, post: Post, fingerprint: str, idempotency_expires_at: int, now: int, charge: Charge | None = None
     ) -> None:
         """Store a new post, its backlog count, its idempotency record and
-        its author's rate-limit count in one transaction, so a retried
-        request can never make a second post and a refused one counts for
-        nothing.
+        its author's rate-limit count (`charge`, if any) in one transaction,
+        so a retried request can never make a second post and a refused one
+        counts for nothing.
 
-        Raises DuplicateIdempotencyKey if the author's key is already live
-        (before the rate limit: a retry gets its post back), RateLimited if
-        the author reached `per_minute_limit` (0: no limit) this minute,
-        PostExists if a post with this id is stored, StoreUnavailable if
-        DynamoDB cannot take the write now.
+        Raises PostExists, with the stored post, if a post with this id is
+        stored: checked first, because a retry of this very transaction
+        that had committed (botocore retries when an answer is lost) finds
+        its own post, and every other item of it written. Then
+        DuplicateIdempotencyKey if the author's key is already live (before
+        the rate limit: a retry gets its post back), RateLimited if the
+        author's window is full, StoreUnavailable if DynamoDB cannot take
+        the write now.
         """
         changed_at = self._now_iso()
         items = {
@@ -113,39 +117,38 @@ class PostStore:
         }
         if post.idempotency_key:
             items["idempotency"] = self._put_idempotency(post, fingerprint, idempotency_expires_at, now)
-        if per_minute_limit:
-            items["rate"] = self._count_posts_this_minute(post.author, per_minute_limit, now)
         try:
-            dynamo.transact(self._client, list(items.values()), "create post")
+            transact_charged(
+                self._client, self._table, list(items.values()), "create post", charge, idempotent_as=post.id
+            )
         except dynamo.TransactionCancelled as cancelled:
+            old = dict(zip(items, cancelled.old_items, strict=False))
             failed = {name for index, name in enumerate(items) if cancelled.failed(index)}
-            if "idempotency" in failed:
-                old = cancelled.old_items[list(items).index("idempotency")] or {}
-                raise DuplicateIdempotencyKey(old.get("post_id", ""), old.get("fingerprint", "")) from cancelled
-            if "rate" in failed:
-                raise RateLimited(
-                    f"at most {per_minute_limit} posts per minute", retry_after=60 - now % 60, code="too_many_posts"
-                ) from cancelled
             if "post" in failed:
-                raise PostExists(post.id) from cancelled
+                stored = _post_from_values(old["post"]) if old.get("post") else self.get_post(post.id)
+                raise PostExists(post.id, stored) from cancelled
+            if "idempotency" in failed:
+                record = old.get("idempotency") or {}
+                raise DuplicateIdempotencyKey(record.get("post_id", ""), record.get("fingerprint", "")) from cancelled
             raise
 
-    def _count_posts_this_minute(self, author: str, limit: int, now: int) -> dict:
-        # A fixed one-minute window per author; TTL removes old windows.
-        minute = now // 60
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": dynamo.key(f"RATE#{author}#{minute}", "RATE"),
-                "UpdateExpression": "ADD posts :one SET expires_at = :expires",
-                "ConditionExpression": "attribute_not_exists(posts) OR posts < :limit",
-                "ExpressionAttributeValues": {
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(limit)},
-                    ":expires": {"N": str((minute + 2) * 60)},
-                },
-            }
-        }
+    def fold_spooled(self, post: Post, fingerprint: str, idempotency_expires_at: int, now: int) -> None:
+        """Store a post that was accepted into the S3 spool (it got 202).
+
+        Raises PostExists if its id is stored (an earlier fold, or its own
+        write that committed after all), and DuplicateIdempotencyKey if its
+        key now belongs to a post made from the same request (the client's
+        retry after the outage reached DynamoDB: that copy is the post).
+        A key since reused for a *different* post must not drop this one:
+        it is stored without the key, which stays with the newer post, and
+        is replayed under its own id as the key instead.
+        """
+        try:
+            self.create_post(post, fingerprint, idempotency_expires_at, now)
+        except DuplicateIdempotencyKey as taken:
+            if taken.fingerprint == fingerprint:
+                raise
+            self.create_post(post.with_changes(idempotency_key=None), fingerprint, idempotency_expires_at, now)
 
     def _put_new_post(self, post: Post) -> dict:
         shard = shard_of(post.id, self._shards)
@@ -165,6 +168,8 @@ class PostStore:
                 "TableName": self._table,
                 "Item": dynamo.to_item(item),
                 "ConditionExpression": "attribute_not_exists(PK)",
+                # The stored post, to tell our own committed write from another.
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
 
@@ -231,12 +236,14 @@ class PostStore:
             }
         }
 
-    def mark_deleted(self, post: Post, deleted_at: str) -> None:
-        """Take the post out of every timeline and the backlog.
+    def mark_deleted(self, post: Post, deleted_at: str, charge: Charge | None = None) -> None:
+        """Take the post out of every timeline and the backlog, counting the
+        delete against its author's write limit (`charge`, if any).
 
         Conditional on the state we read, so a delete racing the replay job
         either wins (never sent) or loses (StateChanged, and the caller
         re-reads); a pending post also leaves the backlog count atomically.
+        Raises RateLimited if the author's window is full.
         """
         update = {
             "Update": {
@@ -267,7 +274,7 @@ class PostStore:
         if post.state == FAILED:
             items.append(self._count_dead_letters(-1))
         try:
-            dynamo.transact(self._client, items, "delete post")
+            transact_charged(self._client, self._table, items, "delete post", charge, idempotent_as=post.id)
         except dynamo.TransactionCancelled as cancelled:
             raise StateChanged(post.id) from cancelled
 
@@ -339,13 +346,14 @@ class PostStore:
         items = [update, self._count_backlog(post.id, -1), self._count_dead_letters(+1)]
         self._transact_or_state_changed(post, items, "mark failed")
 
-    def queue_upstream_delete(self, post: Post, deleted_at: str) -> None:
+    def queue_upstream_delete(self, post: Post, deleted_at: str, charge: Charge | None = None) -> None:
         """replayed -> delete_pending: the post is deleted here as
         `mark_deleted` deletes it (out of every timeline, feed markers
         bumped), and its copy on the primary joins the upstream deletes.
 
         Conditional on the post still being replayed, so a concurrent
         delete of it makes one queued delete: the other gets StateChanged.
+        Counts against the author's write limit like `mark_deleted`.
         """
         shard = shard_of(post.id, self._shards)
         timeline_keys = [name for index in (BY_AUTHOR_INDEX, PUBLIC_INDEX) for name in index_keys(index)]
@@ -375,7 +383,10 @@ class PostStore:
             feed_store.user_marker_update(self._table, post.author, changed_at, deleted_post_id=post.id),
             feed_store.dirty_user_update(self._table, shard, post.author),
         ]
-        self._transact_or_state_changed(post, items, "queue upstream delete")
+        try:
+            transact_charged(self._client, self._table, items, "queue upstream delete", charge, idempotent_as=post.id)
+        except dynamo.TransactionCancelled as cancelled:
+            raise StateChanged(post.id) from cancelled
 
     def mark_deleted_upstream(self, post: Post, owner: str, at: str) -> None:
         """deleting -> deleted: the primary's copy is gone; the post is a
@@ -688,5 +699,8 @@ def _string_or_null(value: str | None) -> dict:
 
 
 def _post_from_item(item: dict) -> Post:
-    values = dynamo.from_item(item)
+    return _post_from_values(dynamo.from_item(item))
+
+
+def _post_from_values(values: dict) -> Post:
     return Post.from_record({name: value for name, value in values.items() if name not in _KEY_ATTRIBUTES})

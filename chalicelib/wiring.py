@@ -78,7 +78,7 @@ def posts() -> PostService:
 
 
 def follow_store() -> FollowStore:
-    return FollowStore(dynamodb(), settings().table_name)
+    return FollowStore(dynamodb(), settings().table_name, settings().max_following)
 
 
 @cache

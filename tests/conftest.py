@@ -112,22 +112,76 @@ class Outage:
     def _install(self, client, event_prefix: str, failure) -> None:
         def fail_matching(request, event_name, **_):
             if event_name.startswith(event_prefix):
-                raise failure(request, event_name.rsplit(".", 1)[-1])
+                error = failure(request, event_name.rsplit(".", 1)[-1])
+                if error is not None:
+                    raise error
 
         client.meta.events.register_first("before-send", fail_matching)
         self._handlers.append((client, fail_matching))
 
-    def unreachable(self, client) -> None:
+    def unreachable(self, client, *operations: str) -> None:
+        """Every call of the client fails to connect, or only `operations`."""
         from botocore.exceptions import EndpointConnectionError
 
         prefix = f"before-send.{client.meta.service_model.endpoint_prefix}"
-        self._install(client, prefix, lambda request, _: EndpointConnectionError(endpoint_url=request.url))
 
-    def throttled(self, client, operation: str) -> None:
+        def fail(request, operation):
+            if operations and operation not in operations:
+                return None
+            return EndpointConnectionError(endpoint_url=request.url)
+
+        self._install(client, prefix, fail)
+
+    def throttled(self, client, operation: str, code: str = "ProvisionedThroughputExceededException") -> None:
         from botocore.exceptions import ClientError
 
-        error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "Rate exceeded"}}
+        error = {"Error": {"Code": code, "Message": "Rate exceeded"}}
         self._install(client, f"before-send.dynamodb.{operation}", lambda _, name: ClientError(error, name))
+
+    def transaction_cancelled(self, client, reason: str, times: int | None = None) -> None:
+        """TransactWriteItems is cancelled with `reason` on its second item
+        (the backlog counter of a post: the hot item) and None on the
+        others, as DynamoDB reports a throttled or conflicting item; the
+        first `times` calls only, or all of them."""
+        from botocore.exceptions import ClientError
+
+        left = [times]
+
+        def cancel(request, name):
+            if left[0] is not None:
+                if left[0] <= 0:
+                    return None
+                left[0] -= 1
+            count = len(json.loads(request.body)["TransactItems"])
+            codes = ["None", reason, *["None"] * (count - 2)][:count]
+            error = {
+                "Error": {
+                    "Code": "TransactionCanceledException",
+                    "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons "
+                    f"[{', '.join(codes)}]",
+                },
+                "CancellationReasons": [{"Code": code} for code in codes],
+            }
+            return ClientError(error, name)
+
+        self._install(client, "before-send.dynamodb.TransactWriteItems", cancel)
+
+    def answers_lost(self, client, operation: str, times: int = 1) -> None:
+        """The request reaches moto and takes effect, but its answer is lost
+        to a read timeout, the first `times` times: botocore then retries a
+        request that has already committed, as it does when DynamoDB is
+        slow. Registered after moto's own handler, so moto has served it."""
+        from botocore.exceptions import ReadTimeoutError
+
+        left = [times]
+
+        def lose_answer(request, event_name, **_):
+            if event_name == f"before-send.dynamodb.{operation}" and left[0] > 0:
+                left[0] -= 1
+                raise ReadTimeoutError(endpoint_url=request.url)
+
+        client.meta.events.register("before-send", lose_answer)
+        self._handlers.append((client, lose_answer))
 
     def end(self) -> None:
         for client, handler in self._handlers:

@@ -45,10 +45,10 @@ class InMemoryPostStore:
         with self._lock:
             return self._posts.get(post_id)
 
-    def mark_deleted(self, post: Post, deleted_at: str) -> None:
+    def mark_deleted(self, post: Post, deleted_at: str, charge=None) -> None:
         self._move(post.id, {post.state}, None, state=DELETED, deleted_at=deleted_at)
 
-    def queue_upstream_delete(self, post: Post, deleted_at: str) -> None:
+    def queue_upstream_delete(self, post: Post, deleted_at: str, charge=None) -> None:
         self._move(post.id, {REPLAYED}, None, state=DELETE_PENDING, deleted_at=deleted_at)
 
     def backlog_window(self, per_shard: int) -> list[Post]:

@@ -103,6 +103,33 @@ def test_a_spooled_post_that_also_reached_dynamodb_is_dropped_at_fold(api, alice
     assert api.get(f"/posts/{stored['id']}").status == 200
 
 
+def test_a_spooled_post_whose_key_was_reused_for_another_post_is_folded_in(api, alice, outage):
+    # Given a post spooled under key K during the outage,
+    key = {"Idempotency-Key": "reused-key"}
+    outage.throttled(wiring.dynamodb(), "TransactWriteItems")
+    spooled = api.post("/posts", {"text": "written during the outage"}, token=alice, headers=key)
+    assert spooled.status == 202
+    outage.end()
+    # and, after the outage, a different post under the same key,
+    newer = api.post("/posts", {"text": "a new post, same key"}, token=alice, headers=key)
+    assert newer.status == 201
+
+    report = run_maintenance(api)
+
+    # then both posts are kept: the spooled one is not dropped as a duplicate.
+    assert (report.folded, report.duplicates_dropped) == (1, 0)
+    assert spooled_keys() == []
+    assert api.get(f"/posts/{spooled.body['id']}").body == spooled.body
+    texts = [p["text"] for p in api.get("/users/alice/posts").body["posts"]]
+    assert sorted(texts) == sorted(["before the outage", "written during the outage", "a new post, same key"])
+    assert api.get("/status").body["backlog"] == 3
+    # The key stays with the newer post; the folded one is replayed under its own id.
+    again = api.post("/posts", {"text": "a new post, same key"}, token=alice, headers=key)
+    assert (again.status, again.body["id"]) == (201, newer.body["id"])
+    folded = wiring.post_store().get_post(spooled.body["id"])
+    assert folded.idempotency_key is None and folded.source == "spool"
+
+
 def test_when_both_stores_fail_the_client_gets_503_and_nothing_is_stored(api, alice, outage):
     outage.unreachable(wiring.dynamodb())
     outage.unreachable(wiring.s3())

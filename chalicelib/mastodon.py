@@ -229,9 +229,10 @@ def parse_status_form(form: dict[str, list[str]], idempotency_key: str | None, m
     Raises ValidationFailed (422) for what Lifeboat cannot store: media,
     polls, scheduling, quotes, and visibility other than public (every
     Lifeboat post is public and replayed as such). Fields Mastodon does not
-    know are ignored, as Mastodon does.
+    know are ignored, as Mastodon does, and so are empty ones: JSON clients
+    send `"media_ids": []` or `"poll": null` for none.
     """
-    names = {name.removesuffix("[]").split("[", 1)[0] for name in form}
+    names = {name.removesuffix("[]").split("[", 1)[0] for name, values in form.items() if _given(values)}
     unsupported = sorted(names & set(UNSUPPORTED_STATUS_FIELDS))
     if unsupported:
         raise ValidationFailed(
@@ -262,13 +263,21 @@ def parse_status_form(form: dict[str, list[str]], idempotency_key: str | None, m
     )
 
 
+def _given(values: list) -> bool:
+    return any(value not in (None, "", [], {}) for value in values)
+
+
 def _one(form: dict[str, list[str]], name: str) -> str | None:
+    """The field's last value as text; None when absent. A JSON object or
+    nested list is refused, not turned into its Python repr."""
     values = form.get(name)
     if not values:
         return None
     value = values[-1]
     if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, dict | list):
+        raise ValidationFailed(f"Validation failed: {name} must be text", code="invalid_field")
     return str(value)
 
 
@@ -420,7 +429,11 @@ class MastodonApi:
         value is the cursor for the next page (Link rel=next max_id)."""
         user = self._user(account_id)
         limit = mastodon_ids.parse_limit(params.get("limit"), ACCOUNTS_DEFAULT_LIMIT, ACCOUNTS_MAX_LIMIT)
-        names = self._follows.following(user.username, after=params.get("max_id") or None, limit=limit + 1)
+        after = params.get("max_id") or None
+        if after is not None and not _valid_username(after):
+            # It becomes a key condition: only an account id may get there.
+            raise ValidationFailed("max_id must be an account id", code="invalid_id")
+        names = self._follows.following(user.username, after=after, limit=limit + 1)
         shown = names[:limit]
         accounts = self._accounts(shown, origin)
         return [accounts[name] for name in shown if name in accounts], (shown[-1] if len(names) > limit else None)

@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from chalicelib.config import UpstreamSettings
+from chalicelib.parsing import JsonRejected, ascii_integer, loads_json
 
 # A 429/503 without a usable Retry-After still means "slow down": wait this long.
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
@@ -191,8 +192,7 @@ def _assume_utc(moment: datetime) -> datetime:
 def _parse_int(value: str | None) -> int | None:
     if value is None:
         return None
-    text = value.strip()
-    return int(text) if text.isascii() and text.isdigit() else None
+    return ascii_integer(value.strip())
 
 
 def _clamp(seconds: float) -> float:
@@ -379,8 +379,8 @@ def retry_after_result(answer: _Answer, now: float, detail: str, rate_limit: Rat
 def _body_id(body: bytes) -> str | None:
     """The `id` of a JSON object body, as a string; None when there is none."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        document = loads_json(body)
+    except JsonRejected:
         return None
     value = document.get("id") if isinstance(document, dict) else None
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":

@@ -28,8 +28,9 @@ _STATUS_BY_ERROR = {
     errors.ValidationFailed: 422,
     errors.RateLimited: 429,
     errors.Unavailable: 503,
-    # A domain error without a more specific class is the client's doing
-    # (the domain raises nothing else): a 400, never a crash in this map.
+    # The base class itself, and any subclass not listed: a 400, not a
+    # crash of this map. error_response looks classes up along the MRO, so
+    # the most specific listed class decides.
     errors.LifeboatError: 400,
 }
 STORE_RETRY_AFTER_SECONDS = 5

@@ -224,3 +224,17 @@ def test_a_link_header_names_the_route_below_the_public_base(api, public_base):
         f"{public_base}/api/v1/accounts/alice/statuses?limit=1&only_media=false&max_id={newest}",
         f"{public_base}/api/v1/accounts/alice/statuses?limit=1&only_media=false&min_id={newest}",
     ]
+
+
+def test_a_username_with_a_trailing_newline_is_refused(api):
+    # `$` matches before a final newline: "alice\n" once passed ^[a-z0-9_]{1,30}$.
+    reply = api.post("/admin/users", {"username": "alice\n"}, token=ADMIN_TOKEN)
+
+    assert reply.status == 422 and reply.body["error"] == "invalid_username"
+    assert api.get("/admin/users/alice", token=ADMIN_TOKEN).status == 404
+
+
+def test_a_language_with_a_trailing_newline_is_refused(api, alice):
+    reply = post_status(api, alice, "hello", language="en\n")
+
+    assert reply.status == 422 and "language" in reply.body["error"]

@@ -22,7 +22,7 @@ from chalicelib import conditional, errors, ids, mastodon_ids, parsing, web
 from chalicelib.auth import bearer_token
 from chalicelib.follows import MAX_IMPORT_ROWS, parse_following_csv
 from chalicelib.mastodon import parse_status_form
-from chalicelib.models import NewPost, parse_idempotency_key, parse_new_post
+from chalicelib.models import NewPost, parse_idempotency_key, parse_new_post, validate_username
 from chalicelib.pagination import decode_cursor, encode_cursor, parse_limit
 from chalicelib.upstream import MAX_RETRY_AFTER_SECONDS, parse_rate_limit, parse_retry_after
 from tests.properties import (
@@ -143,15 +143,51 @@ def test_a_cursor_round_trips(post_id):
     assert decode_cursor(encode_cursor(post_id)) == post_id
 
 
+def _cursor_of(text: str) -> str:
+    """A cursor as encode_cursor makes one, for any text (a forged one)."""
+    return encode_cursor(text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
+
+
 @bounded(300)
-@given(st.one_of(any_text, ulids.map(lambda post_id: encode_cursor(post_id)[:-1]), st.text("AZaz09_=-", max_size=60)))
+@given(
+    st.one_of(
+        any_text,
+        ulids.map(lambda post_id: encode_cursor(post_id)[:-1]),
+        st.text("AZaz09_=-", max_size=60),
+        st.tuples(ulids, any_text).map(lambda pair: _cursor_of(pair[0] + pair[1])),
+    )
+)
+@example(_cursor_of("01ARZ3NDEKTSV4RRFFQ69G5FAV\n"))
 def test_a_cursor_is_a_post_id_or_a_bad_request(text):
     try:
         post_id = decode_cursor(text)
     except errors.BadRequest as refused:
         assert refused.code == "invalid_cursor"
     else:
-        assert ids.is_ulid(post_id)
+        # An id the store could have made: it reads back as itself.
+        assert ids.ulid_from_value(ids.ulid_value(post_id)) == post_id
+
+
+@bounded(300)
+@given(st.one_of(any_text, st.from_regex(r"[a-z0-9_]{1,30}\n?", fullmatch=True)))
+@example("alice\n")
+def test_a_username_is_lowercase_ascii_or_a_validation_failure(text):
+    try:
+        name = validate_username(text)
+    except errors.ValidationFailed as refused:
+        assert refused.code == "invalid_username"
+    else:
+        assert (
+            name == text
+            and 1 <= len(text) <= 30
+            and all(char in "abcdefghijklmnopqrstuvwxyz0123456789_" for char in text)
+        )
+
+
+def test_a_language_with_a_trailing_newline_is_refused():
+    with pytest.raises(errors.ValidationFailed) as caught:
+        parse_status_form({"status": ["hi"], "language": ["en\n"]}, None, 500)
+    assert caught.value.code == "invalid_language"
 
 
 # -- flags and headers -------------------------------------------------------------
@@ -168,6 +204,7 @@ def test_a_flag_is_a_bool_or_a_bad_request(text):
 
 @bounded(300)
 @given(st.one_of(any_text, st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=250, max_size=260)))
+@example("key\n")
 def test_an_idempotency_key_is_printable_ascii_or_a_bad_request(text):
     try:
         key = parse_idempotency_key(text)

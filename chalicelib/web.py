@@ -105,7 +105,21 @@ def text_body(request) -> str:
 
 
 def authorization(request) -> str | None:
-    return request.headers.get("authorization")
+    """The Authorization header, or Unauthorized when it is not text at all:
+    a Lambda event's JSON may carry a lone surrogate, which no token holds
+    and which hashing (UTF-8) cannot read."""
+    value = request.headers.get("authorization")
+    if value is not None and not _is_unicode_text(value):
+        raise errors.Unauthorized("the Authorization header is not valid text", code="invalid_token")
+    return value
+
+
+def _is_unicode_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def query_param(request, name: str) -> str | None:

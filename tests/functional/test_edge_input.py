@@ -238,3 +238,11 @@ def test_a_language_with_a_trailing_newline_is_refused(api, alice):
     reply = post_status(api, alice, "hello", language="en\n")
 
     assert reply.status == 422 and "language" in reply.body["error"]
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/v1/timelines/home"), ("POST", "/admin/users")])
+def test_a_token_that_is_not_text_is_a_401(api, method, path):
+    # A lone surrogate: what a Lambda event's JSON may hold for undecodable bytes.
+    reply = api.call(method, path, body={}, headers={"Authorization": "Bearer lb_\ud800"})
+
+    assert reply.status == 401 and isinstance(reply.body["error"], str)

@@ -9,8 +9,6 @@ Runs are bounded and reproducible (tests/properties.py).
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import json
 import urllib.parse
 
@@ -33,12 +31,14 @@ from tests.properties import (
     deep_json,
     digits,
     encoded,
+    http_dates,
     json_bodies,
     json_text,
     json_values,
     nested,
     numberish,
     other_digits,
+    texts,
 )
 
 NOW = 1_717_000_000.0
@@ -225,9 +225,6 @@ def test_a_bearer_token_is_found_or_unauthorized(text):
         assert token and token == token.strip() and text.strip().lower().startswith("bearer ")
 
 
-http_dates = st.datetimes(min_value=datetime.datetime(1, 1, 2)).map(
-    lambda moment: email.utils.format_datetime(moment.replace(tzinfo=None), usegmt=False)
-)
 header_text = st.one_of(
     any_text, http_dates, st.sampled_from(["*", 'W/"x"', '"x", W/"y"', '"', "Mon, 99 Foo 2024", "Sun, 06 Nov 99999"])
 )
@@ -264,12 +261,13 @@ def test_deep_nesting_is_refused_not_a_recursion_error(opener):
 
 @bounded(300)
 @given(json_values)
-def test_json_within_the_depth_limit_reads_back_exactly(value):
+def test_json_within_the_depth_limit_reads_as_the_standard_parser_reads_it(value):
     text = json_text(value)
 
     assert parsing.json_depth(text) == depth_of(value)
     if depth_of(value) <= parsing.MAX_JSON_DEPTH:
-        assert parsing.loads_json(text) == value
+        # json.loads, not `value`: an escaped surrogate pair reads as one character.
+        assert parsing.loads_json(text) == json.loads(text)
 
 
 @bounded(200)
@@ -309,7 +307,7 @@ def test_a_native_post_body_is_a_new_post_or_a_4xx(body):
 
 
 @bounded(200)
-@given(st.one_of(any_text, st.text(any_char, max_size=60)).flatmap(encoded))
+@given(st.one_of(any_text, texts(max_size=60)).flatmap(encoded))
 def test_a_text_body_is_text_or_a_bad_request(body):
     try:
         assert isinstance(web.text_body(chalice_request({}, body)), str)
@@ -320,7 +318,7 @@ def test_a_text_body_is_text_or_a_bad_request(body):
 # -- Mastodon forms: form-encoded, multipart and JSON ------------------------------------------
 
 FIELD_NAMES = ["status", "spoiler_text", "language", "visibility", "in_reply_to_id", "media_ids[]", "poll[options][]"]
-field_names = st.sampled_from(FIELD_NAMES) | st.text(any_char, max_size=8)
+field_names = st.sampled_from(FIELD_NAMES) | texts(max_size=8)
 charsets = st.sampled_from([None, "utf-8", "UTF-8", "latin-1", "utf-16", "us-ascii", "x-no-such-charset", ""])
 
 
@@ -334,7 +332,7 @@ def _utf8(text: str) -> bytes:
 
 @st.composite
 def multipart(draw) -> tuple[str, bytes]:
-    boundary = draw(st.sampled_from(["b0undary", "a'b(c)"]) | st.text(any_char, min_size=1, max_size=12))
+    boundary = draw(st.sampled_from(["b0undary", "a'b(c)"]) | texts(min_size=1, max_size=12))
     body = b""
     for _ in range(draw(st.integers(min_value=0, max_value=3))):
         lines = [b'Content-Disposition: form-data; name="' + _utf8(draw(field_names)) + b'"']

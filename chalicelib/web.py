@@ -88,7 +88,7 @@ def json_body(request) -> object:
     here keeps every error in ours.
     """
     try:
-        text = (request.raw_body or b"").decode("utf-8")
+        text = raw_body(request).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise errors.BadRequest("the request body is not valid JSON: it is not UTF-8", code="invalid_json") from exc
     try:
@@ -97,9 +97,18 @@ def json_body(request) -> object:
         raise errors.BadRequest(f"the request body is not valid JSON: {exc.reason}", code="invalid_json") from exc
 
 
+def raw_body(request) -> bytes:
+    """The body's bytes; BadRequest when the event carries it as text that
+    is not Unicode (a lone surrogate), which Chalice cannot encode."""
+    try:
+        return request.raw_body or b""
+    except UnicodeEncodeError as exc:
+        raise errors.BadRequest("the request body is not valid text", code="invalid_body") from exc
+
+
 def text_body(request) -> str:
     try:
-        return (request.raw_body or b"").decode("utf-8-sig")
+        return raw_body(request).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise errors.BadRequest("the request body is not UTF-8", code="invalid_body") from exc
 
@@ -176,7 +185,8 @@ def middleware(event, get_response):
     started = time.perf_counter()
     logger.set_correlation_id((event.context or {}).get("requestId"))
     with traced(f"## {event.method} {event.path}", method=event.method):
-        response = _body_too_large(event) or get_response(event)
+        refused = _refused_body(event)
+        response = _render_error_for(event)(refused) if refused else get_response(event)
     response = _in_our_error_shape(response)
     logger.info(
         "request",
@@ -191,15 +201,26 @@ def middleware(event, get_response):
     return response
 
 
-def _body_too_large(request) -> Response | None:
-    """413 when the body is over the limit. The body's own length decides: a
-    Content-Length is the client's claim. A claim over the limit may refuse
-    early, before the body is decoded."""
+def _refused_body(request) -> errors.LifeboatError | None:
+    """Why no view may read this body, or None: over the size limit (413),
+    or not bytes at all (400). The body's own length decides: Content-Length
+    is the client's claim, though a claim over the limit refuses early,
+    before the body is decoded."""
     limit = wiring.settings().max_body_bytes
+    too_large = errors.PayloadTooLarge(f"the request body exceeds {limit} bytes", code="body_too_large")
     declared = parsing.ascii_integer(request.headers.get("content-length"))
-    if (declared is None or declared <= limit) and len(request.raw_body or b"") <= limit:
-        return None
-    return error_response(errors.PayloadTooLarge(f"the request body exceeds {limit} bytes", code="body_too_large"))
+    if declared is not None and declared > limit:
+        return too_large
+    try:
+        size = len(raw_body(request))
+    except errors.BadRequest as not_bytes:
+        return not_bytes
+    return too_large if size > limit else None
+
+
+def _render_error_for(request):
+    """The error shape of the route family the request is for."""
+    return mastodon_error_response if request.path.startswith("/api/") else error_response
 
 
 def _in_our_error_shape(response: Response) -> Response:
@@ -242,7 +263,7 @@ def form_fields(request) -> dict[str, list[str]]:
     multipart or JSON body: Mastodon accepts all three."""
     content_type = request.headers.get("content-type", "")
     media_type = content_type.partition(";")[0].strip().lower()
-    raw = request.raw_body or b""
+    raw = raw_body(request)
     if media_type == JSON:
         body = json_body(request) if raw else {}
         if not isinstance(body, dict):

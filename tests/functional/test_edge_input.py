@@ -11,7 +11,7 @@ import urllib.parse
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
-from tests.functional.test_mastodon_api import post_status
+from tests.functional.test_mastodon_api import FORM, post_status
 
 JSON = {"Content-Type": "application/json"}
 # Under the 16 KiB body limit, and deeper than json.loads can recurse.
@@ -246,3 +246,23 @@ def test_a_token_that_is_not_text_is_a_401(api, method, path):
     reply = api.call(method, path, body={}, headers={"Authorization": "Bearer lb_\ud800"})
 
     assert reply.status == 401 and isinstance(reply.body["error"], str)
+
+
+@pytest.mark.parametrize("path", ["/posts", "/api/v1/statuses", "/admin/users"])
+def test_a_body_that_is_not_unicode_text_is_a_400(api, alice, path):
+    # The event carries a non-binary body as text; a lone surrogate in it
+    # cannot be encoded back to bytes (Chalice's raw_body raised).
+    token = ADMIN_TOKEN if path.startswith("/admin") else alice
+    reply = api.call("POST", path, token=token, raw='{"text": "\ud800", "status": "\ud800", "username": "x"}')
+
+    assert reply.status == 400, reply.body
+    if path.startswith("/api/"):
+        assert reply.body == {"error": "the request body is not valid text"}
+    else:
+        assert reply.body["error"] == "invalid_body"
+
+
+def test_a_mastodon_body_over_the_limit_is_refused_in_mastodons_shape(api, alice):
+    reply = api.call("POST", "/api/v1/statuses", token=alice, raw="status=" + "x" * 20_000, headers=FORM)
+
+    assert reply.status == 413 and reply.body == {"error": "the request body exceeds 16384 bytes"}

@@ -46,6 +46,20 @@ INT64_MAX = (1 << 63) - 1
 ulids = st.integers(min_value=0, max_value=ids.MAX_ULID_VALUE).map(ids.ulid_from_value)
 
 
+REFUSED = object()
+
+
+def parsed_or_refused(parse, *args, refusal, codes: set[str] | None = None):
+    """`parse(*args)`, or REFUSED when it raised `refusal` (with a code in
+    `codes`): the one way a parser may fail. Any other exception propagates
+    and fails the test."""
+    try:
+        return parse(*args)
+    except refusal as refused:
+        assert codes is None or refused.code in codes, refused.code
+        return REFUSED
+
+
 def depth_of(value: object) -> int:
     if isinstance(value, list):
         return 1 + max(map(depth_of, value), default=0)
@@ -109,22 +123,18 @@ def test_a_mastodon_limit_in_other_digits_or_too_long_is_refused(raw):
 @bounded(300)
 @given(numberish)
 def test_a_native_limit_is_in_range_or_a_bad_request(text):
-    try:
-        size = parse_limit(text, 20, 100)
-    except errors.BadRequest as refused:
-        assert refused.code == "invalid_limit"
-    else:
-        assert 1 <= size <= 100 and text.isascii() and int(text) == size
+    size = parsed_or_refused(parse_limit, text, 20, 100, refusal=errors.BadRequest, codes={"invalid_limit"})
+
+    assert size is REFUSED or (1 <= size <= 100 and text.isascii() and int(text) == size)
 
 
 @bounded(300)
 @given(st.dictionaries(st.sampled_from(["limit", "max_id", "since_id", "min_id", "other"]), numberish, max_size=5))
 def test_a_mastodon_window_is_valid_or_a_validation_failure(params):
-    try:
-        window = mastodon_ids.window_from_params(params)
-    except errors.ValidationFailed as refused:
-        assert refused.code in {"invalid_limit", "invalid_id"}
-    else:
+    codes = {"invalid_limit", "invalid_id"}
+    window = parsed_or_refused(mastodon_ids.window_from_params, params, refusal=errors.ValidationFailed, codes=codes)
+
+    if window is not REFUSED:
         assert ids.is_ulid(window.lowest) and ids.is_ulid(window.highest)
         assert 1 <= window.limit <= mastodon_ids.MAX_LIMIT
 
@@ -159,24 +169,19 @@ def _cursor_of(text: str) -> str:
 )
 @example(_cursor_of("01ARZ3NDEKTSV4RRFFQ69G5FAV\n"))
 def test_a_cursor_is_a_post_id_or_a_bad_request(text):
-    try:
-        post_id = decode_cursor(text)
-    except errors.BadRequest as refused:
-        assert refused.code == "invalid_cursor"
-    else:
-        # An id the store could have made: it reads back as itself.
-        assert ids.ulid_from_value(ids.ulid_value(post_id)) == post_id
+    post_id = parsed_or_refused(decode_cursor, text, refusal=errors.BadRequest, codes={"invalid_cursor"})
+
+    # An id the store could have made: it reads back as itself.
+    assert post_id is REFUSED or ids.ulid_from_value(ids.ulid_value(post_id)) == post_id
 
 
 @bounded(300)
 @given(st.one_of(any_text, st.from_regex(r"[a-z0-9_]{1,30}\n?", fullmatch=True)))
 @example("alice\n")
 def test_a_username_is_lowercase_ascii_or_a_validation_failure(text):
-    try:
-        name = validate_username(text)
-    except errors.ValidationFailed as refused:
-        assert refused.code == "invalid_username"
-    else:
+    name = parsed_or_refused(validate_username, text, refusal=errors.ValidationFailed, codes={"invalid_username"})
+
+    if name is not REFUSED:
         assert (
             name == text
             and 1 <= len(text) <= 30
@@ -196,32 +201,28 @@ def test_a_language_with_a_trailing_newline_is_refused():
 @bounded(200)
 @given(any_text | st.sampled_from(["true", "TRUE", "1", "yes", "false", "0", "No"]))
 def test_a_flag_is_a_bool_or_a_bad_request(text):
-    try:
-        assert isinstance(web.flag(text), bool)
-    except errors.BadRequest as refused:
-        assert refused.code == "invalid_flag"
+    value = parsed_or_refused(web.flag, text, refusal=errors.BadRequest, codes={"invalid_flag"})
+
+    assert value is REFUSED or isinstance(value, bool)
 
 
 @bounded(300)
 @given(st.one_of(any_text, st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=250, max_size=260)))
 @example("key\n")
 def test_an_idempotency_key_is_printable_ascii_or_a_bad_request(text):
-    try:
-        key = parse_idempotency_key(text)
-    except errors.BadRequest as refused:
-        assert refused.code == "invalid_idempotency_key"
-    else:
+    codes = {"invalid_idempotency_key"}
+    key = parsed_or_refused(parse_idempotency_key, text, refusal=errors.BadRequest, codes=codes)
+
+    if key is not REFUSED:
         assert key == text and text.isascii() and text.isprintable() and " " not in text and 1 <= len(text) <= 255
 
 
 @bounded(300)
 @given(st.one_of(any_text, any_text.map(lambda token: "Bearer " + token), st.just("bearer  \t ")))
 def test_a_bearer_token_is_found_or_unauthorized(text):
-    try:
-        token = bearer_token(text)
-    except errors.Unauthorized as refused:
-        assert refused.code == "missing_token"
-    else:
+    token = parsed_or_refused(bearer_token, text, refusal=errors.Unauthorized, codes={"missing_token"})
+
+    if token is not REFUSED:
         assert token and token == token.strip() and text.strip().lower().startswith("bearer ")
 
 
@@ -273,21 +274,17 @@ def test_json_within_the_depth_limit_reads_as_the_standard_parser_reads_it(value
 @bounded(200)
 @given(deep_json)
 def test_nesting_beyond_the_limit_is_refused_and_within_it_is_read(text):
-    try:
-        parsing.loads_json(text)
-    except parsing.JsonRejected:
-        pass
-    else:
-        assert parsing.json_depth(text) <= parsing.MAX_JSON_DEPTH
+    value = parsed_or_refused(parsing.loads_json, text, refusal=parsing.JsonRejected)
+
+    assert value is REFUSED or parsing.json_depth(text) <= parsing.MAX_JSON_DEPTH
 
 
 @bounded(400)
 @given(json_bodies)
 def test_a_json_body_is_a_value_or_invalid_json(body):
-    try:
-        web.json_body(chalice_request({"content-type": "application/json"}, body))
-    except errors.BadRequest as refused:
-        assert refused.code == "invalid_json"
+    request = chalice_request({"content-type": "application/json"}, body)
+
+    parsed_or_refused(web.json_body, request, refusal=errors.BadRequest, codes={"invalid_json"})
 
 
 @pytest.mark.parametrize("body", [b"NaN", b"[Infinity]", b'{"text": -Infinity}'])
@@ -299,20 +296,19 @@ def test_nan_and_infinity_are_not_json(body):
 @bounded(300)
 @given(json_values | json_values.map(lambda value: {"text": value}) | st.fixed_dictionaries({"text": any_text}))
 def test_a_native_post_body_is_a_new_post_or_a_4xx(body):
-    try:
-        new = parse_new_post(body, None, 500)
-    except (errors.BadRequest, errors.ValidationFailed):
-        return
-    assert isinstance(new, NewPost) and new.text.strip() and len(new.text) <= 500
+    new = parsed_or_refused(parse_new_post, body, None, 500, refusal=(errors.BadRequest, errors.ValidationFailed))
+
+    assert new is REFUSED or (isinstance(new, NewPost) and new.text.strip() and len(new.text) <= 500)
 
 
 @bounded(200)
 @given(st.one_of(any_text, texts(max_size=60)).flatmap(encoded))
 def test_a_text_body_is_text_or_a_bad_request(body):
-    try:
-        assert isinstance(web.text_body(chalice_request({}, body)), str)
-    except errors.BadRequest as refused:
-        assert refused.code == "invalid_body"
+    text = parsed_or_refused(
+        web.text_body, chalice_request({}, body), refusal=errors.BadRequest, codes={"invalid_body"}
+    )
+
+    assert text is REFUSED or isinstance(text, str)
 
 
 # -- Mastodon forms: form-encoded, multipart and JSON ------------------------------------------
@@ -373,11 +369,11 @@ form_bodies = st.one_of(
 def test_a_mastodon_status_form_is_a_new_post_or_a_4xx(content, key):
     content_type, body = content
     request = chalice_request({"content-type": content_type}, body)
-    try:
-        new = parse_status_form(web.form_fields(request), key, 500)
-    except (errors.BadRequest, errors.ValidationFailed):
-        return
-    assert new.text.strip() and len(new.text) + len(new.spoiler_text) <= 500
+    refusal = (errors.BadRequest, errors.ValidationFailed)
+    form = parsed_or_refused(web.form_fields, request, refusal=refusal)
+    new = REFUSED if form is REFUSED else parsed_or_refused(parse_status_form, form, key, 500, refusal=refusal)
+
+    assert new is REFUSED or (new.text.strip() and len(new.text) + len(new.spoiler_text) <= 500)
 
 
 def test_a_multipart_content_type_that_is_not_latin_1_is_a_bad_request():
@@ -437,11 +433,10 @@ csv_texts = st.one_of(
 @example("Account address\rbob\r")
 @example("Account address\n" + "x" * 200_000)
 def test_a_following_csv_is_rows_or_a_validation_failure(text):
-    try:
-        rows = parse_following_csv(text, "example.social")
-    except errors.ValidationFailed as refused:
-        assert refused.code in {"invalid_csv", "too_many_rows"}
-    else:
+    codes = {"invalid_csv", "too_many_rows"}
+    rows = parsed_or_refused(parse_following_csv, text, "example.social", refusal=errors.ValidationFailed, codes=codes)
+
+    if rows is not REFUSED:
         assert len(rows) <= MAX_IMPORT_ROWS
         assert all(row.username is None or isinstance(row.username, str) for row in rows)
 

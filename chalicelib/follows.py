@@ -213,8 +213,19 @@ def parse_following_csv(text: str, local_domain: str) -> list[ImportRow]:
     """Rows of Mastodon's `following_accounts.csv`. An address on another
     domain than `local_domain` (when one is set) is a problem row, not an
     error, so one remote account does not block a whole import. Raises
-    ValidationFailed if the file is not that format at all."""
-    rows = list(csv.reader(io.StringIO(text)))
+    ValidationFailed if the file is not that format at all.
+
+    Lines may end in CRLF, LF or a bare CR (what spreadsheets on old Macs
+    save): `newline=""` hands all three to the csv module, which ends a
+    row at each and keeps them inside quoted fields.
+    """
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        # With newline="" only a field over the csv module's size limit
+        # gets here (Python 3.11 reads NUL and stray quotes).
+        limit = csv.field_size_limit()
+        raise ValidationFailed(f"the file is not CSV: a field is over {limit} characters", code="invalid_csv") from exc
     if not rows or tuple(cell.strip() for cell in rows[0][:1]) != CSV_HEADER[:1]:
         raise ValidationFailed(f"the first line must be the header {','.join(CSV_HEADER)}", code="invalid_csv")
     if len(rows) - 1 > MAX_IMPORT_ROWS:

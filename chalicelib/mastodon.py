@@ -35,7 +35,7 @@ ACCOUNTS_DEFAULT_LIMIT = 40
 ACCOUNTS_MAX_LIMIT = 80
 # Fields Mastodon accepts that Lifeboat cannot honour: refused, never dropped.
 UNSUPPORTED_STATUS_FIELDS = ("media_ids", "poll", "scheduled_at", "quoted_status_id", "quote_id", "media_attributes")
-_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+_LANGUAGE_RE = re.compile(r"[a-z]{2,3}")
 _PARAGRAPH_BREAK_RE = re.compile(r"\n{2,}")
 _FALSE = ("", "0", "false", "f", "off", "no")
 
@@ -239,9 +239,10 @@ def parse_status_form(form: dict[str, list[str]], idempotency_key: str | None, m
     Raises ValidationFailed (422) for what Lifeboat cannot store: media,
     polls, scheduling, quotes, and visibility other than public (every
     Lifeboat post is public and replayed as such). Fields Mastodon does not
-    know are ignored, as Mastodon does.
+    know are ignored, as Mastodon does, and so are empty ones: JSON clients
+    send `"media_ids": []` or `"poll": null` for none.
     """
-    names = {name.removesuffix("[]").split("[", 1)[0] for name in form}
+    names = {name.removesuffix("[]").split("[", 1)[0] for name, values in form.items() if _given(values)}
     unsupported = sorted(names & set(UNSUPPORTED_STATUS_FIELDS))
     if unsupported:
         raise ValidationFailed(
@@ -254,7 +255,7 @@ def parse_status_form(form: dict[str, list[str]], idempotency_key: str | None, m
             code="unsupported_visibility",
         )
     language = _one(form, "language") or None
-    if language is not None and not _LANGUAGE_RE.match(language):
+    if language is not None and not _LANGUAGE_RE.fullmatch(language):
         raise ValidationFailed("Validation failed: language must be an ISO 639 code", code="invalid_language")
     spoiler = (_one(form, "spoiler_text") or "").strip()
     text = _one(form, "status")
@@ -272,13 +273,21 @@ def parse_status_form(form: dict[str, list[str]], idempotency_key: str | None, m
     )
 
 
+def _given(values: list) -> bool:
+    return any(value not in (None, "", [], {}) for value in values)
+
+
 def _one(form: dict[str, list[str]], name: str) -> str | None:
+    """The field's last value as text; None when absent. A JSON object or
+    nested list is refused, not turned into its Python repr."""
     values = form.get(name)
     if not values:
         return None
     value = values[-1]
     if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, dict | list):
+        raise ValidationFailed(f"Validation failed: {name} must be text", code="invalid_field")
     return str(value)
 
 
@@ -442,7 +451,11 @@ class MastodonApi:
         value is the cursor for the next page (Link rel=next max_id)."""
         user = self._user(account_id)
         limit = mastodon_ids.parse_limit(params.get("limit"), ACCOUNTS_DEFAULT_LIMIT, ACCOUNTS_MAX_LIMIT)
-        names = self._follows.following(user.username, after=params.get("max_id") or None, limit=limit + 1)
+        after = params.get("max_id") or None
+        if after is not None and not _valid_username(after):
+            # It becomes a key condition: only an account id may get there.
+            raise ValidationFailed("max_id must be an account id", code="invalid_id")
+        names = self._follows.following(user.username, after=after, limit=limit + 1)
         shown = names[:limit]
         accounts = self._accounts(shown, origin)
         return [accounts[name] for name in shown if name in accounts], (shown[-1] if len(names) > limit else None)

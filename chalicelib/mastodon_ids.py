@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from chalicelib import ids
 from chalicelib.errors import ValidationFailed
+from chalicelib.parsing import MAX_INTEGER_DIGITS, ascii_integer
 
 _LOW_BITS = 64
 _LOW_MASK = (1 << _LOW_BITS) - 1
@@ -48,10 +49,8 @@ def highest_ulid(mastodon: int) -> str:
 def parse_id(raw: object) -> int | None:
     """A Mastodon id from a path or parameter, or None when it cannot be one
     (then the caller answers 404 for a path, and 422 for a parameter)."""
-    if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit() or len(raw) > 19:
-        return None
-    value = int(raw)
-    return value if value <= MAX_ID else None
+    value = ascii_integer(raw)
+    return value if value is not None and value <= MAX_ID else None
 
 
 @dataclass(frozen=True)
@@ -86,12 +85,16 @@ def window_from_params(params: dict[str, str]) -> Window:
 
 def parse_limit(raw: str | None, default: int, maximum: int) -> int:
     """Mastodon clamps a limit rather than refusing it: 0 or 1000 gives the
-    nearest allowed size. Text that is not a number is refused."""
+    nearest allowed size. Text that is not a number (in ASCII digits, at
+    most 19 of them) is refused."""
     if raw is None or raw == "":
         return default
-    if not raw.isascii() or not raw.lstrip("-").isdigit():
-        raise ValidationFailed("limit must be an integer", code="invalid_limit")
-    return max(1, min(int(raw), maximum))
+    size = ascii_integer(raw, signed=True)
+    if size is None:
+        raise ValidationFailed(
+            f"limit must be an integer of at most {MAX_INTEGER_DIGITS} ASCII digits", code="invalid_limit"
+        )
+    return max(1, min(size, maximum))
 
 
 def _param_id(params: dict[str, str], name: str) -> int | None:

@@ -12,6 +12,7 @@ import binascii
 
 from chalicelib import ids
 from chalicelib.errors import BadRequest
+from chalicelib.parsing import ascii_integer
 
 _CURSOR_VERSION = "v1:"
 
@@ -34,8 +35,11 @@ def decode_cursor(cursor: str | None) -> str | None:
 
 
 def parse_limit(raw: str | None, default: int, maximum: int) -> int:
+    """The page size: `default` when absent, else ASCII digits from 1 to
+    `maximum`; BadRequest for anything else, however it is spelt."""
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise BadRequest(f"limit must be an integer from 1 to {maximum}", code="invalid_limit")
-    return int(raw)
+    size = ascii_integer(raw)
+    if size is None or not 1 <= size <= maximum:
+        raise BadRequest(f"limit must be an integer from 1 to {maximum} in ASCII digits", code="invalid_limit")
+    return size

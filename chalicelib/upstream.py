@@ -42,6 +42,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from chalicelib.config import UpstreamSettings
+from chalicelib.parsing import JsonRejected, ascii_integer, loads_json
 
 # A 429/503 without a usable Retry-After still means "slow down": wait this long.
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
@@ -251,8 +252,7 @@ def _assume_utc(moment: datetime) -> datetime:
 def _parse_int(value: str | None) -> int | None:
     if value is None:
         return None
-    text = value.strip()
-    return int(text) if text.isascii() and text.isdigit() else None
+    return ascii_integer(value.strip())
 
 
 def _clamp(seconds: float) -> float:
@@ -475,8 +475,8 @@ def _body_id(body: bytes) -> str | None:
 def json_object(body: bytes) -> dict | None:
     """A JSON object body, or None for anything else."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        document = loads_json(body)
+    except JsonRejected:
         return None
     return document if isinstance(document, dict) else None
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from chalicelib.config import UpstreamSettings
 from chalicelib.errors import StoreUnavailable
+from chalicelib.parsing import JsonRejected, loads_json
 from chalicelib.upstream import (
     BODY_EXCERPT_CHARS,
     DELETE_DONE_STATUSES,
@@ -159,8 +160,8 @@ class MastodonUpstream:
         query = urllib.parse.urlencode({"limit": SEARCH_LIMIT, "exclude_reblogs": "true"})
         listed = self._exchange("GET", f"/api/v1/accounts/{urllib.parse.quote(account_id)}/statuses?{query}", token)
         try:
-            statuses = json.loads(listed.body) if listed.status == 200 else None
-        except (ValueError, UnicodeDecodeError):
+            statuses = loads_json(listed.body) if listed.status == 200 else None
+        except JsonRejected:
             statuses = None
         if not isinstance(statuses, list):
             return self._classify(listed, token, looking=True)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import functools
-import json
 import re
 import time
 import urllib.parse
 
 from chalice import Response
 
-from chalicelib import errors, wiring
+from chalicelib import errors, parsing, wiring
 from chalicelib.observability import flush_metrics, logger, traced
 
 JSON = "application/json"
@@ -29,12 +28,16 @@ _STATUS_BY_ERROR = {
     errors.ValidationFailed: 422,
     errors.RateLimited: 429,
     errors.Unavailable: 503,
+    # The base class itself, and any subclass not listed: a 400, not a
+    # crash of this map. error_response looks classes up along the MRO, so
+    # the most specific listed class decides.
+    errors.LifeboatError: 400,
 }
 STORE_RETRY_AFTER_SECONDS = 5
 
 
 def error_response(error: errors.LifeboatError) -> Response:
-    status = next(code for cls, code in _STATUS_BY_ERROR.items() if isinstance(error, cls))
+    status = next(_STATUS_BY_ERROR[cls] for cls in type(error).__mro__ if cls in _STATUS_BY_ERROR)
     headers = {"Content-Type": JSON}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="lifeboat"'
@@ -77,26 +80,55 @@ def router(app, render_error=error_response):
 
 
 def json_body(request) -> object:
-    """The request body parsed as JSON, or BadRequest.
+    """The request body parsed as JSON, or BadRequest: the only place a
+    request's JSON is read, so every route has the same bounds
+    (chalicelib/parsing.py: nesting depth, no NaN).
 
     Chalice's own parser answers in its {"Code", "Message"} shape; parsing
     here keeps every error in ours.
     """
     try:
-        return json.loads((request.raw_body or b"").decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise errors.BadRequest("the request body is not valid JSON", code="invalid_json") from exc
+        text = raw_body(request).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.BadRequest("the request body is not valid JSON: it is not UTF-8", code="invalid_json") from exc
+    try:
+        return parsing.loads_json(text)
+    except parsing.JsonRejected as exc:
+        raise errors.BadRequest(f"the request body is not valid JSON: {exc.reason}", code="invalid_json") from exc
+
+
+def raw_body(request) -> bytes:
+    """The body's bytes; BadRequest when the event carries it as text that
+    is not Unicode (a lone surrogate), which Chalice cannot encode."""
+    try:
+        return request.raw_body or b""
+    except UnicodeEncodeError as exc:
+        raise errors.BadRequest("the request body is not valid text", code="invalid_body") from exc
 
 
 def text_body(request) -> str:
     try:
-        return (request.raw_body or b"").decode("utf-8-sig")
+        return raw_body(request).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise errors.BadRequest("the request body is not UTF-8", code="invalid_body") from exc
 
 
 def authorization(request) -> str | None:
-    return request.headers.get("authorization")
+    """The Authorization header, or Unauthorized when it is not text at all:
+    a Lambda event's JSON may carry a lone surrogate, which no token holds
+    and which hashing (UTF-8) cannot read."""
+    value = request.headers.get("authorization")
+    if value is not None and not _is_unicode_text(value):
+        raise errors.Unauthorized("the Authorization header is not valid text", code="invalid_token")
+    return value
+
+
+def _is_unicode_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def query_param(request, name: str) -> str | None:
@@ -153,7 +185,8 @@ def middleware(event, get_response):
     started = time.perf_counter()
     logger.set_correlation_id((event.context or {}).get("requestId"))
     with traced(f"## {event.method} {event.path}", method=event.method):
-        response = _body_too_large(event) or get_response(event)
+        refused = _refused_body(event)
+        response = _render_error_for(event)(refused) if refused else get_response(event)
     response = _in_our_error_shape(response)
     logger.info(
         "request",
@@ -168,13 +201,26 @@ def middleware(event, get_response):
     return response
 
 
-def _body_too_large(request) -> Response | None:
+def _refused_body(request) -> errors.LifeboatError | None:
+    """Why no view may read this body, or None: over the size limit (413),
+    or not bytes at all (400). The body's own length decides: Content-Length
+    is the client's claim, though a claim over the limit refuses early,
+    before the body is decoded."""
     limit = wiring.settings().max_body_bytes
-    declared = request.headers.get("content-length", "")
-    size = int(declared) if declared.isdigit() else len(request.raw_body or b"")
-    if size <= limit:
-        return None
-    return error_response(errors.PayloadTooLarge(f"the request body exceeds {limit} bytes", code="body_too_large"))
+    too_large = errors.PayloadTooLarge(f"the request body exceeds {limit} bytes", code="body_too_large")
+    declared = parsing.ascii_integer(request.headers.get("content-length"))
+    if declared is not None and declared > limit:
+        return too_large
+    try:
+        size = len(raw_body(request))
+    except errors.BadRequest as not_bytes:
+        return not_bytes
+    return too_large if size > limit else None
+
+
+def _render_error_for(request):
+    """The error shape of the route family the request is for."""
+    return mastodon_error_response if request.path.startswith("/api/") else error_response
 
 
 def _in_our_error_shape(response: Response) -> Response:
@@ -216,13 +262,14 @@ def form_fields(request) -> dict[str, list[str]]:
     """A request's fields, each a list of values, from a form-encoded,
     multipart or JSON body: Mastodon accepts all three."""
     content_type = request.headers.get("content-type", "")
-    raw = request.raw_body or b""
-    if content_type.startswith(JSON):
+    media_type = content_type.partition(";")[0].strip().lower()
+    raw = raw_body(request)
+    if media_type == JSON:
         body = json_body(request) if raw else {}
         if not isinstance(body, dict):
             raise errors.BadRequest("the request body must be a JSON object", code="invalid_body")
         return {name: value if isinstance(value, list) else [value] for name, value in body.items()}
-    if content_type.startswith(MULTIPART):
+    if media_type == MULTIPART:
         return _multipart_fields(content_type, raw)
     try:
         return urllib.parse.parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
@@ -231,8 +278,13 @@ def form_fields(request) -> dict[str, list[str]]:
 
 
 def _multipart_fields(content_type: str, raw: bytes) -> dict[str, list[str]]:
+    try:
+        # HTTP field values are Latin-1 at most (RFC 9110, section 5.5).
+        header = content_type.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise errors.BadRequest("the Content-Type header is not Latin-1 text", code="invalid_content_type") from exc
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+        b"Content-Type: " + header + b"\r\n\r\n" + raw
     )
     if not message.is_multipart():
         raise errors.BadRequest("the multipart body cannot be read", code="invalid_body")
@@ -240,8 +292,18 @@ def _multipart_fields(content_type: str, raw: bytes) -> dict[str, list[str]]:
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if name:
-            fields.setdefault(name, []).append(part.get_content() if part.get_content_maintype() == "text" else "")
+            fields.setdefault(name, []).append(_part_text(part) if part.get_content_maintype() == "text" else "")
     return fields
+
+
+def _part_text(part) -> str:
+    """A text part's value in its declared charset, else UTF-8: what browsers
+    and HTTP clients send (email's default, ASCII, would garble it)."""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return (part.get_payload(decode=True) or b"").decode(charset)
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest("a multipart field is not text in its charset", code="invalid_body") from exc
 
 
 def query_params(request) -> dict[str, str]:
@@ -249,16 +311,26 @@ def query_params(request) -> dict[str, str]:
 
 
 def origin(request) -> str:
-    """The scheme and host the client used (API Gateway sets
-    X-Forwarded-Proto; the local server does not, and is plain HTTP)."""
-    scheme = request.headers.get("x-forwarded-proto", "http").split(",")[0].strip()
-    return f"{scheme}://{request.headers.get('host', 'localhost')}"
+    """Where clients reach the API, for the links in entities and headers:
+    `PUBLIC_BASE_URL`, never the request's Host or X-Forwarded-Proto, which
+    any client can forge (and a cache would then serve the forged links to
+    everyone). The request is taken so that views read alike; its headers
+    are ignored on purpose."""
+    return wiring.settings().public_base_url
+
+
+def _url_path(request) -> str:
+    """The path the client asked for, below `origin`: the route with its
+    parameters filled in. Not `context["path"]`, which on API Gateway also
+    holds the stage that PUBLIC_BASE_URL already ends with."""
+    values = request.uri_params or {}
+    return re.sub(r"{(\w+)}", lambda name: urllib.parse.quote(values[name.group(1)], safe=""), request.path)
 
 
 def mastodon_page(request, items: list, next_max_id: str | None, prev_min_id: str | None) -> Response:
     """A list with Mastodon's Link header: rel=next (older, max_id) and
     rel=prev (newer, min_id), keeping the other query parameters."""
-    base = origin(request) + (request.context or {}).get("path", request.path)
+    base = origin(request) + _url_path(request)
     kept = {name: value for name, value in query_params(request).items() if name not in _PAGE_PARAMS}
     links = []
     if next_max_id is not None:

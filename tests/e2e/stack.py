@@ -83,14 +83,15 @@ class LocalStack:
         return self.process.wait(timeout=timeout)
 
 
-def start_stack(extra_env: dict[str, str] | None = None) -> LocalStack:
+def launch(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """./scripts/run on a free port, in its own process group, output piped."""
     port = free_port()
     env = {**os.environ, "PORT": str(port), "FAKE_PRIMARY_PORT": "0", "SCHEDULE_SECONDS": "1", **(extra_env or {})}
     # Our own variables win over whatever the caller's shell had.
     for name in ("AWS_ENDPOINT_URL", "UPSTREAM_URL", "UPSTREAM_TOKEN"):
         if name not in (extra_env or {}):
             env.pop(name, None)
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [str(ROOT / "scripts" / "run")],
         cwd=ROOT,
         env=env,
@@ -99,6 +100,18 @@ def start_stack(extra_env: dict[str, str] | None = None) -> LocalStack:
         text=True,
         start_new_session=True,
     )
+
+
+def process_group_is_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def start_stack(extra_env: dict[str, str] | None = None) -> LocalStack:
+    process = launch(extra_env)
     lines: queue.Queue[str] = queue.Queue()
     output: list[str] = []
 

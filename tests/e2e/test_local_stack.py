@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from scripts.stack_process import launch, process_group_is_gone
 from tests.e2e.conftest import PRIMARY_TOKEN
-from tests.e2e.stack import http, launch, process_group_is_gone, start_stack, wait_for
+from tests.e2e.stack import http, start_stack, wait_for
 
 pytestmark = pytest.mark.e2e
 ADMIN = "e2e-admin-token"

@@ -4,10 +4,19 @@ moto's server (in a thread), the table and bucket, Chalice's local API
 server, and a scheduler thread that drives the scheduled job(s) every
 SCHEDULE_SECONDS, because `chalice local` runs no schedules. One process
 means Ctrl-C or a SIGTERM stops all of it, with nothing left behind.
+
+Stopping never waits for a job. A job's threads (the replay's worker pool
+among them) cannot be interrupted, and Python joins them before it exits,
+so a stop used to last as long as the slowest send to a slow primary. The
+process ends with `os._exit` instead, at most STOP_GRACE_SECONDS after the
+signal. That is safe because every job step is a conditional write that is
+repeated by the next run: a post claimed for sending stays claimed, and the
+next run sends it again with the same Idempotency-Key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,7 +35,8 @@ from scripts.localaws import start_moto_server
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
-READY_TIMEOUT_SECONDS = 30
+READY_TIMEOUT_SECONDS = 30  # READY_TIMEOUT_SECONDS in the environment wins
+STOP_GRACE_SECONDS = 3
 
 
 def stage_environment(stage: str) -> dict[str, str]:
@@ -123,8 +134,8 @@ class Scheduler(threading.Thread):
                 print(f"scheduled job failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 
 
-def wait_until_ready(base_url: str, stop: threading.Event) -> bool:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+def wait_until_ready(base_url: str, stop: threading.Event, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not stop.is_set():
         try:
             with urllib.request.urlopen(f"{base_url}/status", timeout=2) as response:
@@ -135,9 +146,55 @@ def wait_until_ready(base_url: str, stop: threading.Event) -> bool:
     return False
 
 
-def main() -> int:
-    env = os.environ
-    apply_settings(env)
+class StartFailed(Exception):
+    """The stack did not come up; the message says why, for the operator."""
+
+
+def end_process(code: int) -> None:
+    """Exit now, without joining the job's threads (see the module docstring)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+class HardStop:
+    """Ends the process `grace` seconds after it is armed, whatever the main
+    thread is stuck in (a request to an AWS endpoint that does not answer)."""
+
+    def __init__(self, grace: float) -> None:
+        self._grace = grace
+        self._timer: threading.Timer | None = None
+
+    def arm(self, code: int) -> None:
+        if self._timer is None:
+            self._timer = threading.Timer(self._grace, end_process, (code,))
+            self._timer.daemon = True
+            self._timer.start()
+
+
+def serve_api(env: dict[str, str], host: str, port: int, parts: contextlib.ExitStack):
+    """Chalice's local server for app.py on a thread; returns (app module, base URL)."""
+    from chalice.cli.factory import CLIFactory
+    from chalice.local import create_local_server
+
+    import app as app_module
+
+    config = CLIFactory(str(ROOT), environ=env).create_config_obj(chalice_stage_name=STAGE)
+    try:
+        server = create_local_server(app_module.app, config, host, port)
+    except OSError as exc:
+        raise StartFailed(f"The API cannot listen on {host}:{port}: {exc.strerror}.") from exc
+    parts.callback(server.server.server_close)
+    threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
+    parts.callback(server.shutdown)
+    return app_module, f"http://{host}:{server.server.server_port}"
+
+
+def start(env: dict[str, str], stop: threading.Event, parts: contextlib.ExitStack) -> None:
+    """Start every part, registering how to stop it in `parts`; raise
+    StartFailed if the API does not answer. A signal meanwhile ends the
+    start early (and quietly)."""
     host, port = env.get("HOST", "127.0.0.1"), int(env.get("PORT", "8000"))
     # Feed links point here unless the environment names another public URL.
     env.setdefault("PUBLIC_BASE_URL", f"http://{host}:{port}")
@@ -145,44 +202,66 @@ def main() -> int:
     if generated_token:
         env["ADMIN_TOKEN"] = secrets.token_urlsafe(32)
     moto = start_moto(env)
+    if moto is not None:
+        parts.callback(moto.stop)
     primary = start_fake_primary(env)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-
+    if primary is not None:
+        parts.callback(primary.stop)
+    if stop.is_set():
+        return
     create_resources()
-    from chalice.cli.factory import CLIFactory
-    from chalice.local import create_local_server
-
-    import app as app_module
-
-    config = CLIFactory(str(ROOT), environ=env).create_config_obj(chalice_stage_name=STAGE)
-    server = create_local_server(app_module.app, config, host, port)
-    threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
+    app_module, base_url = serve_api(env, host, port, parts)
     Scheduler(app_module, float(env.get("SCHEDULE_SECONDS", "5")), stop).start()
 
-    base_url = f"http://{host}:{server.server.server_port}"
-    if not wait_until_ready(base_url, stop):
-        print("The API did not answer in time.", file=sys.stderr, flush=True)
-        stop.set()
-    else:
-        print(f"Lifeboat local stack (stage {STAGE}); AWS endpoint {env['AWS_ENDPOINT_URL']}", flush=True)
-        source = "generated" if generated_token else "from ADMIN_TOKEN"
-        print(f"Admin token ({source}): {env['ADMIN_TOKEN']}", flush=True)
-        if primary is not None:
-            print(f"Fake primary: {primary.url} (POST /control to break it, GET /received)", flush=True)
-        else:
-            print(f"Primary: {env['UPSTREAM_URL']}", flush=True)
-        print(f"Ready: {base_url}", flush=True)
-    stop.wait()
-    print("Stopping...", flush=True)
-    server.shutdown()
+    if not wait_until_ready(base_url, stop, float(env.get("READY_TIMEOUT_SECONDS", READY_TIMEOUT_SECONDS))):
+        if stop.is_set():
+            return
+        raise StartFailed("The API did not answer in time.")
+    print(f"Lifeboat local stack (stage {STAGE}); AWS endpoint {env['AWS_ENDPOINT_URL']}", flush=True)
+    source = "generated" if generated_token else "from ADMIN_TOKEN"
+    print(f"Admin token ({source}): {env['ADMIN_TOKEN']}", flush=True)
     if primary is not None:
-        primary.stop()
-    if moto is not None:
-        moto.stop()
-    return 0
+        print(f"Fake primary: {primary.url} (POST /control to break it, GET /received)", flush=True)
+    else:
+        print(f"Primary: {env['UPSTREAM_URL']}", flush=True)
+    print(f"Ready: {base_url}", flush=True)
+
+
+def main() -> int:
+    """Run until a signal (0), or until the start fails (1). Either way the
+    caller ends the process (end_process), so it stops within
+    STOP_GRACE_SECONDS whatever a job is doing."""
+    env = os.environ
+    apply_settings(env)
+    stop = threading.Event()
+    hard_stop = HardStop(STOP_GRACE_SECONDS)
+
+    def on_signal(*_) -> None:
+        stop.set()
+        hard_stop.arm(0)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    parts = contextlib.ExitStack()
+    code = 0
+    try:
+        start(env, stop, parts)
+        stop.wait()
+    except StartFailed as exc:
+        print(exc, file=sys.stderr, flush=True)
+        code = 1
+    except Exception:
+        traceback.print_exc()
+        print("The local stack did not start.", file=sys.stderr, flush=True)
+        code = 1
+    print("Stopping...", flush=True)
+    hard_stop.arm(code)
+    try:
+        parts.close()
+    except Exception:
+        traceback.print_exc()
+    return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    end_process(main())

@@ -31,9 +31,9 @@ def moto(aws_credentials):
     from moto import mock_aws
 
     from chalicelib import aws, schema, wiring
-    from scripts.localaws import serialize_moto_dynamodb
+    from scripts.localaws import patch_moto_dynamodb
 
-    serialize_moto_dynamodb()
+    patch_moto_dynamodb()
     with mock_aws():
         wiring.reset()
         schema.ensure_resources(aws.new_client("dynamodb"), aws.new_client("s3"), TABLE, BUCKET)

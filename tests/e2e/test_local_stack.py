@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from scripts.stack_process import launch, process_group_is_gone
+from tests.e2e.conftest import PRIMARY_TOKEN
 from tests.e2e.stack import http, start_stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -118,10 +122,112 @@ def test_sigterm_to_the_run_script_stops_everything():
     assert code == 0
     assert time.monotonic() - started < 5
     # The whole process group is gone: no stray moto or server process.
-    with pytest.raises(ProcessLookupError):
-        os.killpg(running.process.pid, 0)
+    assert process_group_is_gone(running.process.pid)
     with pytest.raises(OSError):
         running.call("GET", "/status")
+
+
+def _run_until_it_exits(process: subprocess.Popen, timeout: float = 60) -> str:
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    return output
+
+
+def test_a_stack_whose_api_does_not_answer_in_time_exits_non_zero():
+    # Given a readiness wait too short for any API to answer,
+    process = launch({"READY_TIMEOUT_SECONDS": "0"})
+
+    output = _run_until_it_exits(process)
+
+    # then the start counts as failed: a non-zero exit, the reason, no
+    # "Ready" line, and nothing of it left running.
+    assert process.returncode == 1, output
+    assert "The API did not answer in time." in output
+    assert "Ready:" not in output
+    assert process_group_is_gone(process.pid)
+
+
+def test_a_stack_that_cannot_listen_on_its_port_says_so_and_exits_non_zero():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = launch({"PORT": str(port)})
+
+        output = _run_until_it_exits(process)
+
+    assert process.returncode == 1, output
+    assert f"The API cannot listen on 127.0.0.1:{port}" in output
+    assert "Traceback" not in output
+    assert process_group_is_gone(process.pid)
+
+
+def _sends_in_flight(primary) -> int:
+    stats = primary.stats()
+    return stats["requests"] - stats["accepted"] - stats["idempotent_hits"]
+
+
+def _post_state(dynamodb, post_id: str) -> str:
+    key = {"PK": {"S": f"POST#{post_id}"}, "SK": {"S": "POST"}}
+    return dynamodb.get_item(TableName="lifeboat-local", Key=key, ConsistentRead=True)["Item"]["state"]["S"]
+
+
+def test_sigterm_mid_replay_stops_within_5_seconds_and_the_next_run_resends_with_the_same_key(primary):
+    # Given a stack on a shared AWS endpoint, replaying 24 posts of 8 authors
+    # into a primary that takes 8 s per request, with sends in flight,
+    from scripts.localaws import start_moto_server
+
+    shared, url = start_moto_server()
+    env = {
+        "AWS_ENDPOINT_URL": url,
+        "UPSTREAM_URL": primary.url,
+        "UPSTREAM_TOKEN": PRIMARY_TOKEN,
+        "UPSTREAM_TIMEOUT_SECONDS": "30",
+        "HEALTH_UP_AFTER": "1",
+    }
+    try:
+        primary.configure(latency_ms=8000)
+        first = start_stack(env)
+        tokens = [first.new_user(f"slow{n}") for n in range(8)]
+        posts = [first.call("POST", "/posts", {"text": f"post {n}"}, token=tokens[n % 8]).body["id"] for n in range(24)]
+        wait_for(lambda: _sends_in_flight(primary) >= 1, timeout=30)
+
+        # when it gets a SIGTERM,
+        started = time.monotonic()
+        os.kill(first.process.pid, signal.SIGTERM)
+        assert first.process.wait(timeout=10) == 0
+
+        # then everything stops within 5 s, though the sends were still waiting on the primary;
+        assert time.monotonic() - started < 5
+        assert process_group_is_gone(first.process.pid)
+        # the posts it was sending stay claimed, and none is marked replayed that the primary lacks.
+        dynamodb = first.aws_client("dynamodb")
+        states = {post_id: _post_state(dynamodb, post_id) for post_id in posts}
+        claimed = {post_id for post_id, state in states.items() if state == "sending"}
+        assert claimed
+        wait_for(lambda: _sends_in_flight(primary) == 0, timeout=30)  # the sends it left behind land
+        landed = {p.id for p in primary.received()}
+        assert {post_id for post_id, state in states.items() if state == "replayed"} <= landed
+
+        # When the next run starts, once the stopped run's lease has expired
+        # (deleted here rather than waited for),
+        dynamodb.delete_item(TableName="lifeboat-local", Key={"PK": {"S": "LEASE#replay"}, "SK": {"S": "LEASE"}})
+        primary.configure(latency_ms=0)
+        second = start_stack(env)
+        try:
+            wait_for(lambda: second.call("GET", "/status").body["backlog"] == 0, timeout=60)
+        finally:
+            assert second.stop() == 0
+
+        # then it resends the claimed posts with their keys, which the primary
+        # recognises, and sends the rest: the primary has every post exactly once.
+        assert sorted(p.id for p in primary.received()) == sorted(posts)
+        assert primary.stats()["idempotent_hits"] == len(claimed & landed) >= 1
+    finally:
+        shared.stop()
 
 
 def test_the_outage_walkthrough_plays_locally(stack):

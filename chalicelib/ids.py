@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+_ULID_RE = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 _RANDOM_BITS = 80
 _RANDOM_MAX = (1 << _RANDOM_BITS) - 1
 # Ids made in one millisecond step here, not at bit 0, so their top 64 bits
@@ -66,7 +66,7 @@ class UlidFactory:
 
 
 def is_ulid(text: object) -> bool:
-    return isinstance(text, str) and bool(_ULID_RE.match(text))
+    return isinstance(text, str) and bool(_ULID_RE.fullmatch(text))
 
 
 def ulid_value(ulid: str) -> int:

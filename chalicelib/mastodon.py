@@ -34,7 +34,7 @@ ACCOUNTS_DEFAULT_LIMIT = 40
 ACCOUNTS_MAX_LIMIT = 80
 # Fields Mastodon accepts that Lifeboat cannot honour: refused, never dropped.
 UNSUPPORTED_STATUS_FIELDS = ("media_ids", "poll", "scheduled_at", "quoted_status_id", "quote_id", "media_attributes")
-_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+_LANGUAGE_RE = re.compile(r"[a-z]{2,3}")
 _PARAGRAPH_BREAK_RE = re.compile(r"\n{2,}")
 _FALSE = ("", "0", "false", "f", "off", "no")
 
@@ -244,7 +244,7 @@ def parse_status_form(form: dict[str, list[str]], idempotency_key: str | None, m
             code="unsupported_visibility",
         )
     language = _one(form, "language") or None
-    if language is not None and not _LANGUAGE_RE.match(language):
+    if language is not None and not _LANGUAGE_RE.fullmatch(language):
         raise ValidationFailed("Validation failed: language must be an ISO 639 code", code="invalid_language")
     spoiler = (_one(form, "spoiler_text") or "").strip()
     text = _one(form, "status")

@@ -15,11 +15,12 @@ REPLAYED = "replayed"
 FAILED = "failed"
 DELETED = "deleted"
 
-USERNAME_RE = re.compile(r"^[a-z0-9_]{1,30}$")
+# The patterns here are used with fullmatch: `^...$` would also accept a final newline.
+USERNAME_RE = re.compile(r"[a-z0-9_]{1,30}")
 # Characters XML 1.0 forbids (C0 controls but tab/newline, lone surrogates,
 # U+FFFE/U+FFFF), DEL and the C1 controls: any of them would break a feed.
 _FORBIDDEN_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-_IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+_IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 _POST_FIELDS = frozenset({"text", "in_reply_to"})
 
 
@@ -127,12 +128,12 @@ def parse_new_post(body: object, idempotency_key: str | None, max_chars: int) ->
 def parse_idempotency_key(raw: str | None) -> str | None:
     if raw is None:
         return None
-    if not _IDEMPOTENCY_KEY_RE.match(raw):
+    if not _IDEMPOTENCY_KEY_RE.fullmatch(raw):
         raise BadRequest("Idempotency-Key must be 1-255 printable ASCII characters", code="invalid_idempotency_key")
     return raw
 
 
 def validate_username(username: object) -> str:
-    if not isinstance(username, str) or not USERNAME_RE.match(username):
+    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
         raise ValidationFailed("username must match [a-z0-9_]{1,30}", code="invalid_username")
     return username

@@ -12,6 +12,7 @@ author; one Decrypt per post would be slow and cost $0.03 per 10,000).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -21,6 +22,8 @@ from chalicelib.errors import ValidationFailed
 
 ITEM_SK = "UPSTREAM_TOKEN"
 MAX_TOKEN_CHARS = 4096
+# It goes into an Authorization header: visible ASCII only, no controls.
+_PRINTABLE_ASCII_RE = re.compile(r"[!-~]+")
 
 
 def ensure_key(kms, alias: str) -> str:
@@ -41,7 +44,7 @@ def validate_token(body: object) -> str:
     token = body["token"]
     if not isinstance(token, str) or not token.strip() or len(token) > MAX_TOKEN_CHARS:
         raise ValidationFailed("token must be a non-empty string", code="invalid_token")
-    if any(char.isspace() for char in token.strip()) or not token.isascii():
+    if not _PRINTABLE_ASCII_RE.fullmatch(token.strip()) or not token.isascii():
         raise ValidationFailed("token must be one line of printable ASCII", code="invalid_token")
     return token.strip()
 

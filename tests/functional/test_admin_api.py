@@ -60,8 +60,8 @@ def test_invalid_usernames_are_refused(api, body, status):
 
 
 def test_a_username_with_a_final_newline_is_refused_and_nothing_is_stored(api):
-    # Found by schemathesis: the user was created, then the Location header
-    # with the newline in it made the answer a 500.
+    # Found while writing docs/openapi.yaml: the user was created, then the
+    # Location header with the newline in it made the answer a 500.
     reply = api.post("/admin/users", {"username": "alice\n"}, token=ADMIN_TOKEN)
     assert (reply.status, reply.body["error"]) == (422, "invalid_username")
     assert not any(item["PK"]["S"].startswith("USER#alice") for item in all_items())

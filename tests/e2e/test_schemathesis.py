@@ -18,6 +18,8 @@ import collections
 import contextlib
 import itertools
 import json
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -90,14 +92,16 @@ class World:
     def __init__(self, stack) -> None:
         self.stack = stack
         self.author_token = stack.new_user(AUTHOR)
-        self.post_ids = [self._post(f"seed post {n}") for n in range(3)]
+        # Another user's post: the fuzzer, posting as AUTHOR, cannot delete
+        # it (it gets 403), so it stays a parent to reply to.
+        self.parent_id = self._post("a post to reply to", stack.new_user("fuzz_other"))
         self.cursor = stack.call("GET", "/timeline/public?limit=1").body["next_cursor"]
         self._make_dead_letter()
         self.tokens = {"userToken": self.author_token, "adminToken": stack.admin_token}
         self._made = 0
 
-    def _post(self, text: str) -> str:
-        reply = self.stack.call("POST", "/posts", {"text": text}, token=self.author_token)
+    def _post(self, text: str, token: str) -> str:
+        reply = self.stack.call("POST", "/posts", {"text": text}, token=token)
         assert reply.status == 201, reply.body
         return reply.body["id"]
 
@@ -106,7 +110,7 @@ class World:
         # dead letter, so the dead-letter list has an item to check.
         control = f"{self.stack.primary_url}/control"
         assert http("POST", control, {"force_status": 422}).status == 200
-        post_id = self._post("the primary will refuse this one")
+        post_id = self._post("the primary will refuse this one", self.author_token)
         wait_for(lambda: self.stack.call("GET", f"/posts/{post_id}").body["state"] == "failed", timeout=60)
         assert http("POST", control, {"force_status": None}).status == 200
 
@@ -131,7 +135,7 @@ class World:
             case.query["cursor"] = self.cursor
         if case.operation.label == "POST /posts" and isinstance(case.body, dict):
             if case.body.get("in_reply_to") is not None:
-                case.body["in_reply_to"] = self.post_ids[0]
+                case.body["in_reply_to"] = self.parent_id
             key = (case.headers or {}).get("Idempotency-Key")
             if key is not None:
                 case.headers["Idempotency-Key"] = self._fresh(key, 255, "~")
@@ -189,7 +193,11 @@ def explained_by_the_stack_log(stack):
 def stack():
     running = start_stack(STACK_ENV)
     yield running
-    running.stop()
+    try:
+        running.stop()
+    finally:
+        if running.process.poll() is None:  # it did not stop in time: that failure stands, the process goes
+            os.killpg(running.process.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

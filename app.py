@@ -136,6 +136,16 @@ def replay_now():
     return json_response(report)
 
 
+# -- the contract (docs/openapi.yaml) -----------------------------------------------
+
+
+@route("/openapi.json", methods=["GET"])
+def openapi_document():
+    from chalicelib import openapi_document  # read on the first request only, never at cold start
+
+    return json_response(openapi_document.json_text())
+
+
 # -- Mastodon client API (docs/DESIGN.md, "Mastodon API") ------------------------------
 
 mastodon_route = web.mastodon_router(app)

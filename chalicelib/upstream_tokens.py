@@ -19,6 +19,7 @@ posting with a replaced or deleted token there.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ class _Decrypted:
     at: float
 
 
+# It goes into an Authorization header: visible ASCII only, no controls.
+_PRINTABLE_ASCII_RE = re.compile(r"[!-~]+")
+
+
 def ensure_key(kms, alias: str) -> str:
     """The key behind `alias`, created if missing (local stack and tests;
     on AWS the deploy template owns the key and its policy)."""
@@ -58,7 +63,7 @@ def validate_token(body: object) -> str:
     token = body["token"]
     if not isinstance(token, str) or not token.strip() or len(token) > MAX_TOKEN_CHARS:
         raise ValidationFailed("token must be a non-empty string", code="invalid_token")
-    if any(char.isspace() for char in token.strip()) or not token.isascii():
+    if not _PRINTABLE_ASCII_RE.fullmatch(token.strip()) or not token.isascii():
         raise ValidationFailed("token must be one line of printable ASCII", code="invalid_token")
     return token.strip()
 

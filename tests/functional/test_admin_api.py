@@ -59,6 +59,14 @@ def test_invalid_usernames_are_refused(api, body, status):
     assert api.post("/admin/users", body, token=ADMIN_TOKEN).status == status
 
 
+def test_a_username_with_a_final_newline_is_refused_and_nothing_is_stored(api):
+    # Found while writing docs/openapi.yaml: the user was created, then the
+    # Location header with the newline in it made the answer a 500.
+    reply = api.post("/admin/users", {"username": "alice\n"}, token=ADMIN_TOKEN)
+    assert (reply.status, reply.body["error"]) == (422, "invalid_username")
+    assert not any(item["PK"]["S"].startswith("USER#alice") for item in all_items())
+
+
 @pytest.mark.parametrize("token", [None, "wrong", "lb_not-admin"])
 def test_the_admin_api_needs_the_admin_token(api, token):
     assert api.post("/admin/users", {"username": "mallory"}, token=token).status == 401

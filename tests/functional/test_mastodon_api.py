@@ -82,6 +82,7 @@ def test_the_idempotency_key_gives_the_same_status_back(api, alice):
         ({"visibility": "private"}, "visibility"),
         ({"visibility": "unlisted"}, "visibility"),
         ({"language": "english"}, "language"),
+        ({"language": "en\n"}, "language"),
         ({"status": "   "}, "blank"),
     ],
 )

@@ -45,3 +45,4 @@ def test_is_ulid_rejects_lookalikes():
     assert not ids.is_ulid("01ARZ3NDEKTSV4RRFFQ69G5FAI")  # I is not Crockford
     assert not ids.is_ulid("81ARZ3NDEKTSV4RRFFQ69G5FAV")  # beyond 48 bits of time
     assert not ids.is_ulid(None)
+    assert not ids.is_ulid("01ARZ3NDEKTSV4RRFFQ69G5FAV\n")  # `$` alone would let a final newline through

@@ -91,7 +91,8 @@ def test_valid_usernames(name):
     assert validate_username(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "Alice", "x" * 31, "al-ice", "al ice", "ålice", None, 7])
+# "alice\n": Python's `$` also matches before a final newline.
+@pytest.mark.parametrize("name", ["", "Alice", "x" * 31, "al-ice", "al ice", "ålice", None, 7, "alice\n"])
 def test_invalid_usernames(name):
     with pytest.raises(ValidationFailed):
         validate_username(name)

@@ -319,6 +319,14 @@ def origin(request) -> str:
     return wiring.settings().public_base_url
 
 
+def instance_domain(request) -> str:
+    """The domain the instance entities name: `INSTANCE_DOMAIN`, else the
+    host of `PUBLIC_BASE_URL`; never the request's Host, for the reason
+    `origin` gives."""
+    settings = wiring.settings()
+    return settings.instance_domain or urllib.parse.urlsplit(settings.public_base_url).netloc
+
+
 def _url_path(request) -> str:
     """The path the client asked for, below `origin`: the route with its
     parameters filled in. Not `context["path"]`, which on API Gateway also

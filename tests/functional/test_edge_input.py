@@ -266,3 +266,17 @@ def test_a_mastodon_body_over_the_limit_is_refused_in_mastodons_shape(api, alice
     reply = api.call("POST", "/api/v1/statuses", token=alice, raw="status=" + "x" * 20_000, headers=FORM)
 
     assert reply.status == 413 and reply.body == {"error": "the request body exceeds 16384 bytes"}
+
+
+def test_the_instance_names_the_public_domain_not_the_clients_host(api, public_base):
+    v1 = api.get("/api/v1/instance", headers=FORGED).body
+    v2 = api.get("/api/v2/instance", headers=FORGED).body
+
+    assert (v1["uri"], v2["domain"]) == ("lifeboat.example", "lifeboat.example")
+    assert "evil.example" not in json.dumps([v1, v2])
+
+
+def test_the_instance_names_instance_domain_when_it_is_set(api, public_base, monkeypatch):
+    monkeypatch.setenv("INSTANCE_DOMAIN", "social.example")
+
+    assert api.get("/api/v2/instance", headers=FORGED).body["domain"] == "social.example"

@@ -122,6 +122,22 @@ def test_a_multipart_status_keeps_its_non_ascii_text(api, alice):
     assert reply.body["content"] == "<p>café 🛟</p>"
 
 
+@pytest.mark.parametrize("encoded", ["%ff%fe", "%ed%a0%80", "caf%c3"])
+def test_a_form_status_with_percent_encoded_bytes_that_are_not_utf8_is_a_400(api, alice, encoded):
+    reply = api.call("POST", "/api/v1/statuses", token=alice, headers=FORM, raw=f"status={encoded}".encode())
+
+    assert reply.status == 400, reply.body
+    assert api.get("/api/v1/accounts/alice/statuses").body == []
+
+
+def test_a_form_status_with_percent_encoded_utf8_keeps_its_text(api, alice):
+    raw = "status=" + urllib.parse.quote("café 🛟")
+    reply = api.call("POST", "/api/v1/statuses", token=alice, headers=FORM, raw=raw.encode())
+
+    assert reply.status == 200, reply.body
+    assert reply.body["content"] == "<p>café 🛟</p>"
+
+
 def test_a_json_status_with_an_uppercase_media_type_is_read_as_json(api, alice):
     headers = {"Content-Type": "Application/JSON; charset=UTF-8"}
     reply = api.call("POST", "/api/v1/statuses", token=alice, headers=headers, raw=json.dumps({"status": "hi"}))

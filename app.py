@@ -113,6 +113,12 @@ def revoke_token(username):
     return web.no_content()
 
 
+@route("/admin/posts/{post_id}", methods=["GET"])
+def admin_get_post(post_id):
+    wiring.accounts().require_admin(authorization(app.current_request))
+    return json_response(wiring.posts().get_any_state(post_id).to_admin())
+
+
 @route("/admin/dead-letters", methods=["GET"])
 def dead_letters():
     request = app.current_request
@@ -162,13 +168,13 @@ def _status_page(request, page):
 @mastodon_route("/api/v1/instance", methods=["GET"])
 def mastodon_instance_v1():
     request = app.current_request
-    return json_response(mastodon.render_instance_v1(request.headers.get("host", ""), wiring.settings()))
+    return json_response(mastodon.render_instance_v1(web.instance_domain(request), wiring.settings()))
 
 
 @mastodon_route("/api/v2/instance", methods=["GET"])
 def mastodon_instance_v2():
     request = app.current_request
-    return json_response(mastodon.render_instance_v2(request.headers.get("host", ""), wiring.settings()))
+    return json_response(mastodon.render_instance_v2(web.instance_domain(request), wiring.settings()))
 
 
 @mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"])

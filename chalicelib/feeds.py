@@ -40,7 +40,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from chalicelib import ids
-from chalicelib.models import DELETED, Post, validate_username
+from chalicelib.models import Post, validate_username
 
 if TYPE_CHECKING:
     from feedgen.feed import FeedGenerator
@@ -205,7 +205,7 @@ def newest_first(posts: Iterable[Post], max_items: int) -> list[Post]:
     Ids are ULIDs, whose order is creation order, so sorting by id is both
     newest-first and a total, deterministic order.
     """
-    live = (post for post in posts if post.state != DELETED)
+    live = (post for post in posts if not post.is_deleted)
     return sorted(live, key=lambda post: post.id, reverse=True)[:max_items]
 
 

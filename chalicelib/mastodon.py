@@ -22,7 +22,7 @@ from chalicelib.config import Settings
 from chalicelib.errors import FollowLimitReached, Forbidden, NotFound, StoreUnavailable, ValidationFailed
 from chalicelib.follows import Follow, FollowCounts, FollowStore, parse_following_csv
 from chalicelib.mastodon_ids import Window
-from chalicelib.models import DELETED, NewPost, Post, normalise_text, parse_idempotency_key, validate_username
+from chalicelib.models import NewPost, Post, normalise_text, parse_idempotency_key, validate_username
 from chalicelib.posting import PostService
 from chalicelib.rate_limits import writes_limit
 from chalicelib.store import Page, PostStore
@@ -384,7 +384,7 @@ class MastodonApi:
             oldest_first=True,
         )
         post = page.posts[0] if page.posts else None
-        return post if post is not None and post.state != DELETED else None
+        return post if post is not None and not post.is_deleted else None
 
     # -- timelines -------------------------------------------------------
 

@@ -88,6 +88,20 @@ class Post:
             "upstream_id": self.upstream_id,
         }
 
+    def to_admin(self) -> dict:
+        """The post as operators see it: where it stands in every state,
+        deleted ones included (a delete on the primary is queued work)."""
+        return {
+            **self.to_public(),
+            "source": self.source,
+            "replayed_at": self.replayed_at,
+            "deleted_at": self.deleted_at,
+            "upstream_deleted_at": self.upstream_deleted_at,
+            "send_attempts": self.send_attempts,
+            "failure_reason": self.failure_reason,
+            "failed_at": self.failed_at,
+        }
+
     def to_record(self) -> dict:
         return asdict(self)
 

@@ -164,6 +164,13 @@ class PostService:
     def get(self, post_id: str) -> Post:
         return _live(self._store.get_post(post_id) if ids.is_ulid(post_id) else None, post_id)
 
+    def get_any_state(self, post_id: str) -> Post:
+        """The post whatever its state, deleted included: for operators."""
+        post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
+        if post is None:
+            raise NotFound(f"no post {post_id}", code="post_not_found")
+        return post
+
     def author_timeline(self, username: str, cursor: str | None, limit: str | None) -> dict:
         before, size = self._page_request(cursor, limit)
         if not _is_username(username) or self._users.get(username) is None:

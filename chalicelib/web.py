@@ -272,7 +272,11 @@ def form_fields(request) -> dict[str, list[str]]:
     if media_type == MULTIPART:
         return _multipart_fields(content_type, raw)
     try:
-        return urllib.parse.parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        # errors="strict": a percent-encoded byte that is not UTF-8 (or a
+        # surrogate) must be refused, not stored as U+FFFD in the post.
+        return urllib.parse.parse_qs(
+            raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False, errors="strict"
+        )
     except UnicodeDecodeError as exc:
         raise errors.BadRequest("the request body is not UTF-8", code="invalid_body") from exc
 
@@ -317,6 +321,14 @@ def origin(request) -> str:
     everyone). The request is taken so that views read alike; its headers
     are ignored on purpose."""
     return wiring.settings().public_base_url
+
+
+def instance_domain(request) -> str:
+    """The domain the instance entities name: `INSTANCE_DOMAIN`, else the
+    host of `PUBLIC_BASE_URL`; never the request's Host, for the reason
+    `origin` gives."""
+    settings = wiring.settings()
+    return settings.instance_domain or urllib.parse.urlsplit(settings.public_base_url).netloc
 
 
 def _url_path(request) -> str:

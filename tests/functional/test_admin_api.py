@@ -106,3 +106,26 @@ def test_revoking_a_token_locks_the_user_out(api):
     assert api.post("/posts", {"text": "after"}, token=token).status == 401
     assert api.get("/admin/users/alice", token=ADMIN_TOKEN).body["token_active"] is False
     assert api.get("/users/alice/posts").body["posts"][0]["text"] == "before"
+
+
+def test_an_operator_sees_where_a_deleted_post_stands(api):
+    token = api.new_user("alice")
+    post = api.post("/posts", {"text": "soon gone"}, token=token).body
+    assert api.delete(f"/posts/{post['id']}", token=token).status == 204
+
+    shown = api.get(f"/admin/posts/{post['id']}", token=ADMIN_TOKEN)
+
+    assert api.get(f"/posts/{post['id']}").status == 404
+    assert shown.status == 200
+    assert (shown.body["id"], shown.body["state"], shown.body["author"]) == (post["id"], "deleted", "alice")
+    assert shown.body["deleted_at"] is not None
+
+
+def test_the_admin_post_view_needs_the_admin_token_and_a_known_post(api):
+    token = api.new_user("alice")
+    post = api.post("/posts", {"text": "mine"}, token=token).body
+
+    assert api.get(f"/admin/posts/{post['id']}", token=token).status == 401
+    assert api.get(f"/admin/posts/{post['id']}").status == 401
+    assert api.get("/admin/posts/01ARZ3NDEKTSV4RRFFQ69G5FAV", token=ADMIN_TOKEN).status == 404
+    assert api.get("/admin/posts/not-an-id", token=ADMIN_TOKEN).status == 404

@@ -122,6 +122,22 @@ def test_a_multipart_status_keeps_its_non_ascii_text(api, alice):
     assert reply.body["content"] == "<p>café 🛟</p>"
 
 
+@pytest.mark.parametrize("encoded", ["%ff%fe", "%ed%a0%80", "caf%c3"])
+def test_a_form_status_with_percent_encoded_bytes_that_are_not_utf8_is_a_400(api, alice, encoded):
+    reply = api.call("POST", "/api/v1/statuses", token=alice, headers=FORM, raw=f"status={encoded}".encode())
+
+    assert reply.status == 400, reply.body
+    assert api.get("/api/v1/accounts/alice/statuses").body == []
+
+
+def test_a_form_status_with_percent_encoded_utf8_keeps_its_text(api, alice):
+    raw = "status=" + urllib.parse.quote("café 🛟")
+    reply = api.call("POST", "/api/v1/statuses", token=alice, headers=FORM, raw=raw.encode())
+
+    assert reply.status == 200, reply.body
+    assert reply.body["content"] == "<p>café 🛟</p>"
+
+
 def test_a_json_status_with_an_uppercase_media_type_is_read_as_json(api, alice):
     headers = {"Content-Type": "Application/JSON; charset=UTF-8"}
     reply = api.call("POST", "/api/v1/statuses", token=alice, headers=headers, raw=json.dumps({"status": "hi"}))
@@ -266,3 +282,17 @@ def test_a_mastodon_body_over_the_limit_is_refused_in_mastodons_shape(api, alice
     reply = api.call("POST", "/api/v1/statuses", token=alice, raw="status=" + "x" * 20_000, headers=FORM)
 
     assert reply.status == 413 and reply.body == {"error": "the request body exceeds 16384 bytes"}
+
+
+def test_the_instance_names_the_public_domain_not_the_clients_host(api, public_base):
+    v1 = api.get("/api/v1/instance", headers=FORGED).body
+    v2 = api.get("/api/v2/instance", headers=FORGED).body
+
+    assert (v1["uri"], v2["domain"]) == ("lifeboat.example", "lifeboat.example")
+    assert "evil.example" not in json.dumps([v1, v2])
+
+
+def test_the_instance_names_instance_domain_when_it_is_set(api, public_base, monkeypatch):
+    monkeypatch.setenv("INSTANCE_DOMAIN", "social.example")
+
+    assert api.get("/api/v2/instance", headers=FORGED).body["domain"] == "social.example"

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
 READY_TIMEOUT_SECONDS = 30  # READY_TIMEOUT_SECONDS in the environment wins
 STOP_GRACE_SECONDS = 3
+API_LISTEN_BACKLOG = 128
 
 
 def stage_environment(stage: str) -> dict[str, str]:
@@ -176,7 +177,15 @@ class HardStop:
 def serve_api(env: dict[str, str], host: str, port: int, parts: contextlib.ExitStack):
     """Chalice's local server for app.py on a thread; returns (app module, base URL)."""
     from chalice.cli.factory import CLIFactory
-    from chalice.local import create_local_server
+    from chalice.local import ChaliceRequestHandler, ThreadedHTTPServer, create_local_server
+
+    # The local server routes only the methods Chalice knows: any other one got
+    # the server's own 501 instead of the app's 405 with Allow.
+    for method in ("TRACE", "QUERY"):
+        setattr(ChaliceRequestHandler, f"do_{method}", ChaliceRequestHandler._generic_handle)
+    # socketserver listens with a backlog of 5: a burst of 20 clients saw
+    # connections reset. API Gateway queues far more; so does this now.
+    ThreadedHTTPServer.request_queue_size = API_LISTEN_BACKLOG
 
     import app as app_module
 

@@ -8,11 +8,13 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from scripts.stack_process import launch, process_group_is_gone
+from tests.concurrency import run_at_once
 from tests.e2e.conftest import PRIMARY_TOKEN
 from tests.e2e.stack import http, start_stack, wait_for
 
@@ -80,6 +82,20 @@ def test_concurrent_clients_each_get_their_own_answer(stack):
     for name, sent in results:
         listed = [p["id"] for p in stack.call("GET", f"/users/{name}/posts?limit=100").body["posts"]]
         assert listed == list(reversed(sent))
+
+
+def test_a_burst_of_connections_is_queued_not_reset(stack):
+    # 100 clients connect in the same instant: socketserver's default listen
+    # backlog of 5 reset some of them; every one must be answered.
+    def connect_and_ask() -> bytes:
+        host, port = urllib.parse.urlsplit(stack.base_url).netloc.split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as conn:
+            conn.sendall(b"GET /status HTTP/1.1\r\nHost: lifeboat\r\nConnection: close\r\n\r\n")
+            return conn.recv(12)
+
+    answers = run_at_once(connect_and_ask, 100)
+
+    assert answers == [b"HTTP/1.1 200"] * 100
 
 
 def test_one_idempotency_key_raced_over_http_makes_one_post(stack):

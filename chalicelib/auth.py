@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from chalicelib import dynamo
 from chalicelib.aws import unavailable_as_domain_error
 from chalicelib.errors import BadRequest, Conflict, NotFound, StoreUnavailable, Unauthorized, ValidationFailed
-from chalicelib.models import validate_username
+from chalicelib.models import is_username, validate_username
 
 TOKEN_PREFIX = "lb_"  # noqa: S105 - a public prefix, not a secret
 
@@ -235,7 +235,9 @@ class Accounts:
         return self.get_user(username), token
 
     def get_user(self, username: str) -> User:
-        user = self._users.get(username) if isinstance(username, str) else None
+        # Checked before the read: DynamoDB refuses keys over 2,048 bytes
+        # with a ValidationException, which would be a 500.
+        user = self._users.get(username) if is_username(username) else None
         if user is None:
             raise NotFound(f"no user {username!r}", code="user_not_found")
         return user

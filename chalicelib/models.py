@@ -174,7 +174,11 @@ def parse_idempotency_key(raw: str | None) -> str | None:
     return raw
 
 
+def is_username(text: object) -> bool:
+    return isinstance(text, str) and USERNAME_RE.fullmatch(text) is not None
+
+
 def validate_username(username: object) -> str:
-    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
+    if not is_username(username):
         raise ValidationFailed("username must match [a-z0-9_]{1,30}", code="invalid_username")
     return username

@@ -23,7 +23,7 @@ from chalicelib.errors import (
     Unavailable,
     ValidationFailed,
 )
-from chalicelib.models import REPLAYED, SENDING, NewPost, Post, parse_new_post, validate_username
+from chalicelib.models import REPLAYED, SENDING, NewPost, Post, is_username, parse_new_post
 from chalicelib.observability import count, logger
 from chalicelib.pagination import decode_cursor, encode_cursor, parse_limit
 from chalicelib.rate_limits import posts_limit, writes_limit
@@ -173,7 +173,7 @@ class PostService:
 
     def author_timeline(self, username: str, cursor: str | None, limit: str | None) -> dict:
         before, size = self._page_request(cursor, limit)
-        if not _is_username(username) or self._users.get(username) is None:
+        if not is_username(username) or self._users.get(username) is None:
             raise NotFound(f"no user {username}", code="user_not_found")
         return _page_body(self._store.author_posts(username, before, size))
 
@@ -206,14 +206,6 @@ def _our_committed_post(exists: PostExists, post: Post) -> Post:
 def _submission(post: Post) -> tuple:
     """What the author sent, and what we made of it: not what happened later."""
     return (post.id, post.author, post.text, post.in_reply_to, post.idempotency_key, post.spoiler_text, post.language)
-
-
-def _is_username(text: str) -> bool:
-    try:
-        validate_username(text)
-    except ValidationFailed:
-        return False
-    return True
 
 
 def _page_body(page: Page) -> dict:

@@ -7,6 +7,7 @@ import hashlib
 import boto3
 import pytest
 
+from chalicelib import wiring
 from tests.conftest import ADMIN_TOKEN, TABLE
 
 
@@ -129,3 +130,23 @@ def test_the_admin_post_view_needs_the_admin_token_and_a_known_post(api):
     assert api.get(f"/admin/posts/{post['id']}").status == 401
     assert api.get("/admin/posts/01ARZ3NDEKTSV4RRFFQ69G5FAV", token=ADMIN_TOKEN).status == 404
     assert api.get("/admin/posts/not-an-id", token=ADMIN_TOKEN).status == 404
+
+
+@pytest.mark.parametrize("username", ["a" * 3000, "Alice", "a%2Fb"])
+@pytest.mark.parametrize(
+    ("method", "suffix"), [("GET", ""), ("POST", "/token"), ("DELETE", "/token"), ("DELETE", "/upstream-token")]
+)
+def test_a_name_that_cannot_be_a_user_is_404_before_any_read(api, username, method, suffix):
+    # Real DynamoDB refuses a key over 2,048 bytes with a ValidationException
+    # (moto does not), so such a name must never reach a read.
+    calls: list[str] = []
+    events = wiring.dynamodb().meta.events
+    record = lambda operation_name, **_: calls.append(operation_name)  # noqa: E731
+    events.register("before-call.dynamodb", record)
+    try:
+        reply = api.call(method, f"/admin/users/{username}{suffix}", token=ADMIN_TOKEN)
+    finally:
+        events.unregister("before-call.dynamodb", record)
+
+    assert (reply.status, reply.body["error"]) == (404, "user_not_found")
+    assert calls == []

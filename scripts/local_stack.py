@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
 READY_TIMEOUT_SECONDS = 30  # READY_TIMEOUT_SECONDS in the environment wins
 STOP_GRACE_SECONDS = 3
+# SIGALRM's default action ends the process if even the hard stop hangs.
+KERNEL_BACKSTOP_SECONDS = 2
 API_LISTEN_BACKLOG = 128
 
 
@@ -246,8 +248,12 @@ def main() -> int:
     hard_stop = HardStop(STOP_GRACE_SECONDS)
 
     def on_signal(*_) -> None:
-        stop.set()
+        # The hard stop first: stop.set() takes the Event's lock, and nothing
+        # may stand between a signal and the end of the process. The kernel's
+        # alarm is the backstop should no Python thread get to run at all.
         hard_stop.arm(0)
+        signal.alarm(STOP_GRACE_SECONDS + KERNEL_BACKSTOP_SECONDS)
+        stop.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)

@@ -6,8 +6,7 @@ chalicelib, and returns. Errors become HTTP responses in chalicelib.web.
 
 from chalice import Chalice, Rate
 
-from chalicelib import mastodon, observability, upstream_tokens, web, wiring
-from chalicelib.feeds import FeedKind
+from chalicelib import observability, web, wiring
 from chalicelib.web import authorization, json_body, json_response, query_param
 
 app = Chalice(app_name="lifeboat")
@@ -59,27 +58,27 @@ def status():
     return json_response(wiring.recovery().status())
 
 
-# -- feeds (feedgen is imported only when one is rendered) ------------------------
+# -- feeds (loaded on the first feed request; feedgen only when one is rendered) ---
 
 
 @route("/users/{username}/feed.rss", methods=["GET"])
 def user_feed_rss(username):
-    return web.feed_response(wiring.feeds().live(username, FeedKind.RSS, app.current_request.headers))
+    return web.feed_response(wiring.feeds().live(username, "rss", app.current_request.headers))
 
 
 @route("/users/{username}/feed.atom", methods=["GET"])
 def user_feed_atom(username):
-    return web.feed_response(wiring.feeds().live(username, FeedKind.ATOM, app.current_request.headers))
+    return web.feed_response(wiring.feeds().live(username, "atom", app.current_request.headers))
 
 
 @route("/timeline/public/feed.rss", methods=["GET"])
 def public_feed_rss():
-    return web.feed_response(wiring.feeds().live(None, FeedKind.RSS, app.current_request.headers))
+    return web.feed_response(wiring.feeds().live(None, "rss", app.current_request.headers))
 
 
 @route("/timeline/public/feed.atom", methods=["GET"])
 def public_feed_atom():
-    return web.feed_response(wiring.feeds().live(None, FeedKind.ATOM, app.current_request.headers))
+    return web.feed_response(wiring.feeds().live(None, "atom", app.current_request.headers))
 
 
 # -- administration --------------------------------------------------------------
@@ -168,13 +167,13 @@ def _status_page(request, page):
 @mastodon_route("/api/v1/instance", methods=["GET"])
 def mastodon_instance_v1():
     request = app.current_request
-    return json_response(mastodon.render_instance_v1(web.instance_domain(request), wiring.settings()))
+    return json_response(wiring.mastodon().instance_v1(web.instance_domain(request)))
 
 
 @mastodon_route("/api/v2/instance", methods=["GET"])
 def mastodon_instance_v2():
     request = app.current_request
-    return json_response(mastodon.render_instance_v2(web.instance_domain(request), wiring.settings()))
+    return json_response(wiring.mastodon().instance_v2(web.instance_domain(request)))
 
 
 @mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"])
@@ -262,7 +261,7 @@ def put_upstream_token(username):
     request = app.current_request
     wiring.accounts().require_admin(authorization(request))
     user = wiring.accounts().get_user(username)
-    wiring.upstream_tokens().put(user.username, upstream_tokens.validate_token(json_body(request)))
+    wiring.upstream_tokens().put_from_body(user.username, json_body(request))
     return web.no_content()
 
 

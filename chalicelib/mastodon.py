@@ -328,6 +328,14 @@ class MastodonApi:
         self._clock = clock
         self._write_limit = writes_limit(settings.writes_per_minute)
 
+    # -- the instance ----------------------------------------------------
+
+    def instance_v1(self, domain: str) -> dict:
+        return render_instance_v1(domain, self._settings)
+
+    def instance_v2(self, domain: str) -> dict:
+        return render_instance_v2(domain, self._settings)
+
     # -- statuses --------------------------------------------------------
 
     def create_status(self, author: str, form: dict[str, list[str]], key: str | None, origin: str) -> dict:

@@ -77,13 +77,15 @@ class Feeds:
         self._settings = settings
         self._clock = clock
 
-    def live(self, username: str | None, kind: FeedKind, request_headers: Mapping[str, str]) -> FeedReply:
-        """The feed of a user (or, with None, the public timeline).
+    def live(self, username: str | None, kind: FeedKind | str, request_headers: Mapping[str, str]) -> FeedReply:
+        """The feed of a user (or, with None, the public timeline), in `kind`
+        ("rss" or "atom": a route names it without importing this module).
 
         A conditional request that still matches is answered from the marker
         alone: one read, no posts queried, nothing rendered. Raises NotFound
         for an unknown user.
         """
+        kind = FeedKind(kind)
         timeline = timeline_of(username)
         stored = self._markers.marker(timeline)
         channel = self.channel(timeline, kind)

@@ -3,8 +3,6 @@ bodies, request parsing shared by the views, and the request middleware."""
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import functools
 import re
 import time
@@ -287,6 +285,10 @@ def _multipart_fields(content_type: str, raw: bytes) -> dict[str, list[str]]:
         header = content_type.encode("latin-1")
     except UnicodeEncodeError as exc:
         raise errors.BadRequest("the Content-Type header is not Latin-1 text", code="invalid_content_type") from exc
+    # Only Mastodon media forms need these: imported here, off the cold start.
+    import email.parser
+    import email.policy
+
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + header + b"\r\n\r\n" + raw
     )

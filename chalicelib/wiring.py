@@ -1,30 +1,34 @@
 """The composition root: builds settings, AWS clients, adapters and services
 lazily, once per container. Views and schedules ask here for what they need;
-tests call `reset()` and let the next request build afresh (inside moto)."""
+tests call `reset()` and let the next request build afresh (inside moto).
+
+What every route uses (DynamoDB, the accounts, the posts) is imported here,
+at cold start. Each other feature (feeds, Mastodon, recovery, upstream
+tokens) is imported inside its builder, so only a container whose routes use
+it pays for loading it (docs/DESIGN.md, "Cold start")."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
+from typing import TYPE_CHECKING
 
 from chalicelib import aws, ids
-from chalicelib.archive import Archive, Spool
+from chalicelib.archive import Spool
 from chalicelib.auth import Accounts, TokenCache, UserStore
 from chalicelib.config import Settings, UpstreamSettings
-from chalicelib.feed_store import FeedStore
-from chalicelib.follows import FollowStore
-from chalicelib.health import HealthStore
-from chalicelib.jobs import Maintenance
-from chalicelib.lease import Lease
-from chalicelib.mastodon import MastodonApi
 from chalicelib.posting import PostService
-from chalicelib.recovery import LEASE_NAME, Recovery
-from chalicelib.static_feeds import StaticFeeds
 from chalicelib.store import PostStore
-from chalicelib.syndication import FEEDS_LEASE_NAME, FeedPublisher, Feeds
-from chalicelib.upstream import GenericIngestUpstream, Upstream
-from chalicelib.upstream_mastodon import MastodonUpstream
-from chalicelib.upstream_tokens import UpstreamTokens
+
+if TYPE_CHECKING:
+    from chalicelib.feed_store import FeedStore
+    from chalicelib.follows import FollowStore
+    from chalicelib.jobs import Maintenance
+    from chalicelib.mastodon import MastodonApi
+    from chalicelib.recovery import Recovery
+    from chalicelib.syndication import FeedPublisher, Feeds
+    from chalicelib.upstream import Upstream
+    from chalicelib.upstream_tokens import UpstreamTokens
 
 
 def utc_now_iso() -> str:
@@ -78,11 +82,15 @@ def posts() -> PostService:
 
 
 def follow_store() -> FollowStore:
+    from chalicelib.follows import FollowStore
+
     return FollowStore(dynamodb(), settings().table_name, settings().max_following)
 
 
 @cache
 def mastodon() -> MastodonApi:
+    from chalicelib.mastodon import MastodonApi
+
     return MastodonApi(posts(), post_store(), user_store(), follow_store(), settings(), utc_now_iso)
 
 
@@ -100,6 +108,9 @@ def read_ssm_secret(name: str) -> str:
 
 def upstream() -> Upstream | None:
     """The primary to replay into, or None when no UPSTREAM_URL is set."""
+    from chalicelib.upstream import GenericIngestUpstream
+    from chalicelib.upstream_mastodon import MastodonUpstream
+
     configured = upstream_settings()
     if not configured.enabled:
         return None
@@ -112,11 +123,17 @@ def upstream() -> Upstream | None:
 def upstream_tokens() -> UpstreamTokens:
     """Per-user tokens for a Mastodon primary; cached so their decrypted
     values are reused for a few minutes rather than decrypted per post."""
+    from chalicelib.upstream_tokens import UpstreamTokens
+
     return UpstreamTokens(dynamodb(), kms(), settings().table_name, upstream_settings().token_key_id)
 
 
 @cache
 def recovery() -> Recovery:
+    from chalicelib.health import HealthStore
+    from chalicelib.lease import Lease
+    from chalicelib.recovery import LEASE_NAME, Recovery
+
     table = settings().table_name
     health = HealthStore(dynamodb(), table)
     lease = Lease(dynamodb(), table, LEASE_NAME)
@@ -126,6 +143,9 @@ def recovery() -> Recovery:
 
 @cache
 def maintenance() -> Maintenance:
+    from chalicelib.archive import Archive
+    from chalicelib.jobs import Maintenance
+
     bucket = settings().bucket_name
     return Maintenance(
         post_store(), Spool(s3(), bucket), Archive(s3(), bucket), settings(), recovery(), publisher=feed_publisher()
@@ -133,15 +153,23 @@ def maintenance() -> Maintenance:
 
 
 def feed_store() -> FeedStore:
+    from chalicelib.feed_store import FeedStore
+
     return FeedStore(dynamodb(), settings().table_name, settings().write_shards)
 
 
 @cache
 def feeds() -> Feeds:
+    from chalicelib.syndication import Feeds
+
     return Feeds(post_store(), feed_store(), settings())
 
 
 def feed_publisher() -> FeedPublisher:
+    from chalicelib.lease import Lease
+    from chalicelib.static_feeds import StaticFeeds
+    from chalicelib.syndication import FEEDS_LEASE_NAME, FeedPublisher
+
     static = StaticFeeds(s3(), settings().bucket_name)
     lease = Lease(dynamodb(), settings().table_name, FEEDS_LEASE_NAME)
     return FeedPublisher(feeds(), feed_store(), post_store(), static, lease, settings())

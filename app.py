@@ -1,13 +1,14 @@
 """Lifeboat: the fallback backend's routes and schedules.
 
 A routing table only: each view reads its input, calls one thing in
-chalicelib, and returns. Errors become HTTP responses in chalicelib.web.
+chalicelib, and returns. Errors become HTTP responses in chalicelib.api.web.
 """
 
 from chalice import Chalice, Rate
 
-from chalicelib import observability, web, wiring
-from chalicelib.web import authorization, json_body, json_response, query_param
+from chalicelib import observability, wiring
+from chalicelib.api import web
+from chalicelib.api.web import authorization, json_body, json_response, query_param
 
 app = Chalice(app_name="lifeboat")
 app.register_middleware(web.middleware, "http")
@@ -146,7 +147,7 @@ def replay_now():
 
 @route("/openapi.json", methods=["GET"])
 def openapi_document():
-    from chalicelib import openapi_document  # read on the first request only, never at cold start
+    from chalicelib.api import openapi as openapi_document  # read on the first request only, never at cold start
 
     return json_response(openapi_document.json_text())
 

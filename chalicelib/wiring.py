@@ -13,22 +13,23 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING
 
-from chalicelib import aws, ids
-from chalicelib.archive import Spool
-from chalicelib.auth import Accounts, TokenCache, UserStore
+from chalicelib.accounts.auth import Accounts, TokenCache, UserStore
+from chalicelib.aws import clients as aws
 from chalicelib.config import Settings, UpstreamSettings
-from chalicelib.posting import PostService
-from chalicelib.store import PostStore
+from chalicelib.core import ids
+from chalicelib.posts.archive import Spool
+from chalicelib.posts.service import PostService
+from chalicelib.posts.store import PostStore
 
 if TYPE_CHECKING:
-    from chalicelib.feed_store import FeedStore
-    from chalicelib.follows import FollowStore
-    from chalicelib.jobs import Maintenance
-    from chalicelib.mastodon import MastodonApi
-    from chalicelib.recovery import Recovery
-    from chalicelib.syndication import FeedPublisher, Feeds
-    from chalicelib.upstream import Upstream
-    from chalicelib.upstream_tokens import UpstreamTokens
+    from chalicelib.feeds.live import FeedPublisher, Feeds
+    from chalicelib.feeds.markers import FeedStore
+    from chalicelib.maintenance import Maintenance
+    from chalicelib.mastodon.api import MastodonApi
+    from chalicelib.mastodon.follows import FollowStore
+    from chalicelib.recovery.service import Recovery
+    from chalicelib.upstream.generic import Upstream
+    from chalicelib.upstream.tokens import UpstreamTokens
 
 
 def utc_now_iso() -> str:
@@ -82,14 +83,14 @@ def posts() -> PostService:
 
 
 def follow_store() -> FollowStore:
-    from chalicelib.follows import FollowStore
+    from chalicelib.mastodon.follows import FollowStore
 
     return FollowStore(dynamodb(), settings().table_name, settings().max_following)
 
 
 @cache
 def mastodon() -> MastodonApi:
-    from chalicelib.mastodon import MastodonApi
+    from chalicelib.mastodon.api import MastodonApi
 
     return MastodonApi(posts(), post_store(), user_store(), follow_store(), settings(), utc_now_iso)
 
@@ -108,8 +109,8 @@ def read_ssm_secret(name: str) -> str:
 
 def upstream() -> Upstream | None:
     """The primary to replay into, or None when no UPSTREAM_URL is set."""
-    from chalicelib.upstream import GenericIngestUpstream
-    from chalicelib.upstream_mastodon import MastodonUpstream
+    from chalicelib.upstream.generic import GenericIngestUpstream
+    from chalicelib.upstream.mastodon import MastodonUpstream
 
     configured = upstream_settings()
     if not configured.enabled:
@@ -123,16 +124,16 @@ def upstream() -> Upstream | None:
 def upstream_tokens() -> UpstreamTokens:
     """Per-user tokens for a Mastodon primary; cached so their decrypted
     values are reused for a few minutes rather than decrypted per post."""
-    from chalicelib.upstream_tokens import UpstreamTokens
+    from chalicelib.upstream.tokens import UpstreamTokens
 
     return UpstreamTokens(dynamodb(), kms(), settings().table_name, upstream_settings().token_key_id)
 
 
 @cache
 def recovery() -> Recovery:
-    from chalicelib.health import HealthStore
-    from chalicelib.lease import Lease
-    from chalicelib.recovery import LEASE_NAME, Recovery
+    from chalicelib.aws.lease import Lease
+    from chalicelib.recovery.health import HealthStore
+    from chalicelib.recovery.service import LEASE_NAME, Recovery
 
     table = settings().table_name
     health = HealthStore(dynamodb(), table)
@@ -143,8 +144,8 @@ def recovery() -> Recovery:
 
 @cache
 def maintenance() -> Maintenance:
-    from chalicelib.archive import Archive
-    from chalicelib.jobs import Maintenance
+    from chalicelib.maintenance import Maintenance
+    from chalicelib.posts.archive import Archive
 
     bucket = settings().bucket_name
     return Maintenance(
@@ -153,22 +154,22 @@ def maintenance() -> Maintenance:
 
 
 def feed_store() -> FeedStore:
-    from chalicelib.feed_store import FeedStore
+    from chalicelib.feeds.markers import FeedStore
 
     return FeedStore(dynamodb(), settings().table_name, settings().write_shards)
 
 
 @cache
 def feeds() -> Feeds:
-    from chalicelib.syndication import Feeds
+    from chalicelib.feeds.live import Feeds
 
     return Feeds(post_store(), feed_store(), settings())
 
 
 def feed_publisher() -> FeedPublisher:
-    from chalicelib.lease import Lease
-    from chalicelib.static_feeds import StaticFeeds
-    from chalicelib.syndication import FEEDS_LEASE_NAME, FeedPublisher
+    from chalicelib.aws.lease import Lease
+    from chalicelib.feeds.live import FEEDS_LEASE_NAME, FeedPublisher
+    from chalicelib.feeds.static import StaticFeeds
 
     static = StaticFeeds(s3(), settings().bucket_name)
     lease = Lease(dynamodb(), settings().table_name, FEEDS_LEASE_NAME)

@@ -59,9 +59,12 @@ def replay_once(posts: int, authors: int, concurrency: int, max_rps: int, primar
     """A fresh moto world: write the backlog, replay it, check the primary."""
     from moto import mock_aws
 
-    from chalicelib import aws, ids, schema, wiring
-    from chalicelib.models import Post
-    from chalicelib.upstream import GenericIngestUpstream
+    from chalicelib import wiring
+    from chalicelib.aws import clients as aws
+    from chalicelib.aws import schema
+    from chalicelib.core import ids
+    from chalicelib.core.models import Post
+    from chalicelib.upstream.generic import GenericIngestUpstream
     from scripts.localaws import serialize_moto_dynamodb
     from tests.fakes import InMemoryPostStore
 

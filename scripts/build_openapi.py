@@ -1,4 +1,4 @@
-"""Write chalicelib/openapi.json from docs/openapi.yaml.
+"""Write chalicelib/api/openapi.json from docs/openapi.yaml.
 
 docs/openapi.yaml is the contract people read and edit. The Lambda bundle
 holds only chalicelib/ and has no YAML parser, so GET /openapi.json serves
@@ -15,7 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "docs" / "openapi.yaml"
-PACKAGED = ROOT / "chalicelib" / "openapi.json"
+PACKAGED = ROOT / "chalicelib" / "api" / "openapi.json"
 
 
 def rendered() -> str:

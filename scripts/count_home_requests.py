@@ -24,7 +24,9 @@ def measure(following: int, posts_each: int, pages: int) -> None:
     from moto import mock_aws
 
     import app
-    from chalicelib import aws, schema, wiring
+    from chalicelib import wiring
+    from chalicelib.aws import clients as aws
+    from chalicelib.aws import schema
     from scripts.localaws import serialize_moto_dynamodb
 
     serialize_moto_dynamodb()

@@ -19,9 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from chalicelib import aws  # noqa: E402
-from chalicelib.archive import Archive  # noqa: E402
+from chalicelib.aws import clients as aws  # noqa: E402
 from chalicelib.config import Settings  # noqa: E402
+from chalicelib.posts.archive import Archive  # noqa: E402
 
 
 def moment(text: str) -> datetime:

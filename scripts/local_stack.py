@@ -88,7 +88,9 @@ def start_fake_primary(env: dict[str, str]):
 
 
 def create_resources() -> None:
-    from chalicelib import schema, upstream_tokens, wiring
+    from chalicelib import wiring
+    from chalicelib.aws import schema
+    from chalicelib.upstream import tokens as upstream_tokens
 
     settings = wiring.settings()
     schema.ensure_resources(wiring.dynamodb(), wiring.s3(), settings.table_name, settings.bucket_name)

@@ -30,7 +30,9 @@ def moto(aws_credentials):
     app builds is built after the mock starts."""
     from moto import mock_aws
 
-    from chalicelib import aws, schema, wiring
+    from chalicelib import wiring
+    from chalicelib.aws import clients as aws
+    from chalicelib.aws import schema
     from scripts.localaws import patch_moto_dynamodb
 
     patch_moto_dynamodb()

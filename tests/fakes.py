@@ -12,8 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from chalicelib.errors import PostExists
-from chalicelib.models import (
+from chalicelib.core.models import (
     DELETE_FAILED,
     DELETE_PENDING,
     DELETED,
@@ -25,7 +24,8 @@ from chalicelib.models import (
     UPSTREAM_DELETE_STATES,
     Post,
 )
-from chalicelib.store import BacklogCounts, StateChanged
+from chalicelib.errors import PostExists
+from chalicelib.posts.store import BacklogCounts, StateChanged
 
 _TO_SEND = frozenset({PENDING, SENDING})
 

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chalicelib.upstream import GenericIngestUpstream, Outcome, UpstreamPost
-from chalicelib.upstream_mastodon import MastodonUpstream
+from chalicelib.upstream.generic import GenericIngestUpstream, Outcome, UpstreamPost
+from chalicelib.upstream.mastodon import MastodonUpstream
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 
 from chalicelib import wiring
-from chalicelib.store import PostStore
+from chalicelib.posts.store import PostStore
 from scripts.fake_primary import FakePrimary
 from tests.concurrency import run_at_once
 from tests.conftest import ADMIN_TOKEN

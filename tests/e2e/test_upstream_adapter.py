@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from chalicelib.upstream import (
+from chalicelib.upstream.generic import (
     BODY_EXCERPT_CHARS,
     DEFAULT_RETRY_AFTER_SECONDS,
     GenericIngestUpstream,

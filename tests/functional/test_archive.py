@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from chalicelib import wiring
-from chalicelib.archive import Archive, Spool
-from chalicelib.jobs import Maintenance
+from chalicelib.maintenance import Maintenance
+from chalicelib.posts.archive import Archive, Spool
 from scripts import export_archive
 from tests.conftest import BUCKET
 

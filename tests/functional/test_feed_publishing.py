@@ -9,13 +9,14 @@ import boto3
 import feedparser
 import pytest
 
-from chalicelib import dynamo, wiring
-from chalicelib.archive import Archive, Spool
-from chalicelib.feeds import FeedKind, Timeline
-from chalicelib.jobs import Maintenance
-from chalicelib.lease import Lease
-from chalicelib.static_feeds import StaticFeeds
-from chalicelib.syndication import FEEDS_LEASE_NAME, FeedPublisher, Feeds
+from chalicelib import wiring
+from chalicelib.aws import dynamo
+from chalicelib.aws.lease import Lease
+from chalicelib.feeds.live import FEEDS_LEASE_NAME, FeedPublisher, Feeds
+from chalicelib.feeds.render import FeedKind, Timeline
+from chalicelib.feeds.static import StaticFeeds
+from chalicelib.maintenance import Maintenance
+from chalicelib.posts.archive import Archive, Spool
 from tests.conftest import BUCKET, TABLE
 
 LATER = 3600

@@ -10,11 +10,13 @@ import time
 import feedparser
 import pytest
 
-from chalicelib import dynamo, syndication, wiring
-from chalicelib.feeds import Lane, entry_title
-from chalicelib.schema import BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
-from chalicelib.store import shard_of
-from chalicelib.syndication import Feeds
+from chalicelib import wiring
+from chalicelib.aws import dynamo
+from chalicelib.aws.schema import BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
+from chalicelib.feeds import live as syndication
+from chalicelib.feeds.live import Feeds
+from chalicelib.feeds.render import Lane, entry_title
+from chalicelib.posts.store import shard_of
 from tests.conftest import TABLE
 
 USER_PATHS = ["/users/alice/feed.rss", "/users/alice/feed.atom"]

@@ -12,7 +12,7 @@ import pytest
 from chalicelib import wiring
 from chalicelib.config import Settings
 from chalicelib.errors import FollowLimitReached
-from chalicelib.follows import Follow
+from chalicelib.mastodon.follows import Follow
 from tests.concurrency import run_at_once
 from tests.conftest import ADMIN_TOKEN
 

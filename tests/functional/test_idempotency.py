@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from chalicelib import wiring
-from chalicelib.store import idempotency_pk
+from chalicelib.posts.store import idempotency_pk
 from tests.concurrency import run_at_once
 from tests.conftest import TABLE
 

@@ -4,7 +4,7 @@ by a holder that dies once it expires."""
 from __future__ import annotations
 
 from chalicelib import wiring
-from chalicelib.lease import Lease
+from chalicelib.aws.lease import Lease
 
 
 class Clock:

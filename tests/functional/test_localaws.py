@@ -37,7 +37,7 @@ ABSENT = "attribute_not_exists(PK)"
 def dynamodb(aws_credentials):
     from moto import mock_aws
 
-    from chalicelib import aws
+    from chalicelib.aws import clients as aws
 
     localaws.patch_moto_dynamodb()
     with mock_aws():

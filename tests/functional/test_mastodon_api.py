@@ -8,7 +8,8 @@ import urllib.parse
 
 import pytest
 
-from chalicelib import ids, mastodon_ids
+from chalicelib.core import ids
+from chalicelib.mastodon import ids as mastodon_ids
 from tests.conftest import ADMIN_TOKEN
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -22,6 +22,6 @@ def test_the_contract_is_served_as_json(api):
 
 def test_importing_the_app_does_not_load_the_contract():
     # The document is read on the first GET /openapi.json, never at cold start.
-    probe = "import sys, app; print('chalicelib.openapi_document' in sys.modules)"
+    probe = "import sys, app; print('chalicelib.api.openapi' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

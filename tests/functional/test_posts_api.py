@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from chalicelib import ids
+from chalicelib.core import ids
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from chalicelib import rate_limits, wiring
+from chalicelib import wiring
+from chalicelib.accounts import rate_limits
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import ids, wiring
-from chalicelib.models import Post
-from chalicelib.store import BacklogCounts, StateChanged
+from chalicelib import wiring
+from chalicelib.core import ids
+from chalicelib.core.models import Post
+from chalicelib.posts.store import BacklogCounts, StateChanged
 from tests.fakes import InMemoryPostStore
 
 NOW = "2026-11-23T00:00:00.000Z"

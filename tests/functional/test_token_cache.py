@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import wiring
-from chalicelib.auth import Accounts, TokenCache
+from chalicelib.accounts.auth import Accounts, TokenCache
 from chalicelib.errors import StoreUnavailable, Unauthorized
 
 FRESH_SECONDS = 60

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import aws, upstream_tokens
-from chalicelib.upstream_tokens import UpstreamTokens
+from chalicelib.aws import clients as aws
+from chalicelib.upstream import tokens as upstream_tokens
+from chalicelib.upstream.tokens import UpstreamTokens
 from tests.conftest import TABLE
 
 KEY_ALIAS = "alias/lifeboat-upstream-tokens"

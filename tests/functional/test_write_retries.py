@@ -43,8 +43,8 @@ def test_a_post_whose_committed_transaction_was_retried_is_created_once(api, ali
 
 
 def test_a_post_id_held_by_another_post_is_not_taken_for_ours(moto):
+    from chalicelib.core.models import Post
     from chalicelib.errors import PostExists
-    from chalicelib.models import Post
 
     store = wiring.post_store()
     stored = Post(id="01ARZ3NDEKTSV4RRFFQ69G5FAV", author="alice", text="first", created_at="2016-07-30T23:54:10.259Z")

@@ -19,7 +19,7 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
-from chalicelib import schema
+from chalicelib.aws import schema
 from tests.infra.cfn import as_list, of_type, resolve, statements
 from tests.infra.conftest import ROOT
 
@@ -52,7 +52,8 @@ TRANSACT_ITEM_ACTIONS = {
 # Functions whose calls never run on AWS. schema.ensure_resources creates the
 # table and bucket for the local stack and the tests; on AWS the template
 # owns them, and the functions must not be able to create or drop them.
-LOCAL_ONLY_FUNCTIONS = {("schema.py", "ensure_resources"), ("upstream_tokens.py", "ensure_key")}
+LOCAL_ONLY_FUNCTIONS = {("aws/schema.py", "ensure_resources"), ("upstream/tokens.py", "ensure_key")}
+CHALICELIB = ROOT / "chalicelib"
 # Called by the Lambda runtime for the function, not by chalicelib.
 RUNTIME_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 # `chalice deploy` does not create log groups, so its policy files also need:
@@ -96,15 +97,19 @@ def _operation_names(services: set[str]) -> set[str]:
 def _local_only_lines(path: Path, tree: ast.AST) -> set[int]:
     lines: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and (path.name, node.name) in LOCAL_ONLY_FUNCTIONS:
+        if isinstance(node, ast.FunctionDef) and (_relative(path), node.name) in LOCAL_ONLY_FUNCTIONS:
             lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
     return lines
+
+
+def _relative(path: Path) -> str:
+    return path.relative_to(CHALICELIB).as_posix()
 
 
 def scan_chalicelib() -> tuple[list[Call], set[str]]:
     """Every boto3 client call in chalicelib (outside local-only code), and
     the kinds of transaction item it builds ("Put", "Update", ...)."""
-    paths = sorted((ROOT / "chalicelib").glob("*.py"))
+    paths = sorted(CHALICELIB.rglob("*.py"))
     trees = {path: ast.parse(path.read_text(), filename=str(path)) for path in paths}
     operations = _operation_names(_client_services({str(p): t for p, t in trees.items()}))
     calls, item_kinds = [], set()
@@ -113,7 +118,7 @@ def scan_chalicelib() -> tuple[list[Call], set[str]]:
         for node in ast.walk(tree):
             if getattr(node, "lineno", None) in skipped:
                 continue
-            where = f"{path.name}:{getattr(node, 'lineno', 0)}"
+            where = f"{_relative(path)}:{getattr(node, 'lineno', 0)}"
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 name = node.func.attr
                 if name in {"get_paginator", "get_waiter"} and node.args and isinstance(node.args[0], ast.Constant):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import schema
+from chalicelib.aws import schema
 from tests.infra.cfn import as_list, of_type, resolve, statements
 from tests.infra.conftest import ROOT, build
 
@@ -53,9 +53,9 @@ def test_deployment_zip_holds_linux_builds_of_every_requirement(package_dir):
     # Chalice only warns when it cannot get a Linux wheel for a dependency:
     # the zip would deploy and fail at import time, so look inside.
     names = zipfile.ZipFile(package_dir / "deployment.zip").namelist()
-    assert "app.py" in names and "chalicelib/schema.py" in names
+    assert "app.py" in names and "chalicelib/aws/schema.py" in names
     assert "aws_lambda_powertools/__init__.py" in names and "feedgen/__init__.py" in names
-    assert "chalicelib/openapi.json" in names  # GET /openapi.json serves it
+    assert "chalicelib/api/openapi.json" in names  # GET /openapi.json serves it
     assert any(name.startswith("lxml/etree.cpython-311-x86_64-linux-gnu") for name in names)
 
 

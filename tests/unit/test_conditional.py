@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.conditional import is_not_modified
+from chalicelib.feeds.conditional import is_not_modified
 
 ETAG = '"0123abcd"'
 LAST_MODIFIED = "Mon, 23 Nov 2026 20:38:42 GMT"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from chalicelib import ids
+from chalicelib.core import ids
 from tests.concurrency import run_at_once
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import ids, mastodon_ids
 from chalicelib.config import SettingsError, UpstreamSettings
+from chalicelib.core import ids
 from chalicelib.errors import ValidationFailed
-from chalicelib.follows import parse_following_csv
-from chalicelib.mastodon import content_html, parse_status_form
+from chalicelib.mastodon import ids as mastodon_ids
+from chalicelib.mastodon.api import content_html, parse_status_form
+from chalicelib.mastodon.follows import parse_following_csv
 
 
 def test_a_mastodon_id_round_trips_to_the_range_that_holds_its_ulid():

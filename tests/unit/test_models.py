@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.core.models import NewPost, normalise_text, parse_new_post, validate_username
 from chalicelib.errors import BadRequest, ValidationFailed
-from chalicelib.models import NewPost, normalise_text, parse_new_post, validate_username
 
 LIMIT = 500
 

@@ -5,8 +5,8 @@ import hashlib
 import pytest
 
 from chalicelib.config import Settings, SettingsError
+from chalicelib.core.pagination import decode_cursor, encode_cursor, parse_limit
 from chalicelib.errors import BadRequest
-from chalicelib.pagination import decode_cursor, encode_cursor, parse_limit
 
 POST_ID = "01KAQZ7X3M5V0000000000ABCD"
 

@@ -16,13 +16,17 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from chalicelib import conditional, errors, ids, mastodon_ids, parsing, web
-from chalicelib.auth import bearer_token
-from chalicelib.follows import MAX_IMPORT_ROWS, parse_following_csv
-from chalicelib.mastodon import parse_status_form
-from chalicelib.models import NewPost, parse_idempotency_key, parse_new_post, validate_username
-from chalicelib.pagination import decode_cursor, encode_cursor, parse_limit
-from chalicelib.upstream import MAX_RETRY_AFTER_SECONDS, parse_rate_limit, parse_retry_after
+from chalicelib import errors
+from chalicelib.accounts.auth import bearer_token
+from chalicelib.api import web
+from chalicelib.core import ids, parsing
+from chalicelib.core.models import NewPost, parse_idempotency_key, parse_new_post, validate_username
+from chalicelib.core.pagination import decode_cursor, encode_cursor, parse_limit
+from chalicelib.feeds import conditional
+from chalicelib.mastodon import ids as mastodon_ids
+from chalicelib.mastodon.api import parse_status_form
+from chalicelib.mastodon.follows import MAX_IMPORT_ROWS, parse_following_csv
+from chalicelib.upstream.generic import MAX_RETRY_AFTER_SECONDS, parse_rate_limit, parse_retry_after
 from tests.properties import (
     any_char,
     any_text,

@@ -7,11 +7,11 @@ from collections import deque
 
 import pytest
 
-from chalicelib import ids
 from chalicelib.config import Settings
-from chalicelib.health import DOWN, HISTORY_LENGTH, UNKNOWN, UP, HealthState, observe, transition
-from chalicelib.models import Post
-from chalicelib.recovery import (
+from chalicelib.core import ids
+from chalicelib.core.models import Post
+from chalicelib.recovery.health import DOWN, HISTORY_LENGTH, UNKNOWN, UP, HealthState, observe, transition
+from chalicelib.recovery.service import (
     Circuit,
     RateGate,
     ReplayReport,
@@ -22,7 +22,7 @@ from chalicelib.recovery import (
     mode_for,
     ready_heads,
 )
-from chalicelib.upstream import Outcome, RateLimit, SendResult
+from chalicelib.upstream.generic import Outcome, RateLimit, SendResult
 from tests.fakes import InMemoryPostStore
 
 T = "2026-11-23T00:00:00.000Z"

@@ -8,7 +8,7 @@ import email.utils
 import pytest
 
 from chalicelib.config import SettingsError, UpstreamSettings
-from chalicelib.upstream import (
+from chalicelib.upstream.generic import (
     MAX_RETRY_AFTER_SECONDS,
     Backoff,
     GenericIngestUpstream,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import upstream_tokens
 from chalicelib.errors import ValidationFailed
+from chalicelib.upstream import tokens as upstream_tokens
 
 
 @pytest.mark.parametrize("token", ["tok\x01en", "\x7ftoken", "tok\x00", "two words", "caf\u00e9", " ", "x" * 4097])

@@ -1,0 +1,95 @@
+"""Per-user write limits: a fixed one-minute window per user and kind of
+write, counted inside the write's own transaction.
+
+Counting in the same transaction means a refused write counts nothing and
+a counted write always happened; no separate counter can drift. All of a
+user's windows for one minute share one item, `RATE#<user>#<minute>`, with
+one count per kind (`posts`; `writes` for follows, unfollows and deletes);
+TTL removes it once the minute is over.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from chalicelib.aws import dynamo
+from chalicelib.errors import RateLimited
+
+_WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """`per_minute` writes of one kind per user; 0 means no limit."""
+
+    counter: str
+    per_minute: int
+    code: str
+    what: str
+
+    def charge(self, user: str) -> Charge | None:
+        """The count of one write by `user` now, or None when unlimited."""
+        if not self.per_minute:
+            return None
+        return Charge(self, user, int(time.time()))
+
+
+def posts_limit(per_minute: int) -> RateLimit:
+    return RateLimit("posts", per_minute, "too_many_posts", "posts")
+
+
+def writes_limit(per_minute: int) -> RateLimit:
+    return RateLimit("writes", per_minute, "too_many_writes", "follows, unfollows and deletes")
+
+
+@dataclass(frozen=True)
+class Charge:
+    limit: RateLimit
+    user: str
+    now: int
+
+    def transact_item(self, table: str) -> dict:
+        minute = self.now // _WINDOW_SECONDS
+        return {
+            "Update": {
+                "TableName": table,
+                "Key": dynamo.key(f"RATE#{self.user}#{minute}", "RATE"),
+                "UpdateExpression": "ADD #count :one SET expires_at = :expires",
+                "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
+                "ExpressionAttributeNames": {"#count": self.limit.counter},
+                "ExpressionAttributeValues": {
+                    ":one": {"N": "1"},
+                    ":limit": {"N": str(self.limit.per_minute)},
+                    ":expires": {"N": str((minute + 2) * _WINDOW_SECONDS)},
+                },
+            }
+        }
+
+    def refused(self) -> RateLimited:
+        return RateLimited(
+            f"at most {self.limit.per_minute} {self.limit.what} per minute",
+            retry_after=_WINDOW_SECONDS - self.now % _WINDOW_SECONDS,
+            code=self.limit.code,
+        )
+
+
+def transact_charged(
+    client, table: str, items: list[dict], what: str, charge: Charge | None, idempotent_as: str | None = None
+) -> None:
+    """`dynamo.transact` of `items` plus, with a charge, its window count.
+
+    Raises RateLimited when the window is full and nothing else failed;
+    when another condition failed too, that one is the answer (a retried
+    post gets its post back even at the limit), so TransactionCancelled is
+    raised as usual, its reasons indexed like `items`.
+    """
+    if charge is None:
+        dynamo.transact(client, items, what, idempotent_as)
+        return
+    try:
+        dynamo.transact(client, [*items, charge.transact_item(table)], what, idempotent_as)
+    except dynamo.TransactionCancelled as cancelled:
+        if cancelled.failed(len(items)) and not any(cancelled.failed(index) for index in range(len(items))):
+            raise charge.refused() from cancelled
+        raise

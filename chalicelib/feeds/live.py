@@ -1,0 +1,264 @@
+"""Feeds of timelines: the live routes' answers, with conditional GET, and the
+job step that publishes static copies to S3.
+
+Both trust a timeline's marker (`feed_store`) for "has it changed", and read
+posts only to render. The posts come from eventually consistent indexes, so
+a body rendered soon after a change may not show it yet. A live feed is
+sent under one of three sets of validators:
+- settled: the last change is older than `ARCHIVE_SETTLE_SECONDS`, so the
+  indexes are trusted to show it. The marker's ETag and Last-Modified; both
+  may give 304.
+- checked: the change is younger, but the rendered body shows the marker's
+  last changes (`feeds.shows_last_changes`). An ETag of its own, which gives
+  304 from the marker alone until the marker changes or settles (then one
+  more render, under the settled ETag, replaces any copy the check was wrong
+  about); Last-Modified one second early and never a 304 on
+  If-Modified-Since, whose whole seconds cannot tell a change in the same
+  second apart, nor one whose write commits a little after its timestamp.
+- behind: younger, and the body misses one of the marker's last changes.
+  `Cache-Control: no-cache`, under an ETag that nothing matches later.
+The publisher writes a young static copy but does not record it as
+published, so the next run writes it again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from chalicelib.aws.lease import Lease
+from chalicelib.config import Settings
+from chalicelib.core import ids
+from chalicelib.core.models import Post
+from chalicelib.errors import NotFound, ValidationFailed
+from chalicelib.feeds.conditional import is_not_modified
+from chalicelib.feeds.markers import FeedStore, Marker
+from chalicelib.feeds.render import (
+    PUBLIC_TIMELINE,
+    FeedChannel,
+    FeedKind,
+    FeedMarker,
+    Timeline,
+    etag_for,
+    feed_headers,
+    last_modified_for,
+    newest_first,
+    render_feed,
+    shows_last_changes,
+)
+from chalicelib.feeds.static import StaticFeeds
+from chalicelib.posts.store import PostStore
+
+FEEDS_LEASE_NAME = "feeds"
+# How long the publisher's lease outlives the run's own deadline.
+LEASE_GRACE_SECONDS = 30
+# Stop publishing with this much of the invocation left; the rest waits for
+# the next run (the checkpoints do not move, so nothing is skipped).
+PUBLISH_SAFETY_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class FeedReply:
+    """A live feed's answer: `body` None means 304 Not Modified."""
+
+    headers: dict[str, str]
+    body: str | None = None
+
+
+class Feeds:
+    """Renders a timeline's feed and answers the live routes."""
+
+    def __init__(self, store: PostStore, markers: FeedStore, settings: Settings, clock=time.time) -> None:
+        self._store = store
+        self._markers = markers
+        self._settings = settings
+        self._clock = clock
+
+    def live(self, username: str | None, kind: FeedKind | str, request_headers: Mapping[str, str]) -> FeedReply:
+        """The feed of a user (or, with None, the public timeline), in `kind`
+        ("rss" or "atom": a route names it without importing this module).
+
+        A conditional request that still matches is answered from the marker
+        alone: one read, no posts queried, nothing rendered. Raises NotFound
+        for an unknown user.
+        """
+        kind = FeedKind(kind)
+        timeline = timeline_of(username)
+        stored = self._markers.marker(timeline)
+        channel = self.channel(timeline, kind)
+        standing = Standing.SETTLED if self.is_settled(stored) else Standing.CHECKED
+        headers = _validators(stored, channel, kind, standing)
+        comparable_date = headers["Last-Modified"] if standing is Standing.SETTLED else None
+        if is_not_modified(request_headers, etag=headers["ETag"], last_modified=comparable_date):
+            return FeedReply(headers)
+        posts = self._latest(timeline)
+        shown_ids = [post.id for post in newest_first(posts, channel.max_items)]
+        if standing is Standing.CHECKED and not shows_last_changes(stored.lanes, shown_ids, channel.max_items):
+            headers = _validators(stored, channel, kind, Standing.BEHIND)
+        return FeedReply(headers, render_feed(kind, posts, channel).decode())
+
+    def render(self, timeline: Timeline, kind: FeedKind) -> bytes:
+        return render_feed(kind, self._latest(timeline), self.channel(timeline, kind))
+
+    def channel(self, timeline: Timeline, kind: FeedKind) -> FeedChannel:
+        """Everything but the posts; a static copy uses the live route's
+        channel, so both are the same document."""
+        base = self._settings.public_base_url
+        if timeline.username is None:
+            title, description, alternate = (
+                "Lifeboat public timeline",
+                "Everyone's posts on Lifeboat",
+                "timeline/public",
+            )
+        else:
+            name = timeline.username
+            title, description, alternate = f"{name} on Lifeboat", f"Posts by {name} on Lifeboat", f"users/{name}/posts"
+        return FeedChannel(
+            timeline=timeline,
+            title=title,
+            description=description,
+            self_url=f"{base}/{live_path(timeline, kind)}",
+            alternate_url=f"{base}/{alternate}",
+            base_url=base,
+            max_items=self._settings.feed_items,
+        )
+
+    def is_settled(self, marker: Marker) -> bool:
+        """True once the indexes can be trusted to show the marker's change."""
+        age_ms = int(self._clock() * 1000) - ids.millis_from_iso(marker.changed_at)
+        return age_ms >= self._settings.archive_settle_seconds * 1000
+
+    def _latest(self, timeline: Timeline) -> list[Post]:
+        limit = self._settings.feed_items
+        if timeline.username is None:
+            return self._store.public_posts(None, limit).posts
+        return self._store.author_posts(timeline.username, None, limit).posts
+
+
+class Standing(StrEnum):
+    """How far a rendered body can be trusted to match its marker; see the
+    module docstring."""
+
+    SETTLED = "settled"
+    CHECKED = "checked"
+    BEHIND = "behind"
+
+
+def _validators(stored: Marker, channel: FeedChannel, kind: FeedKind, standing: Standing) -> dict[str, str]:
+    """The headers of a feed under `stored`, for a 200 and a 304 alike.
+
+    Each standing has its own ETag, so a copy taken before the change
+    settled is rendered again once it has. A young change gets a
+    Last-Modified one second early: an If-Modified-Since client sent it
+    never gets a 304 for a change made later in the same second."""
+    if standing is Standing.SETTLED:
+        marker = stored.as_feed_marker()
+    else:
+        early = ids.iso_from_millis(ids.millis_from_iso(stored.changed_at) - 1000)
+        marker = FeedMarker(changed_at=early, version=f"{stored.version}:{standing.value}")
+    headers = feed_headers(kind, etag=etag_for(marker, channel, kind), last_modified=last_modified_for(marker))
+    return (headers | {"Cache-Control": "no-cache"}) if standing is Standing.BEHIND else headers
+
+
+def timeline_of(username: str | None) -> Timeline:
+    """The timeline a route names; a username that cannot exist is not found."""
+    try:
+        return Timeline(username)
+    except ValidationFailed as exc:
+        raise NotFound(f"no user {username}", code="user_not_found") from exc
+
+
+def live_path(timeline: Timeline, kind: FeedKind) -> str:
+    """The live route of a feed, relative to the API's base URL."""
+    prefix = "timeline/public" if timeline.username is None else f"users/{timeline.username}"
+    return f"{prefix}/feed.{kind.value}"
+
+
+@dataclass
+class PublishReport:
+    feeds: int = 0
+    objects: int = 0
+    skipped_because: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"feeds": self.feeds, "objects": self.objects, "skipped_because": self.skipped_because}
+
+
+class FeedPublisher:
+    """Publishes static copies of the feeds whose marker changed since their
+    last publish: the public feed, the authors of posts after the
+    publisher's checkpoints, and the users a delete marked dirty.
+
+    One run at a time (a lease): two overlapping runs could otherwise leave
+    an older copy in S3 under a newer recorded version.
+    """
+
+    def __init__(
+        self, feeds: Feeds, markers: FeedStore, store: PostStore, static: StaticFeeds, lease: Lease, settings: Settings
+    ) -> None:
+        self._feeds = feeds
+        self._markers = markers
+        self._store = store
+        self._static = static
+        self._lease = lease
+        self._settings = settings
+
+    def run(self, remaining_seconds: Callable[[], float], now: float) -> PublishReport:
+        report = PublishReport()
+        owner = uuid.uuid4().hex
+        if not self._lease.acquire(owner, remaining_seconds() + LEASE_GRACE_SECONDS):
+            report.skipped_because = "lease_held"
+            return report
+        try:
+            self._publish(report, remaining_seconds, now)
+        finally:
+            self._lease.release(owner)
+        return report
+
+    def _publish(self, report: PublishReport, remaining_seconds: Callable[[], float], now: float) -> None:
+        dirty = self._markers.dirty_users()
+        authors, moves = self._authors_after_checkpoints(now)
+        users = self._markers.user_markers(sorted(authors | set(dirty)))
+        markers = {PUBLIC_TIMELINE: self._markers.public_marker()} | {Timeline(n): m for n, m in users.items()}
+        published = self._markers.published_versions(list(markers))
+        for timeline, marker in markers.items():
+            if remaining_seconds() < PUBLISH_SAFETY_SECONDS:
+                report.skipped_because = "out_of_time"
+                return
+            if published.get(timeline) != marker.version:
+                self._publish_one(timeline, marker, report)
+        for username, shards in dirty.items():
+            marker = markers.get(Timeline(username))
+            if marker is not None and self._feeds.is_settled(marker):
+                self._markers.forget_dirty_user(username, shards, marker)
+        for shard, last_id in moves.items():
+            self._markers.advance_checkpoint(shard, last_id)
+
+    def _publish_one(self, timeline: Timeline, marker: Marker, report: PublishReport) -> None:
+        for kind in FeedKind:
+            self._static.put(timeline, kind, self._feeds.render(timeline, kind))
+            report.objects += 1
+        report.feeds += 1
+        if self._feeds.is_settled(marker):
+            self._markers.record_published(timeline, marker.version)
+
+    def _authors_after_checkpoints(self, now: float) -> tuple[set[str], dict[int, str]]:
+        """Authors of the posts after each shard's checkpoint, and where each
+        checkpoint may move: to the newest settled post only, because a post's
+        id is made before its write commits and may show up late."""
+        now_ms = int(now * 1000)
+        settled_before = ids.smallest_ulid_at(now_ms - self._settings.archive_settle_seconds * 1000)
+        until = ids.smallest_ulid_at(now_ms + 1000)
+        authors: set[str] = set()
+        moves: dict[int, str] = {}
+        for shard in range(self._settings.write_shards):
+            checkpoint = self._markers.checkpoint(shard)
+            posts = self._store.posts_between(shard, checkpoint, until, self._settings.archive_batch_max)
+            authors |= {post.author for post in posts}
+            settled = [post.id for post in posts if post.id < settled_before]
+            if settled:
+                moves[shard] = settled[-1]
+        return authors, moves

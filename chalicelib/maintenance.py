@@ -1,0 +1,134 @@
+"""The scheduled maintenance job: fold the S3 spool into DynamoDB, write
+new posts to the S3 archive in batches, and publish the changed feeds. Every step is idempotent, so a run
+that dies part-way is simply repeated by the next one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from chalicelib.config import Settings
+from chalicelib.core import ids
+from chalicelib.errors import DuplicateIdempotencyKey, PostExists
+from chalicelib.feeds.live import FeedPublisher
+from chalicelib.observability import count
+from chalicelib.posts.archive import Archive, Spool
+from chalicelib.posts.store import PostStore
+from chalicelib.recovery.service import Recovery
+
+SPOOL_SOURCE = "spool"
+
+
+@dataclass
+class MaintenanceReport:
+    folded: int = 0
+    duplicates_dropped: int = 0
+    archived: int = 0
+    archive_objects: list[str] = field(default_factory=list)
+    # Authors with a spooled post folded in this run: their posts wait for the
+    # next run's replay (see Maintenance.run).
+    folded_authors: set[str] = field(default_factory=set)
+    recovery: dict = field(default_factory=dict)
+    feeds: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "folded": self.folded,
+            "duplicates_dropped": self.duplicates_dropped,
+            "archived": self.archived,
+            "archive_objects": len(self.archive_objects),
+            "recovery": self.recovery,
+            "feeds": self.feeds,
+        }
+
+
+class Maintenance:
+    def __init__(
+        self,
+        store: PostStore,
+        spool: Spool,
+        archive: Archive,
+        settings: Settings,
+        recovery: Recovery | None = None,
+        clock=time.time,
+        publisher: FeedPublisher | None = None,
+    ) -> None:
+        self._store = store
+        self._spool = spool
+        self._archive = archive
+        self._settings = settings
+        self._recovery = recovery
+        self._clock = clock
+        self._publisher = publisher
+
+    def run(self, remaining_seconds: Callable[[], float] = lambda: 60.0) -> MaintenanceReport:
+        """Fold the spool first, so spooled posts are replayed too; then
+        health check and replay; then archive; then publish the feeds that
+        changed (last: the fold and deletes it follows change them).
+
+        The replay keeps each author's order only if it sees all their
+        older posts: it does not start while the spool still holds posts
+        (a fold of `SPOOL_FOLD_BATCH` may leave some), and the authors
+        folded in this run wait for the next one, because the Backlog index
+        may not show their folded posts yet.
+        """
+        report = MaintenanceReport()
+        self.fold_spool(report)
+        if self._recovery is not None:
+            report.recovery = self._recovery.run(remaining_seconds, hold_authors=frozenset(report.folded_authors))
+        self.archive_new_posts(report)
+        if self._publisher is not None:
+            report.feeds = self._publisher.run(remaining_seconds, self._clock()).to_dict()
+        return report
+
+    def fold_spool(self, report: MaintenanceReport) -> None:
+        """Move spooled posts into DynamoDB, then archive and drop them.
+
+        Order matters: insert (conditional on the id, so a repeat is a
+        no-op), archive under a name fixed by the id, and only then delete
+        the spool object. A crash between steps repeats them harmlessly.
+        """
+        for key in self._spool.keys(self._settings.spool_fold_batch):
+            post, fingerprint = self._spool.read(key)
+            report.folded_authors.add(post.author)
+            post = post.with_changes(source=SPOOL_SOURCE)
+            now = int(self._clock())
+            try:
+                self._store.fold_spooled(post, fingerprint, now + self._settings.idempotency_ttl_seconds, now)
+                report.folded += 1
+                count("PostsFolded")
+            except DuplicateIdempotencyKey:
+                # The same request also reached DynamoDB (a retry after the
+                # outage): that copy wins and this one is dropped.
+                report.duplicates_dropped += 1
+                self._spool.delete(key)
+                continue
+            except PostExists:
+                pass
+            stored = self._store.get_post(post.id)
+            if stored is not None and stored.source == SPOOL_SOURCE:
+                report.archive_objects += self._archive.write([stored], f"{SPOOL_SOURCE}-{stored.id}")
+            self._spool.delete(key)
+
+    def archive_new_posts(self, report: MaintenanceReport) -> None:
+        """Archive, per write shard, the posts after the shard's checkpoint.
+
+        Only posts older than the settle time are taken: a post whose id
+        is below the checkpoint must never appear later, and ids are made
+        before the write commits. Spooled posts are skipped (the fold
+        archived them), so no post is archived twice.
+        """
+        settled_ms = int(self._clock() * 1000) - self._settings.archive_settle_seconds * 1000
+        before = ids.smallest_ulid_at(settled_ms)
+        for shard in range(self._settings.write_shards):
+            checkpoint = self._store.archive_checkpoint(shard)
+            posts = self._store.posts_between(shard, checkpoint, before, self._settings.archive_batch_max)
+            if not posts:
+                continue
+            fresh = [post for post in posts if post.source != SPOOL_SOURCE]
+            if fresh:
+                report.archive_objects += self._archive.write(fresh, f"s{shard}-after-{checkpoint or 0}")
+            if self._store.advance_archive_checkpoint(shard, checkpoint, posts[-1].id):
+                report.archived += len(fresh)
+                count("PostsArchived", len(fresh))

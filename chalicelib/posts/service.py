@@ -1,0 +1,215 @@
+"""The post service: the write path's rules, reads, and /status.
+
+It owns the decisions (idempotency, spooling, authorization on each post a
+request names); the adapters it is given own the I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from chalicelib.accounts.auth import UserStore
+from chalicelib.accounts.rate_limits import posts_limit, writes_limit
+from chalicelib.config import Settings
+from chalicelib.core import ids
+from chalicelib.core.models import REPLAYED, SENDING, NewPost, Post, is_username, parse_new_post
+from chalicelib.core.pagination import decode_cursor, encode_cursor, parse_limit
+from chalicelib.errors import (
+    Conflict,
+    DuplicateIdempotencyKey,
+    Forbidden,
+    NotFound,
+    PostExists,
+    StoreUnavailable,
+    Unavailable,
+    ValidationFailed,
+)
+from chalicelib.observability import count, logger
+from chalicelib.posts.archive import Spool
+from chalicelib.posts.store import Page, PostStore, StateChanged
+
+SPOOL_RETRY_AFTER_SECONDS = 5
+_DELETE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Created:
+    post: Post
+    # True when DynamoDB refused the write and the post waits in the S3 spool.
+    spooled: bool = False
+    # True when an Idempotency-Key matched an earlier request.
+    replayed: bool = False
+
+
+class PostService:
+    def __init__(
+        self, store: PostStore, spool: Spool, users: UserStore, settings: Settings, id_factory: ids.UlidFactory
+    ) -> None:
+        self._store = store
+        self._spool = spool
+        self._users = users
+        self._settings = settings
+        self._ids = id_factory
+        self._post_limit = posts_limit(settings.posts_per_minute)
+        self._write_limit = writes_limit(settings.writes_per_minute)
+
+    # -- writes -------------------------------------------------------------
+
+    def create(self, author: str, body: object, idempotency_key: str | None) -> Created:
+        """Validate and store a post durably; see docs/DESIGN.md, write path.
+
+        Returns once the post is in DynamoDB (or, if DynamoDB refuses, in
+        the S3 spool). Raises ValidationFailed, Conflict, or Unavailable
+        when neither store takes it.
+        """
+        return self.create_validated(author, parse_new_post(body, idempotency_key, self._settings.max_post_chars))
+
+    def create_validated(self, author: str, new: NewPost) -> Created:
+        """`create` for a request another API has already validated into a
+        NewPost (the Mastodon API): the same rules from here on."""
+        post_id = self._ids.new()
+        post = Post(
+            id=post_id,
+            author=author,
+            text=new.text,
+            created_at=ids.iso_from_millis(ids.ulid_millis(post_id)),
+            in_reply_to=new.in_reply_to,
+            idempotency_key=new.idempotency_key,
+            spoiler_text=new.spoiler_text,
+            language=new.language,
+        )
+        try:
+            self._require_parent(new)
+            self._store.create_post(post, new.fingerprint, *self._idempotency_window(), self._post_limit.charge(author))
+        except PostExists as exists:
+            post = _our_committed_post(exists, post)
+        except DuplicateIdempotencyKey as duplicate:
+            return Created(self._earlier_post(duplicate, new), replayed=True)
+        except StoreUnavailable:
+            return self._spool_instead(post, new)
+        count("PostsAccepted")
+        return Created(post)
+
+    def _require_parent(self, new: NewPost) -> None:
+        if new.in_reply_to is None:
+            return
+        parent = self._store.get_post(new.in_reply_to)
+        if parent is None or parent.is_deleted:
+            count("PostsRejected")
+            raise ValidationFailed(f"in_reply_to: no post {new.in_reply_to}", code="unknown_parent")
+
+    def _idempotency_window(self) -> tuple[int, int]:
+        now = int(time.time())
+        return now + self._settings.idempotency_ttl_seconds, now
+
+    def _earlier_post(self, duplicate: DuplicateIdempotencyKey, new: NewPost) -> Post:
+        if duplicate.fingerprint != new.fingerprint:
+            count("PostsRejected")
+            raise ValidationFailed(
+                "this Idempotency-Key was already used for a different post", code="idempotency_key_reused"
+            )
+        earlier = self._store.get_post(duplicate.post_id)
+        if earlier is None or earlier.is_deleted:
+            raise Conflict("the post made with this Idempotency-Key was deleted", code="idempotency_key_used")
+        return earlier
+
+    def _spool_instead(self, post: Post, new: NewPost) -> Created:
+        # A DynamoDB write may time out after it committed; the spooled copy
+        # has the same id, so folding it in later is a no-op, not a twin.
+        try:
+            spooled = self._spool.put(post, new.fingerprint)
+        except StoreUnavailable as exc:
+            count("PostsRefused")
+            logger.error("neither DynamoDB nor S3 accepted a post", extra={"reason": str(exc)})
+            raise Unavailable(
+                "storage is unavailable; nothing was stored, retry later", retry_after=SPOOL_RETRY_AFTER_SECONDS
+            ) from exc
+        count("PostsSpooled")
+        logger.warning("DynamoDB refused a post; spooled to S3", extra={"post_id": spooled.id})
+        return Created(spooled, spooled=True, replayed=spooled.id != post.id)
+
+    def delete(self, author: str, post_id: str) -> None:
+        """Delete the author's own post: it leaves every timeline and the
+        backlog, and is never reinserted upstream; a post already replayed
+        is queued for deletion on the primary too. Raises RateLimited past
+        the author's WRITES_PER_MINUTE."""
+        deleted_at = ids.iso_from_millis(int(time.time() * 1000))
+        for _ in range(_DELETE_ATTEMPTS):
+            if self._try_delete(author, post_id, deleted_at):
+                count("PostsDeleted")
+                return
+        raise Conflict("the post is changing right now; try again", code="post_busy")
+
+    def _try_delete(self, author: str, post_id: str, deleted_at: str) -> bool:
+        """One read, decide and write; False if the post changed meanwhile
+        (replayed or deleted), so the caller reads and decides again."""
+        post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
+        if post is not None and post.is_deleted and post.deleted_at == deleted_at:
+            return True  # our own delete had committed: botocore retried it after its answer was lost
+        post = _live(post, post_id)
+        if post.author != author:
+            raise Forbidden("only the author may delete a post", code="not_author")
+        if post.state == SENDING:
+            raise Conflict("the post is being reinserted upstream right now; retry shortly", code="post_busy")
+        mark = self._store.queue_upstream_delete if post.state == REPLAYED else self._store.mark_deleted
+        try:
+            mark(post, deleted_at, self._write_limit.charge(author))
+        except StateChanged:
+            return False
+        return True
+
+    # -- reads --------------------------------------------------------------
+
+    def get(self, post_id: str) -> Post:
+        return _live(self._store.get_post(post_id) if ids.is_ulid(post_id) else None, post_id)
+
+    def get_any_state(self, post_id: str) -> Post:
+        """The post whatever its state, deleted included: for operators."""
+        post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
+        if post is None:
+            raise NotFound(f"no post {post_id}", code="post_not_found")
+        return post
+
+    def author_timeline(self, username: str, cursor: str | None, limit: str | None) -> dict:
+        before, size = self._page_request(cursor, limit)
+        if not is_username(username) or self._users.get(username) is None:
+            raise NotFound(f"no user {username}", code="user_not_found")
+        return _page_body(self._store.author_posts(username, before, size))
+
+    def public_timeline(self, cursor: str | None, limit: str | None) -> dict:
+        return _page_body(self._store.public_posts(*self._page_request(cursor, limit)))
+
+    def _page_request(self, cursor: str | None, limit: str | None) -> tuple[str | None, int]:
+        size = parse_limit(limit, self._settings.default_page_size, self._settings.max_page_size)
+        return decode_cursor(cursor), size
+
+
+def _live(post: Post | None, post_id: str) -> Post:
+    if post is None or post.is_deleted:
+        raise NotFound(f"no post {post_id}", code="post_not_found")
+    return post
+
+
+def _our_committed_post(exists: PostExists, post: Post) -> Post:
+    """The stored post, if it is `post` as we sent it: a retry of our own
+    transaction found its commit (botocore retries when an answer is lost,
+    and moto, unlike DynamoDB, ignores the ClientRequestToken). The whole
+    transaction was written, idempotency record included, so it is a
+    success. Any other post under our new id is a bug, re-raised."""
+    stored = exists.stored
+    if stored is None or _submission(stored) != _submission(post):
+        raise exists
+    return stored
+
+
+def _submission(post: Post) -> tuple:
+    """What the author sent, and what we made of it: not what happened later."""
+    return (post.id, post.author, post.text, post.in_reply_to, post.idempotency_key, post.spoiler_text, post.language)
+
+
+def _page_body(page: Page) -> dict:
+    return {
+        "posts": [post.to_public() for post in page.posts],
+        "next_cursor": encode_cursor(page.posts[-1].id) if page.has_more else None,
+    }

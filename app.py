@@ -1,18 +1,39 @@
 """Lifeboat: the fallback backend's routes and schedules.
 
 A routing table only: each view reads its input, calls one thing in
-chalicelib, and returns. Errors become HTTP responses in chalicelib.api.web.
+chalicelib, and returns. Errors become HTTP responses in chalicelib.api.errors;
+`admin=True` routes check the admin token before the view runs.
 """
 
 from chalice import Chalice, Rate
 
 from chalicelib import observability, wiring
-from chalicelib.api import web
-from chalicelib.api.web import authorization, json_body, json_response, query_param
+from chalicelib.api.middleware import middleware
+from chalicelib.api.requests import (
+    CLIENT_API_CONTENT_TYPES,
+    authorization,
+    form_fields,
+    json_body,
+    query_param,
+    query_params,
+    text_body,
+)
+from chalicelib.api.responses import (
+    feed_response,
+    instance_domain,
+    json_response,
+    mastodon_page,
+    no_content,
+    origin,
+    post_created,
+)
+from chalicelib.api.routing import mastodon_router, router
+from chalicelib.core.clock import remaining_seconds
+from chalicelib.core.parsing import flag
 
 app = Chalice(app_name="lifeboat")
-app.register_middleware(web.middleware, "http")
-route = web.router(app)
+app.register_middleware(middleware, "http")
+route = router(app)
 
 
 # -- posts ---------------------------------------------------------------------
@@ -23,7 +44,7 @@ def create_post():
     request = app.current_request
     author = wiring.accounts().authenticate(authorization(request))
     created = wiring.posts().create(author, json_body(request), request.headers.get("idempotency-key"))
-    return web.post_created(created)
+    return post_created(created)
 
 
 @route("/posts/{post_id}", methods=["GET"])
@@ -35,7 +56,7 @@ def get_post(post_id):
 def delete_post(post_id):
     author = wiring.accounts().authenticate(authorization(app.current_request))
     wiring.posts().delete(author, post_id)
-    return web.no_content()
+    return no_content()
 
 
 # -- timelines and status ---------------------------------------------------------
@@ -64,81 +85,73 @@ def status():
 
 @route("/users/{username}/feed.rss", methods=["GET"])
 def user_feed_rss(username):
-    return web.feed_response(wiring.feeds().live(username, "rss", app.current_request.headers))
+    return feed_response(wiring.feeds().live(username, "rss", app.current_request.headers))
 
 
 @route("/users/{username}/feed.atom", methods=["GET"])
 def user_feed_atom(username):
-    return web.feed_response(wiring.feeds().live(username, "atom", app.current_request.headers))
+    return feed_response(wiring.feeds().live(username, "atom", app.current_request.headers))
 
 
 @route("/timeline/public/feed.rss", methods=["GET"])
 def public_feed_rss():
-    return web.feed_response(wiring.feeds().live(None, "rss", app.current_request.headers))
+    return feed_response(wiring.feeds().live(None, "rss", app.current_request.headers))
 
 
 @route("/timeline/public/feed.atom", methods=["GET"])
 def public_feed_atom():
-    return web.feed_response(wiring.feeds().live(None, "atom", app.current_request.headers))
+    return feed_response(wiring.feeds().live(None, "atom", app.current_request.headers))
 
 
 # -- administration --------------------------------------------------------------
 
 
-@route("/admin/users", methods=["POST"])
+@route("/admin/users", methods=["POST"], admin=True)
 def create_user():
     request = app.current_request
-    wiring.accounts().require_admin(authorization(request))
     user, token = wiring.accounts().create_user(json_body(request))
     location = {"Location": f"/admin/users/{user.username}"}
     return json_response({"username": user.username, "token": token}, 201, location)
 
 
-@route("/admin/users/{username}", methods=["GET"])
+@route("/admin/users/{username}", methods=["GET"], admin=True)
 def get_user(username):
-    wiring.accounts().require_admin(authorization(app.current_request))
     return json_response(wiring.accounts().get_user(username).to_public())
 
 
-@route("/admin/users/{username}/token", methods=["POST"])
+@route("/admin/users/{username}/token", methods=["POST"], admin=True)
 def rotate_token(username):
-    wiring.accounts().require_admin(authorization(app.current_request))
     return json_response({"username": username, "token": wiring.accounts().rotate_token(username)}, 201)
 
 
-@route("/admin/users/{username}/token", methods=["DELETE"])
+@route("/admin/users/{username}/token", methods=["DELETE"], admin=True)
 def revoke_token(username):
-    wiring.accounts().require_admin(authorization(app.current_request))
     wiring.accounts().revoke_token(username)
-    return web.no_content()
+    return no_content()
 
 
-@route("/admin/posts/{post_id}", methods=["GET"])
+@route("/admin/posts/{post_id}", methods=["GET"], admin=True)
 def admin_get_post(post_id):
-    wiring.accounts().require_admin(authorization(app.current_request))
     return json_response(wiring.posts().get_any_state(post_id).to_admin())
 
 
-@route("/admin/dead-letters", methods=["GET"])
+@route("/admin/dead-letters", methods=["GET"], admin=True)
 def dead_letters():
     request = app.current_request
-    wiring.accounts().require_admin(authorization(request))
     page = wiring.recovery().dead_letters(query_param(request, "cursor"), query_param(request, "limit"))
     return json_response(page)
 
 
-@route("/admin/dead-letters/{post_id}/retry", methods=["POST"])
+@route("/admin/dead-letters/{post_id}/retry", methods=["POST"], admin=True)
 def retry_dead_letter(post_id):
-    wiring.accounts().require_admin(authorization(app.current_request))
     return json_response(wiring.recovery().retry_dead_letter(post_id))
 
 
-@route("/admin/replay", methods=["POST"])
+@route("/admin/replay", methods=["POST"], admin=True)
 def replay_now():
     request = app.current_request
-    wiring.accounts().require_admin(authorization(request))
-    dry_run = web.flag(query_param(request, "dry_run"))
-    report = wiring.recovery().replay_now(web.remaining_seconds(app.lambda_context), dry_run=dry_run)
+    dry_run = flag(query_param(request, "dry_run"))
+    report = wiring.recovery().replay_now(remaining_seconds(app.lambda_context), dry_run=dry_run)
     return json_response(report)
 
 
@@ -154,7 +167,7 @@ def openapi_document():
 
 # -- Mastodon client API (docs/DESIGN.md, "Mastodon API") ------------------------------
 
-mastodon_route = web.mastodon_router(app)
+mastodon_route = mastodon_router(app)
 
 
 def _me(request) -> str:
@@ -162,115 +175,110 @@ def _me(request) -> str:
 
 
 def _status_page(request, page):
-    return web.mastodon_page(request, page.statuses, page.oldest_id if page.has_more else None, page.newest_id)
+    return mastodon_page(request, page.statuses, page.oldest_id if page.has_more else None, page.newest_id)
 
 
 @mastodon_route("/api/v1/instance", methods=["GET"])
 def mastodon_instance_v1():
     request = app.current_request
-    return json_response(wiring.mastodon().instance_v1(web.instance_domain(request)))
+    return json_response(wiring.mastodon().instance_v1(instance_domain(request)))
 
 
 @mastodon_route("/api/v2/instance", methods=["GET"])
 def mastodon_instance_v2():
     request = app.current_request
-    return json_response(wiring.mastodon().instance_v2(web.instance_domain(request)))
+    return json_response(wiring.mastodon().instance_v2(instance_domain(request)))
 
 
 @mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"])
 def mastodon_verify_credentials():
     request = app.current_request
-    return json_response(wiring.mastodon().verify_credentials(_me(request), web.origin(request)))
+    return json_response(wiring.mastodon().verify_credentials(_me(request), origin(request)))
 
 
-@mastodon_route("/api/v1/statuses", methods=["POST"], content_types=web.CLIENT_API_CONTENT_TYPES)
+@mastodon_route("/api/v1/statuses", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES)
 def mastodon_create_status():
     request = app.current_request
     author = _me(request)
     key = request.headers.get("idempotency-key")
-    return json_response(wiring.mastodon().create_status(author, web.form_fields(request), key, web.origin(request)))
+    return json_response(wiring.mastodon().create_status(author, form_fields(request), key, origin(request)))
 
 
 @mastodon_route("/api/v1/statuses/{status_id}", methods=["GET"])
 def mastodon_get_status(status_id):
-    return json_response(wiring.mastodon().get_status(status_id, web.origin(app.current_request)))
+    return json_response(wiring.mastodon().get_status(status_id, origin(app.current_request)))
 
 
 @mastodon_route("/api/v1/statuses/{status_id}", methods=["DELETE"])
 def mastodon_delete_status(status_id):
     request = app.current_request
-    return json_response(wiring.mastodon().delete_status(_me(request), status_id, web.origin(request)))
+    return json_response(wiring.mastodon().delete_status(_me(request), status_id, origin(request)))
 
 
 @mastodon_route("/api/v1/timelines/home", methods=["GET"])
 def mastodon_home_timeline():
     request = app.current_request
-    page = wiring.mastodon().home_timeline(_me(request), web.query_params(request), web.origin(request))
+    page = wiring.mastodon().home_timeline(_me(request), query_params(request), origin(request))
     return _status_page(request, page)
 
 
 @mastodon_route("/api/v1/timelines/public", methods=["GET"])
 def mastodon_public_timeline():
     request = app.current_request
-    return _status_page(request, wiring.mastodon().public_timeline(web.query_params(request), web.origin(request)))
+    return _status_page(request, wiring.mastodon().public_timeline(query_params(request), origin(request)))
 
 
 @mastodon_route("/api/v1/accounts/lookup", methods=["GET"])
 def mastodon_lookup_account():
     request = app.current_request
-    return json_response(wiring.mastodon().lookup(query_param(request, "acct"), web.origin(request)))
+    return json_response(wiring.mastodon().lookup(query_param(request, "acct"), origin(request)))
 
 
 @mastodon_route("/api/v1/accounts/{account_id}", methods=["GET"])
 def mastodon_account(account_id):
-    return json_response(wiring.mastodon().account(account_id, web.origin(app.current_request)))
+    return json_response(wiring.mastodon().account(account_id, origin(app.current_request)))
 
 
 @mastodon_route("/api/v1/accounts/{account_id}/statuses", methods=["GET"])
 def mastodon_account_statuses(account_id):
     request = app.current_request
-    page = wiring.mastodon().account_statuses(account_id, web.query_params(request), web.origin(request))
+    page = wiring.mastodon().account_statuses(account_id, query_params(request), origin(request))
     return _status_page(request, page)
 
 
 @mastodon_route("/api/v1/accounts/{account_id}/following", methods=["GET"])
 def mastodon_following(account_id):
     request = app.current_request
-    accounts, next_max_id = wiring.mastodon().following(account_id, web.query_params(request), web.origin(request))
-    return web.mastodon_page(request, accounts, next_max_id, None)
+    accounts, next_max_id = wiring.mastodon().following(account_id, query_params(request), origin(request))
+    return mastodon_page(request, accounts, next_max_id, None)
 
 
-@mastodon_route("/api/v1/accounts/{account_id}/follow", methods=["POST"], content_types=web.CLIENT_API_CONTENT_TYPES)
+@mastodon_route("/api/v1/accounts/{account_id}/follow", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES)
 def mastodon_follow(account_id):
     return json_response(wiring.mastodon().follow(_me(app.current_request), account_id))
 
 
-@mastodon_route("/api/v1/accounts/{account_id}/unfollow", methods=["POST"], content_types=web.CLIENT_API_CONTENT_TYPES)
+@mastodon_route("/api/v1/accounts/{account_id}/unfollow", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES)
 def mastodon_unfollow(account_id):
     return json_response(wiring.mastodon().unfollow(_me(app.current_request), account_id))
 
 
-@route("/admin/users/{username}/following", methods=["POST"], content_types=["text/csv"])
+@route("/admin/users/{username}/following", methods=["POST"], content_types=["text/csv"], admin=True)
 def import_following(username):
-    request = app.current_request
-    wiring.accounts().require_admin(authorization(request))
-    return json_response(wiring.mastodon().import_following(username, web.text_body(request)))
+    return json_response(wiring.mastodon().import_following(username, text_body(app.current_request)))
 
 
-@route("/admin/users/{username}/upstream-token", methods=["PUT"])
+@route("/admin/users/{username}/upstream-token", methods=["PUT"], admin=True)
 def put_upstream_token(username):
     request = app.current_request
-    wiring.accounts().require_admin(authorization(request))
-    user = wiring.accounts().get_user(username)
-    wiring.upstream_tokens().put_from_body(user.username, json_body(request))
-    return web.no_content()
+    wiring.upstream_credentials().put(username, lambda: json_body(request))
+    return no_content()
 
 
-@route("/admin/users/{username}/upstream-token", methods=["DELETE"])
+@route("/admin/users/{username}/upstream-token", methods=["DELETE"], admin=True)
 def delete_upstream_token(username):
-    wiring.accounts().require_admin(authorization(app.current_request))
-    wiring.upstream_tokens().delete(wiring.accounts().get_user(username).username)
-    return web.no_content()
+    wiring.upstream_credentials().delete(username)
+    return no_content()
 
 
 # -- schedules -------------------------------------------------------------------
@@ -278,5 +286,5 @@ def delete_upstream_token(username):
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def maintenance(event):
-    remaining = web.remaining_seconds(event.context)
+    remaining = remaining_seconds(event.context)
     return observability.run_job("maintenance", lambda: wiring.maintenance().run(remaining).to_dict())

@@ -1,6 +1,6 @@
 """Domain errors. Each carries a stable machine-readable `code`.
 
-The mapping to HTTP statuses lives in one place, `chalicelib.api.web`; nothing in
+The mapping to HTTP statuses lives in one place, `chalicelib.api.errors`; nothing in
 the domain knows about HTTP.
 """
 

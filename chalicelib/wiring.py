@@ -1,6 +1,7 @@
 """The composition root: builds settings, AWS clients, adapters and services
 lazily, once per container. Views and schedules ask here for what they need;
-tests call `reset()` and let the next request build afresh (inside moto).
+tests hand it fakes with `override(...)`, or call `reset()` and let the next
+request build afresh (inside moto).
 
 What every route uses (DynamoDB, the accounts, the posts) is imported here,
 at cold start. Each other feature (feeds, Mastodon, recovery, upstream
@@ -9,19 +10,22 @@ it pays for loading it (docs/DESIGN.md, "Cold start")."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from functools import cache
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
-from chalicelib.accounts.auth import Accounts, TokenCache, UserStore
+from chalicelib.accounts.service import Accounts, TokenCache
+from chalicelib.accounts.store import UserStore
 from chalicelib.aws import clients as aws
 from chalicelib.config import Settings, UpstreamSettings
 from chalicelib.core import ids
+from chalicelib.core.clock import utc_now_iso
 from chalicelib.posts.archive import Spool
 from chalicelib.posts.service import PostService
 from chalicelib.posts.store import PostStore
 
 if TYPE_CHECKING:
+    from chalicelib.accounts.upstream_credentials import UpstreamCredentials
     from chalicelib.feeds.live import FeedPublisher, Feeds
     from chalicelib.feeds.markers import FeedStore
     from chalicelib.maintenance import Maintenance
@@ -31,71 +35,138 @@ if TYPE_CHECKING:
     from chalicelib.upstream.generic import Upstream
     from chalicelib.upstream.tokens import UpstreamTokens
 
-
-def utc_now_iso() -> str:
-    now = datetime.now(UTC)
-    return ids.iso_from_millis(int(now.timestamp() * 1000))
+Built = TypeVar("Built")
 
 
-@cache
+class Container:
+    """What one container has built, by builder name, and what tests put in
+    their place. A fresh Container is a fresh start: nothing to clear."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, object] = {}
+        self._overrides: dict[str, object] = {}
+
+    def override(self, **things: object) -> None:
+        """Use these instead of building (e.g. `override(feeds=fake)`);
+        the names are the builders'."""
+        unknown = sorted(set(things) - set(_BUILDERS))
+        if unknown:
+            raise TypeError(f"no builder named {', '.join(unknown)}")
+        self._overrides.update(things)
+
+    def once(self, name: str, build: Callable[[], Built]) -> Built:
+        if name in self._overrides:
+            return self._overrides[name]
+        if name not in self._built:
+            # setdefault: two threads racing here both get the first one built.
+            return self._built.setdefault(name, build())
+        return self._built[name]
+
+    def each_time(self, name: str, build: Callable[[], Built]) -> Built:
+        return self._overrides[name] if name in self._overrides else build()
+
+
+_container = Container()
+_BUILDERS: set[str] = set()
+
+
+def _singleton(build: Callable[[], Built]) -> Callable[[], Built]:
+    """Built once per container (or overridden)."""
+    _BUILDERS.add(build.__name__)
+
+    @functools.wraps(build)
+    def built() -> Built:
+        return _container.once(build.__name__, build)
+
+    return built
+
+
+def _per_call(build: Callable[[], Built]) -> Callable[[], Built]:
+    """Built afresh on each call (cheap adapters over cached clients), or
+    overridden."""
+    _BUILDERS.add(build.__name__)
+
+    @functools.wraps(build)
+    def built() -> Built:
+        return _container.each_time(build.__name__, build)
+
+    return built
+
+
+def reset() -> None:
+    """Forget everything built so far and every override (tests; a changed
+    environment)."""
+    global _container
+    _container = Container()
+
+
+def override(**things: object) -> None:
+    """Use these objects instead of building them, until `reset()`."""
+    _container.override(**things)
+
+
+@_singleton
 def settings() -> Settings:
     return Settings.from_env()
 
 
-@cache
+@_singleton
 def dynamodb():
     return aws.new_client("dynamodb")
 
 
-@cache
+@_singleton
 def s3():
     return aws.new_client("s3")
 
 
-@cache
+@_singleton
 def kms():
     return aws.new_client("kms")
 
 
-@cache
+@_singleton
 def id_factory() -> ids.UlidFactory:
     return ids.UlidFactory()
 
 
+@_per_call
 def post_store() -> PostStore:
     return PostStore(dynamodb(), settings().table_name, settings().write_shards)
 
 
+@_per_call
 def user_store() -> UserStore:
     return UserStore(dynamodb(), settings().table_name)
 
 
-@cache
+@_singleton
 def accounts() -> Accounts:
-    cache = TokenCache(settings().auth_cache_seconds, settings().auth_stale_seconds)
-    return Accounts(user_store(), settings().admin_token_sha256, utc_now_iso, cache)
+    token_cache = TokenCache(settings().auth_cache_seconds, settings().auth_stale_seconds)
+    return Accounts(user_store(), settings().admin_token_sha256, utc_now_iso, token_cache)
 
 
-@cache
+@_singleton
 def posts() -> PostService:
     spool = Spool(s3(), settings().bucket_name)
     return PostService(post_store(), spool, user_store(), settings(), id_factory())
 
 
+@_per_call
 def follow_store() -> FollowStore:
     from chalicelib.mastodon.follows import FollowStore
 
     return FollowStore(dynamodb(), settings().table_name, settings().max_following)
 
 
-@cache
+@_singleton
 def mastodon() -> MastodonApi:
     from chalicelib.mastodon.api import MastodonApi
 
     return MastodonApi(posts(), post_store(), user_store(), follow_store(), settings(), utc_now_iso)
 
 
-@cache
+@_singleton
 def upstream_settings() -> UpstreamSettings:
     return UpstreamSettings.from_env(read_secret=read_ssm_secret)
 
@@ -107,6 +178,7 @@ def read_ssm_secret(name: str) -> str:
     return response["Parameter"]["Value"]
 
 
+@_per_call
 def upstream() -> Upstream | None:
     """The primary to replay into, or None when no UPSTREAM_URL is set."""
     from chalicelib.upstream.generic import GenericIngestUpstream
@@ -120,7 +192,15 @@ def upstream() -> Upstream | None:
     return GenericIngestUpstream.from_settings(configured)
 
 
-@cache
+@_singleton
+def upstream_credentials() -> UpstreamCredentials:
+    """An operator's setting and removing of users' tokens for the primary."""
+    from chalicelib.accounts.upstream_credentials import UpstreamCredentials
+
+    return UpstreamCredentials(accounts(), upstream_tokens)
+
+
+@_singleton
 def upstream_tokens() -> UpstreamTokens:
     """Per-user tokens for a Mastodon primary; cached so their decrypted
     values are reused for a few minutes rather than decrypted per post."""
@@ -129,7 +209,7 @@ def upstream_tokens() -> UpstreamTokens:
     return UpstreamTokens(dynamodb(), kms(), settings().table_name, upstream_settings().token_key_id)
 
 
-@cache
+@_singleton
 def recovery() -> Recovery:
     from chalicelib.aws.lease import Lease
     from chalicelib.recovery.health import HealthStore
@@ -142,7 +222,7 @@ def recovery() -> Recovery:
     return Recovery(post_store(), health, lease, upstream(), settings(), spool=spool)
 
 
-@cache
+@_singleton
 def maintenance() -> Maintenance:
     from chalicelib.maintenance import Maintenance
     from chalicelib.posts.archive import Archive
@@ -153,19 +233,21 @@ def maintenance() -> Maintenance:
     )
 
 
+@_per_call
 def feed_store() -> FeedStore:
     from chalicelib.feeds.markers import FeedStore
 
     return FeedStore(dynamodb(), settings().table_name, settings().write_shards)
 
 
-@cache
+@_singleton
 def feeds() -> Feeds:
     from chalicelib.feeds.live import Feeds
 
     return Feeds(post_store(), feed_store(), settings())
 
 
+@_per_call
 def feed_publisher() -> FeedPublisher:
     from chalicelib.aws.lease import Lease
     from chalicelib.feeds.live import FEEDS_LEASE_NAME, FeedPublisher
@@ -174,13 +256,3 @@ def feed_publisher() -> FeedPublisher:
     static = StaticFeeds(s3(), settings().bucket_name)
     lease = Lease(dynamodb(), settings().table_name, FEEDS_LEASE_NAME)
     return FeedPublisher(feeds(), feed_store(), post_store(), static, lease, settings())
-
-
-def reset() -> None:
-    """Forget everything built so far (tests; a changed environment)."""
-    built = (settings, dynamodb, s3, id_factory, accounts, posts, upstream_settings, recovery, maintenance, feeds)
-    for cached in built:
-        cached.cache_clear()
-    mastodon.cache_clear()
-    kms.cache_clear()
-    upstream_tokens.cache_clear()

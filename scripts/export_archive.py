@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,16 +21,16 @@ if str(REPO) not in sys.path:
 
 from chalicelib.aws import clients as aws  # noqa: E402
 from chalicelib.config import Settings  # noqa: E402
+from chalicelib.core.clock import parse_iso  # noqa: E402
 from chalicelib.posts.archive import Archive  # noqa: E402
 
 
 def moment(text: str) -> datetime:
     """An ISO 8601 time (a trailing Z is accepted); naive means UTC."""
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    parsed = parse_iso(text)
+    if parsed is None:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}")
+    return parsed
 
 
 def export(archive: Archive, since: datetime, until: datetime, out) -> int:

@@ -11,8 +11,8 @@ import base64
 import binascii
 
 from chalicelib.core import ids
-from chalicelib.core.parsing import ascii_integer
-from chalicelib.errors import BadRequest
+from chalicelib.core.parsing import MAX_INTEGER_DIGITS, ascii_integer
+from chalicelib.errors import BadRequest, ValidationFailed
 
 _CURSOR_VERSION = "v1:"
 
@@ -34,12 +34,27 @@ def decode_cursor(cursor: str | None) -> str | None:
     return last_id
 
 
-def parse_limit(raw: str | None, default: int, maximum: int) -> int:
-    """The page size: `default` when absent, else ASCII digits from 1 to
-    `maximum`; BadRequest for anything else, however it is spelt."""
-    if raw is None:
+def parse_limit(raw: str | None, default: int, maximum: int, *, clamp: bool = False) -> int:
+    """The page size: `default` when absent. The native API takes only ASCII
+    digits from 1 to `maximum` and answers anything else, however it is
+    spelt, with BadRequest. Mastodon clamps instead (`clamp=True`): empty
+    text is the default, 0 or 1000 the nearest allowed size, and only text
+    that is no number (at most 19 ASCII digits) is refused, with
+    ValidationFailed."""
+    if raw is None or (clamp and raw == ""):
         return default
+    if clamp:
+        return _clamped_limit(raw, maximum)
     size = ascii_integer(raw)
     if size is None or not 1 <= size <= maximum:
         raise BadRequest(f"limit must be an integer from 1 to {maximum} in ASCII digits", code="invalid_limit")
     return size
+
+
+def _clamped_limit(raw: str, maximum: int) -> int:
+    size = ascii_integer(raw, signed=True)
+    if size is None:
+        raise ValidationFailed(
+            f"limit must be an integer of at most {MAX_INTEGER_DIGITS} ASCII digits", code="invalid_limit"
+        )
+    return max(1, min(size, maximum))

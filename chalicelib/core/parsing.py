@@ -7,8 +7,8 @@ of nesting until RecursionError, and accepts NaN and Infinity. These accept
 only what the protocols allow and bound the work before doing it, so a
 caller sees a value or one known error, never a surprise.
 
-Pure: no HTTP, no AWS. The edge (chalicelib/api/web.py) turns the errors into
-400s; the replay treats a primary's unparseable answer as no answer.
+Pure: no HTTP, no AWS. The edge (chalicelib/api/requests.py) turns the errors
+into 400s; the replay treats a primary's unparseable answer as no answer.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import re
 from itertools import accumulate
+
+from chalicelib.errors import BadRequest
 
 # Every signed 64-bit integer fits, which is every number a request or a
 # primary's header legitimately carries (limits, ids, seconds).
@@ -30,6 +32,10 @@ _SIGNED_RE = re.compile(f"-?[0-9]{{1,{MAX_INTEGER_DIGITS}}}")
 _JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET_RE = re.compile(r"[\[\]{}]")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_TRUE_WORDS = frozenset({"true", "1", "yes"})
+_FALSE_WORDS = frozenset({"false", "0", "no"})
+# What Rails (and so Mastodon) reads as false; every other value is true.
+_RAILS_FALSE_WORDS = frozenset({"", "0", "false", "f", "off", "no"})
 
 
 def ascii_integer(text: object, *, signed: bool = False) -> int | None:
@@ -85,3 +91,19 @@ def json_depth(text: str) -> int:
 
 def _refuse_constant(name: str) -> object:
     raise JsonRejected(f"{name} is not a JSON number")
+
+
+def flag(raw: str | None, *, lenient: bool = False) -> bool:
+    """A boolean parameter; absent is false. Strict (the native API):
+    true/1/yes or false/0/no, in any case, else BadRequest. Lenient (the
+    Mastodon API, as Rails reads one): anything but a false word is true."""
+    if raw is None:
+        return False
+    word = raw.lower()
+    if lenient:
+        return word not in _RAILS_FALSE_WORDS
+    if word in _FALSE_WORDS:
+        return False
+    if word in _TRUE_WORDS:
+        return True
+    raise BadRequest(f"expected true or false, got {raw!r}", code="invalid_flag")

@@ -16,11 +16,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from chalicelib.accounts.auth import User, UserStore
 from chalicelib.accounts.rate_limits import writes_limit
+from chalicelib.accounts.store import User, UserStore
 from chalicelib.config import Settings
 from chalicelib.core import ids
-from chalicelib.core.models import NewPost, Post, normalise_text, parse_idempotency_key, validate_username
+from chalicelib.core.models import NewPost, Post, is_username, normalise_text, parse_idempotency_key
+from chalicelib.core.pagination import parse_limit
+from chalicelib.core.parsing import flag
 from chalicelib.errors import FollowLimitReached, Forbidden, NotFound, StoreUnavailable, ValidationFailed
 from chalicelib.mastodon import ids as mastodon_ids
 from chalicelib.mastodon.follows import Follow, FollowCounts, FollowStore, parse_following_csv
@@ -38,7 +40,6 @@ ACCOUNTS_MAX_LIMIT = 80
 UNSUPPORTED_STATUS_FIELDS = ("media_ids", "poll", "scheduled_at", "quoted_status_id", "quote_id", "media_attributes")
 _LANGUAGE_RE = re.compile(r"[a-z]{2,3}")
 _PARAGRAPH_BREAK_RE = re.compile(r"\n{2,}")
-_FALSE = ("", "0", "false", "f", "off", "no")
 
 
 def not_found() -> NotFound:
@@ -294,7 +295,7 @@ def _one(form: dict[str, list[str]], name: str) -> str | None:
 
 def is_true(form: dict[str, list[str]], name: str) -> bool:
     value = _one(form, name)
-    return value is not None and value.lower() not in _FALSE
+    return flag(value, lenient=True)
 
 
 # -- the service ---------------------------------------------------------------
@@ -459,9 +460,9 @@ class MastodonApi:
         """One page of whom the account follows, by username; the second
         value is the cursor for the next page (Link rel=next max_id)."""
         user = self._user(account_id)
-        limit = mastodon_ids.parse_limit(params.get("limit"), ACCOUNTS_DEFAULT_LIMIT, ACCOUNTS_MAX_LIMIT)
+        limit = parse_limit(params.get("limit"), ACCOUNTS_DEFAULT_LIMIT, ACCOUNTS_MAX_LIMIT, clamp=True)
         after = params.get("max_id") or None
-        if after is not None and not _valid_username(after):
+        if after is not None and not is_username(after):
             # It becomes a key condition: only an account id may get there.
             raise ValidationFailed("max_id must be an account id", code="invalid_id")
         names = self._follows.following(user.username, after=after, limit=limit + 1)
@@ -497,7 +498,7 @@ class MastodonApi:
         report: dict = {"followed": 0, "already_following": 0, "skipped": []}
         follows = []
         for row in parse_following_csv(csv_text, self._settings.instance_domain):
-            target = self._users.get(row.username) if row.username and _valid_username(row.username) else None
+            target = self._users.get(row.username) if row.username and is_username(row.username) else None
             problem = row.problem or (None if target else f"line {row.line}: no account {row.username!r}")
             if problem is None and target.username == user.username:
                 problem = f"line {row.line}: an account cannot follow itself"
@@ -520,7 +521,7 @@ class MastodonApi:
             raise FollowLimitReached(self._settings.max_following)
 
     def _user(self, account_id: str) -> User:
-        user = self._users.get(account_id) if _valid_username(account_id) else None
+        user = self._users.get(account_id) if is_username(account_id) else None
         if user is None:
             raise not_found()
         return user
@@ -546,12 +547,4 @@ class MastodonApi:
 
 
 def _flag(params: dict[str, str], name: str) -> bool:
-    return is_true({name: [params[name]]}, name) if name in params else False
-
-
-def _valid_username(text: str) -> bool:
-    try:
-        validate_username(text)
-    except ValidationFailed:
-        return False
-    return True
+    return flag(params.get(name), lenient=True)

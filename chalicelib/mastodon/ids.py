@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.core import ids
-from chalicelib.core.parsing import MAX_INTEGER_DIGITS, ascii_integer
+from chalicelib.core.pagination import parse_limit
+from chalicelib.core.parsing import ascii_integer
 from chalicelib.errors import ValidationFailed
 
 _LOW_BITS = 64
@@ -71,7 +72,7 @@ class Window:
 def window_from_params(params: dict[str, str]) -> Window:
     """max_id, since_id, min_id and limit as Mastodon reads them; raises
     ValidationFailed for a value that is not an id or a limit."""
-    limit = parse_limit(params.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
+    limit = parse_limit(params.get("limit"), DEFAULT_LIMIT, MAX_LIMIT, clamp=True)
     highest, lowest = ids.MAX_ULID, ids.MIN_ULID
     max_id = _param_id(params, "max_id")
     if max_id is not None:
@@ -81,20 +82,6 @@ def window_from_params(params: dict[str, str]) -> Window:
     if floor is not None:
         lowest = ids.ulid_from_value(min((floor + 1) << _LOW_BITS, ids.MAX_ULID_VALUE))
     return Window(lowest, highest, limit, oldest_first=min_id is not None)
-
-
-def parse_limit(raw: str | None, default: int, maximum: int) -> int:
-    """Mastodon clamps a limit rather than refusing it: 0 or 1000 gives the
-    nearest allowed size. Text that is not a number (in ASCII digits, at
-    most 19 of them) is refused."""
-    if raw is None or raw == "":
-        return default
-    size = ascii_integer(raw, signed=True)
-    if size is None:
-        raise ValidationFailed(
-            f"limit must be an integer of at most {MAX_INTEGER_DIGITS} ASCII digits", code="invalid_limit"
-        )
-    return max(1, min(size, maximum))
 
 
 def _param_id(params: dict[str, str], name: str) -> int | None:

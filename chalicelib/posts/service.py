@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from chalicelib.accounts.auth import UserStore
 from chalicelib.accounts.rate_limits import posts_limit, writes_limit
+from chalicelib.accounts.store import UserStore
 from chalicelib.config import Settings
 from chalicelib.core import ids
+from chalicelib.core.clock import utc_now_iso
 from chalicelib.core.models import REPLAYED, SENDING, NewPost, Post, is_username, parse_new_post
 from chalicelib.core.pagination import decode_cursor, encode_cursor, parse_limit
 from chalicelib.errors import (
@@ -134,7 +135,7 @@ class PostService:
         backlog, and is never reinserted upstream; a post already replayed
         is queued for deletion on the primary too. Raises RateLimited past
         the author's WRITES_PER_MINUTE."""
-        deleted_at = ids.iso_from_millis(int(time.time() * 1000))
+        deleted_at = utc_now_iso()
         for _ in range(_DELETE_ATTEMPTS):
             if self._try_delete(author, post_id, deleted_at):
                 count("PostsDeleted")

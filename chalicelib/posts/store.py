@@ -15,7 +15,7 @@ from chalicelib.accounts.rate_limits import Charge, transact_charged
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
 from chalicelib.aws.schema import BACKLOG_INDEX, BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
-from chalicelib.core import ids
+from chalicelib.core.clock import iso_at
 from chalicelib.core.models import (
     DELETE_FAILED,
     DELETE_PENDING,
@@ -226,7 +226,7 @@ class PostStore:
         return update
 
     def _now_iso(self) -> str:
-        return ids.iso_from_millis(int(self._clock() * 1000))
+        return iso_at(self._clock())
 
     def _count_dead_letters(self, delta: int) -> dict:
         return {

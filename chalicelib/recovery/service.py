@@ -27,6 +27,7 @@ from enum import StrEnum
 from chalicelib.aws.lease import Lease
 from chalicelib.config import Settings
 from chalicelib.core import ids
+from chalicelib.core.clock import iso_at as utc_iso
 from chalicelib.core.models import FAILED, REPLAYED, Post
 from chalicelib.core.pagination import decode_cursor, encode_cursor, parse_limit
 from chalicelib.errors import Conflict, NotFound
@@ -53,10 +54,6 @@ SEND_BACKOFF_BASE_SECONDS = 0.2
 SEND_BACKOFF_CAP_SECONDS = 10.0
 # Optimistic-locking attempts on the health item before taking the stored view.
 HEALTH_SAVE_ATTEMPTS = 3
-
-
-def utc_iso(epoch_seconds: float) -> str:
-    return ids.iso_from_millis(int(epoch_seconds * 1000))
 
 
 # -- the scheduling decision (pure) -------------------------------------------

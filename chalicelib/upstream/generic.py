@@ -42,7 +42,9 @@ from enum import StrEnum
 from typing import Protocol
 
 from chalicelib.config import UpstreamSettings
+from chalicelib.core.clock import parse_iso
 from chalicelib.core.parsing import JsonRejected, ascii_integer, loads_json
+from chalicelib.core.redaction import redacted
 
 # A 429/503 without a usable Retry-After still means "slow down": wait this long.
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
@@ -54,7 +56,6 @@ MAX_RETRY_AFTER_SECONDS = 900.0
 EPOCH_THRESHOLD = 1_000_000_000
 BODY_EXCERPT_CHARS = 500
 _MAX_BODY_BYTES = 64 * 1024
-_REDACTED = "[redacted]"
 _SPACE_RE = re.compile(r"\s+")
 
 
@@ -212,7 +213,7 @@ def parse_rate_limit_reset(value: str | None, now: float) -> float | None:
     try:
         number = float(text)
     except ValueError:
-        moment = _parse_iso_date(text)
+        moment = parse_iso(text)
         return None if moment is None else _clamp(moment.timestamp() - now)
     if not math.isfinite(number):
         return None
@@ -233,14 +234,6 @@ def _parse_http_date(text: str) -> datetime | None:
     try:
         moment = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
-        return None
-    return _assume_utc(moment)
-
-
-def _parse_iso_date(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
         return None
     return _assume_utc(moment)
 
@@ -427,7 +420,7 @@ class GenericIngestUpstream:
     def _excerpt(self, body: bytes) -> str:
         """The start of an error body for the dead-letter record. A primary
         that echoes the request must not leak the token into it."""
-        text = body.decode("utf-8", "replace").replace(self._token, _REDACTED)
+        text = redacted(body.decode("utf-8", "replace"), self._token)
         return text[:BODY_EXCERPT_CHARS]
 
 

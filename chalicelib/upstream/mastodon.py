@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from chalicelib.config import UpstreamSettings
 from chalicelib.core.parsing import JsonRejected, loads_json
+from chalicelib.core.redaction import redacted
 from chalicelib.errors import StoreUnavailable
 from chalicelib.upstream.generic import (
     BODY_EXCERPT_CHARS,
@@ -191,7 +192,7 @@ class MastodonUpstream:
         upstream_id = _body_id(answer.body)
         if status in (200, 201) and upstream_id is not None and not looking:
             return SendResult(Outcome.DONE, upstream_id=upstream_id, status=status, rate_limit=rate_limit)
-        detail = answer.body.decode("utf-8", "replace").replace(token, "[redacted]")[:BODY_EXCERPT_CHARS]
+        detail = redacted(answer.body.decode("utf-8", "replace"), token)[:BODY_EXCERPT_CHARS]
         wait = retry_after_result(answer, now, detail, rate_limit)
         if wait is not None:
             return wait

@@ -33,15 +33,13 @@ def settled_feeds(**setting_changes) -> Feeds:
 
 @pytest.fixture
 def use_feeds(api):
-    """Make the routes use the given Feeds; restored before moto stops (the
-    `monkeypatch` of the credentials would only undo it after)."""
-    built = wiring.feeds
+    """Make the routes use the given Feeds, until the moto fixture's
+    `wiring.reset()` drops the override with everything else built."""
 
     def use(feeds: Feeds) -> None:
-        wiring.feeds = lambda: feeds
+        wiring.override(feeds=feeds)
 
-    yield use
-    wiring.feeds = built
+    return use
 
 
 @pytest.fixture

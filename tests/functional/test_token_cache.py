@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import wiring
-from chalicelib.accounts.auth import Accounts, TokenCache
+from chalicelib.accounts.service import Accounts, TokenCache
+from chalicelib.core.clock import utc_now_iso
 from chalicelib.errors import StoreUnavailable, Unauthorized
 
 FRESH_SECONDS = 60
@@ -32,7 +33,7 @@ def clock():
 def accounts(moto, clock):
     """One container's accounts, with its own cache on the fake clock."""
     cache = TokenCache(FRESH_SECONDS, STALE_SECONDS, monotonic=clock)
-    return Accounts(wiring.user_store(), "", wiring.utc_now_iso, cache)
+    return Accounts(wiring.user_store(), "", utc_now_iso, cache)
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def alice(accounts):
 
 def another_container() -> Accounts:
     """Where the admin revokes: its cache is not the one under test."""
-    return Accounts(wiring.user_store(), "", wiring.utc_now_iso, TokenCache(FRESH_SECONDS, STALE_SECONDS))
+    return Accounts(wiring.user_store(), "", utc_now_iso, TokenCache(FRESH_SECONDS, STALE_SECONDS))
 
 
 def test_a_cached_token_stops_working_once_the_stale_window_runs_out_during_an_outage(accounts, alice, clock, outage):

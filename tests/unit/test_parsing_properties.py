@@ -17,8 +17,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from chalicelib import errors
-from chalicelib.accounts.auth import bearer_token
-from chalicelib.api import web
+from chalicelib.accounts.tokens import bearer_token
+from chalicelib.api import errors as api_errors
+from chalicelib.api import requests as api_requests
 from chalicelib.core import ids, parsing
 from chalicelib.core.models import NewPost, parse_idempotency_key, parse_new_post, validate_username
 from chalicelib.core.pagination import decode_cursor, encode_cursor, parse_limit
@@ -120,7 +121,7 @@ def test_a_native_limit_in_other_digits_or_too_long_is_a_bad_request(raw):
 @pytest.mark.parametrize("raw", ["²", "٣", "9" * 5000, "-" + "9" * 5000])
 def test_a_mastodon_limit_in_other_digits_or_too_long_is_refused(raw):
     with pytest.raises(errors.ValidationFailed) as caught:
-        mastodon_ids.parse_limit(raw, 20, 40)
+        parse_limit(raw, 20, 40, clamp=True)
     assert caught.value.code == "invalid_limit"
 
 
@@ -205,7 +206,7 @@ def test_a_language_with_a_trailing_newline_is_refused():
 @bounded(200)
 @given(any_text | st.sampled_from(["true", "TRUE", "1", "yes", "false", "0", "No"]))
 def test_a_flag_is_a_bool_or_a_bad_request(text):
-    value = parsed_or_refused(web.flag, text, refusal=errors.BadRequest, codes={"invalid_flag"})
+    value = parsed_or_refused(parsing.flag, text, refusal=errors.BadRequest, codes={"invalid_flag"})
 
     assert value is REFUSED or isinstance(value, bool)
 
@@ -288,13 +289,13 @@ def test_nesting_beyond_the_limit_is_refused_and_within_it_is_read(text):
 def test_a_json_body_is_a_value_or_invalid_json(body):
     request = chalice_request({"content-type": "application/json"}, body)
 
-    parsed_or_refused(web.json_body, request, refusal=errors.BadRequest, codes={"invalid_json"})
+    parsed_or_refused(api_requests.json_body, request, refusal=errors.BadRequest, codes={"invalid_json"})
 
 
 @pytest.mark.parametrize("body", [b"NaN", b"[Infinity]", b'{"text": -Infinity}'])
 def test_nan_and_infinity_are_not_json(body):
     with pytest.raises(errors.BadRequest):
-        web.json_body(chalice_request({}, body))
+        api_requests.json_body(chalice_request({}, body))
 
 
 @bounded(300)
@@ -309,7 +310,7 @@ def test_a_native_post_body_is_a_new_post_or_a_4xx(body):
 @given(st.one_of(any_text, texts(max_size=60)).flatmap(encoded))
 def test_a_text_body_is_text_or_a_bad_request(body):
     text = parsed_or_refused(
-        web.text_body, chalice_request({}, body), refusal=errors.BadRequest, codes={"invalid_body"}
+        api_requests.text_body, chalice_request({}, body), refusal=errors.BadRequest, codes={"invalid_body"}
     )
 
     assert text is REFUSED or isinstance(text, str)
@@ -374,7 +375,7 @@ def test_a_mastodon_status_form_is_a_new_post_or_a_4xx(content, key):
     content_type, body = content
     request = chalice_request({"content-type": content_type}, body)
     refusal = (errors.BadRequest, errors.ValidationFailed)
-    form = parsed_or_refused(web.form_fields, request, refusal=refusal)
+    form = parsed_or_refused(api_requests.form_fields, request, refusal=refusal)
     new = REFUSED if form is REFUSED else parsed_or_refused(parse_status_form, form, key, 500, refusal=refusal)
 
     assert new is REFUSED or (new.text.strip() and len(new.text) + len(new.spoiler_text) <= 500)
@@ -384,7 +385,7 @@ def test_a_multipart_content_type_that_is_not_latin_1_is_a_bad_request():
     request = chalice_request({"content-type": "multipart/form-data; boundary=\u0100"}, b"--\xc4\x80--\r\n")
 
     with pytest.raises(errors.BadRequest) as caught:
-        web.form_fields(request)
+        api_requests.form_fields(request)
     assert caught.value.code == "invalid_content_type"
 
 
@@ -395,14 +396,14 @@ def _multipart_status(part_headers: bytes, payload: bytes):
 
 
 def test_a_multipart_field_without_a_charset_is_utf_8():
-    fields = web.form_fields(_multipart_status(b"", "café 🛟".encode()))
+    fields = api_requests.form_fields(_multipart_status(b"", "café 🛟".encode()))
 
     assert fields == {"status": ["café 🛟"]}
 
 
 def test_a_multipart_field_in_an_unknown_charset_is_a_bad_request():
     with pytest.raises(errors.BadRequest):
-        web.form_fields(_multipart_status(b"Content-Type: text/plain; charset=x-no-such-charset\r\n", b"hi"))
+        api_requests.form_fields(_multipart_status(b"Content-Type: text/plain; charset=x-no-such-charset\r\n", b"hi"))
 
 
 @pytest.mark.parametrize(
@@ -412,7 +413,7 @@ def test_a_json_object_is_not_taken_as_a_status_field(value, name):
     request = chalice_request({"content-type": "application/json"}, json.dumps(value).encode())
 
     with pytest.raises(errors.ValidationFailed) as caught:
-        parse_status_form(web.form_fields(request), None, 500)
+        parse_status_form(api_requests.form_fields(request), None, 500)
     assert name in caught.value.message
 
 
@@ -420,7 +421,7 @@ def test_empty_unsupported_fields_from_json_clients_are_no_fields():
     body = {"status": "hello", "media_ids": [], "poll": None, "scheduled_at": ""}
     request = chalice_request({"content-type": "application/json"}, json.dumps(body).encode())
 
-    assert parse_status_form(web.form_fields(request), None, 500).text == "hello"
+    assert parse_status_form(api_requests.form_fields(request), None, 500).text == "hello"
 
 
 # -- following_accounts.csv ----------------------------------------------------------------
@@ -488,7 +489,7 @@ def _every_error() -> list[errors.LifeboatError]:
 
 
 def test_a_plain_lifeboat_error_is_a_400_not_a_crash():
-    response = web.error_response(errors.LifeboatError("something went wrong with the input"))
+    response = api_errors.error_response(errors.LifeboatError("something went wrong with the input"))
 
     assert response.status_code == 400
     assert response.body == {"error": "error", "message": "something went wrong with the input"}
@@ -496,7 +497,7 @@ def test_a_plain_lifeboat_error_is_a_400_not_a_crash():
 
 @pytest.mark.parametrize("error", _every_error(), ids=lambda error: type(error).__name__)
 def test_every_domain_error_maps_to_a_4xx_or_a_503_in_json(error):
-    response = web.error_response(error)
+    response = api_errors.error_response(error)
 
     assert 400 <= response.status_code < 500 or response.status_code == 503
     assert response.headers["Content-Type"] == "application/json"
@@ -504,4 +505,4 @@ def test_every_domain_error_maps_to_a_4xx_or_a_503_in_json(error):
 
 
 def test_the_most_specific_class_decides_the_status():
-    assert web.error_response(_SubclassOfASubclass("gone")).status_code == 404
+    assert api_errors.error_response(_SubclassOfASubclass("gone")).status_code == 404

@@ -1,0 +1,121 @@
+"""Users and their token hashes in DynamoDB.
+
+A token item keyed by its hash makes authentication one GetItem; the user
+item and its token item are always written in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.aws import dynamo
+from chalicelib.aws.clients import unavailable_as_domain_error
+from chalicelib.errors import Conflict
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    created_at: str
+    token_hash: str | None
+    token_issued_at: str | None
+    # Kept by the post transactions (create +1, delete -1).
+    posts_count: int = 0
+    last_post_id: str | None = None
+
+    def to_public(self) -> dict:
+        return {
+            "username": self.username,
+            "created_at": self.created_at,
+            "token_active": self.token_hash is not None,
+            "token_issued_at": self.token_issued_at,
+        }
+
+
+class UserStore:
+    """DynamoDB adapter for users and their token hashes."""
+
+    def __init__(self, client, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def create(self, user: User) -> None:
+        """Raises Conflict if the username exists; user and token item are
+        written together so a half-created user never exists."""
+        items = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": dynamo.to_item({"PK": f"USER#{user.username}", "SK": "PROFILE", **user.__dict__}),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+            self._put_token(user.username, user.token_hash),
+        ]
+        try:
+            dynamo.transact(self._client, items, "create user")
+        except dynamo.TransactionCancelled as cancelled:
+            raise Conflict(f"user {user.username!r} already exists", code="username_taken") from cancelled
+
+    def get(self, username: str) -> User | None:
+        with unavailable_as_domain_error("get user"):
+            response = self._client.get_item(
+                TableName=self._table, Key=dynamo.key(f"USER#{username}", "PROFILE"), ConsistentRead=True
+            )
+        if "Item" not in response:
+            return None
+        values = dynamo.from_item(response["Item"])
+        return User(
+            values["username"],
+            values["created_at"],
+            values.get("token_hash"),
+            values.get("token_issued_at"),
+            max(0, values.get("posts_count", 0)),
+            values.get("last_post_id"),
+        )
+
+    def username_for(self, hashed_token: str) -> str | None:
+        with unavailable_as_domain_error("authenticate"):
+            response = self._client.get_item(TableName=self._table, Key=dynamo.key(f"TOKEN#{hashed_token}", "TOKEN"))
+        return dynamo.from_item(response["Item"])["username"] if "Item" in response else None
+
+    def replace_token(self, user: User, new_hash: str | None, issued_at: str | None) -> None:
+        """Swap the user's token (None revokes it). Conditional on the token
+        we read, so two concurrent rotations cannot both leave a live token."""
+        if new_hash:
+            update = "SET token_hash = :new, token_issued_at = :at"
+            values = {":new": {"S": new_hash}, ":at": {"S": issued_at}}
+        else:
+            update, values = "REMOVE token_hash, token_issued_at", {}
+        if user.token_hash:
+            condition = "token_hash = :old"
+            values[":old"] = {"S": user.token_hash}
+        else:
+            condition = "attribute_not_exists(token_hash)"
+        items = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": dynamo.key(f"USER#{user.username}", "PROFILE"),
+                    "UpdateExpression": update,
+                    "ConditionExpression": condition,
+                    **({"ExpressionAttributeValues": values} if values else {}),
+                }
+            }
+        ]
+        if user.token_hash:
+            items.append({"Delete": {"TableName": self._table, "Key": dynamo.key(f"TOKEN#{user.token_hash}", "TOKEN")}})
+        if new_hash:
+            items.append(self._put_token(user.username, new_hash))
+        try:
+            dynamo.transact(self._client, items, "replace token")
+        except dynamo.TransactionCancelled as cancelled:
+            raise Conflict("the token changed concurrently; try again", code="token_changed") from cancelled
+
+    def _put_token(self, username: str, hashed_token: str) -> dict:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": dynamo.to_item({"PK": f"TOKEN#{hashed_token}", "SK": "TOKEN", "username": username}),
+            }
+        }

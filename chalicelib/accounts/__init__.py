@@ -1,0 +1,1 @@
+"""Users, their bearer tokens and the admin token; per-user write limits; operators' upstream tokens."""

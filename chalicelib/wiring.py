@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from chalicelib.mastodon.api import MastodonApi
     from chalicelib.mastodon.follows import FollowStore
     from chalicelib.recovery.service import Recovery
-    from chalicelib.upstream.generic import Upstream
+    from chalicelib.upstream.port import Upstream
     from chalicelib.upstream.tokens import UpstreamTokens
 
 

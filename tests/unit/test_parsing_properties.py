@@ -26,7 +26,7 @@ from chalicelib.feeds import conditional
 from chalicelib.mastodon import ids as mastodon_ids
 from chalicelib.mastodon.api import parse_status_form
 from chalicelib.mastodon.follows import MAX_IMPORT_ROWS, parse_following_csv
-from chalicelib.upstream.generic import MAX_RETRY_AFTER_SECONDS, parse_rate_limit, parse_retry_after
+from chalicelib.upstream.headers import MAX_RETRY_AFTER_SECONDS, parse_rate_limit, parse_retry_after
 from tests.properties import (
     any_char,
     any_text,

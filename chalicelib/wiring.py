@@ -22,8 +22,9 @@ from chalicelib.posts.service import PostService
 from chalicelib.posts.store import PostStore
 
 if TYPE_CHECKING:
-    from chalicelib.feeds.live import FeedPublisher, Feeds
+    from chalicelib.feeds.live import Feeds
     from chalicelib.feeds.markers import FeedStore
+    from chalicelib.feeds.publisher import FeedPublisher
     from chalicelib.maintenance import Maintenance
     from chalicelib.mastodon.api import MastodonApi
     from chalicelib.mastodon.follows import FollowStore
@@ -168,7 +169,7 @@ def feeds() -> Feeds:
 
 def feed_publisher() -> FeedPublisher:
     from chalicelib.aws.lease import Lease
-    from chalicelib.feeds.live import FEEDS_LEASE_NAME, FeedPublisher
+    from chalicelib.feeds.publisher import FEEDS_LEASE_NAME, FeedPublisher
     from chalicelib.feeds.static import StaticFeeds
 
     static = StaticFeeds(s3(), settings().bucket_name)

@@ -39,6 +39,7 @@ FEATURES_LOADED_PER_ROUTE = [
     "chalicelib.maintenance",
     "chalicelib.recovery.health",
     "chalicelib.feeds.live",
+    "chalicelib.feeds.publisher",
     "chalicelib.feeds.static",
     "chalicelib.upstream.port",
     "chalicelib.upstream.headers",

@@ -93,7 +93,7 @@ def follow_store() -> FollowStore:
 def mastodon() -> MastodonApi:
     from chalicelib.mastodon.api import MastodonApi
 
-    return MastodonApi(posts(), post_store(), user_store(), follow_store(), settings(), utc_now_iso)
+    return MastodonApi(posts(), user_store(), follow_store(), settings(), utc_now_iso)
 
 
 @cache

@@ -34,6 +34,8 @@ for path in compiled:
 
 FEATURES_LOADED_PER_ROUTE = [
     "chalicelib.mastodon.api",
+    "chalicelib.mastodon.entities",
+    "chalicelib.mastodon.forms",
     "chalicelib.mastodon.follows",
     "chalicelib.recovery.service",
     "chalicelib.maintenance",

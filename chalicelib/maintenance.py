@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from chalicelib.config import Settings
 from chalicelib.core import ids
 from chalicelib.errors import DuplicateIdempotencyKey, PostExists
-from chalicelib.feeds.live import FeedPublisher
+from chalicelib.feeds.publisher import FeedPublisher
 from chalicelib.observability import count
 from chalicelib.posts.archive import Archive, Spool
 from chalicelib.posts.store import PostStore

@@ -26,13 +26,14 @@ from chalicelib.posts.store import PostStore
 
 if TYPE_CHECKING:
     from chalicelib.accounts.upstream_credentials import UpstreamCredentials
-    from chalicelib.feeds.live import FeedPublisher, Feeds
+    from chalicelib.feeds.live import Feeds
     from chalicelib.feeds.markers import FeedStore
+    from chalicelib.feeds.publisher import FeedPublisher
     from chalicelib.maintenance import Maintenance
     from chalicelib.mastodon.api import MastodonApi
     from chalicelib.mastodon.follows import FollowStore
     from chalicelib.recovery.service import Recovery
-    from chalicelib.upstream.generic import Upstream
+    from chalicelib.upstream.port import Upstream
     from chalicelib.upstream.tokens import UpstreamTokens
 
 Built = TypeVar("Built")
@@ -163,7 +164,7 @@ def follow_store() -> FollowStore:
 def mastodon() -> MastodonApi:
     from chalicelib.mastodon.api import MastodonApi
 
-    return MastodonApi(posts(), post_store(), user_store(), follow_store(), settings(), utc_now_iso)
+    return MastodonApi(posts(), user_store(), follow_store(), settings(), utc_now_iso)
 
 
 @_singleton
@@ -250,7 +251,7 @@ def feeds() -> Feeds:
 @_per_call
 def feed_publisher() -> FeedPublisher:
     from chalicelib.aws.lease import Lease
-    from chalicelib.feeds.live import FEEDS_LEASE_NAME, FeedPublisher
+    from chalicelib.feeds.publisher import FEEDS_LEASE_NAME, FeedPublisher
     from chalicelib.feeds.static import StaticFeeds
 
     static = StaticFeeds(s3(), settings().bucket_name)

@@ -1,15 +1,16 @@
-"""Feeds of timelines: the live routes' answers, with conditional GET, and the
-job step that publishes static copies to S3.
+"""The live feeds of timelines: a route's answer from the timeline's marker,
+a 304 when the client's copy is current, else the rendered feed.
 
-Both trust a timeline's marker (`feed_store`) for "has it changed", and read
-posts only to render. The posts come from eventually consistent indexes, so
+A feed trusts its timeline's marker (`feeds.markers`) for "has it changed",
+and reads posts only to render (for the live routes and for the static copies
+`feeds.publisher` writes). The posts come from eventually consistent indexes, so
 a body rendered soon after a change may not show it yet. A live feed is
 sent under one of three sets of validators:
 - settled: the last change is older than `ARCHIVE_SETTLE_SECONDS`, so the
   indexes are trusted to show it. The marker's ETag and Last-Modified; both
   may give 304.
 - checked: the change is younger, but the rendered body shows the marker's
-  last changes (`feeds.shows_last_changes`). An ETag of its own, which gives
+  last changes (`render.shows_last_changes`). An ETag of its own, which gives
   304 from the marker alone until the marker changes or settles (then one
   more render, under the settled ETag, replaces any copy the check was wrong
   about); Last-Modified one second early and never a 304 on
@@ -17,19 +18,16 @@ sent under one of three sets of validators:
   second apart, nor one whose write commits a little after its timestamp.
 - behind: younger, and the body misses one of the marker's last changes.
   `Cache-Control: no-cache`, under an ETag that nothing matches later.
-The publisher writes a young static copy but does not record it as
-published, so the next run writes it again.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
-from chalicelib.aws.lease import Lease
 from chalicelib.config import Settings
 from chalicelib.core import ids
 from chalicelib.core.models import Post
@@ -37,7 +35,6 @@ from chalicelib.errors import NotFound, ValidationFailed
 from chalicelib.feeds.conditional import is_not_modified
 from chalicelib.feeds.markers import FeedStore, Marker
 from chalicelib.feeds.render import (
-    PUBLIC_TIMELINE,
     FeedChannel,
     FeedKind,
     FeedMarker,
@@ -49,15 +46,18 @@ from chalicelib.feeds.render import (
     render_feed,
     shows_last_changes,
 )
-from chalicelib.feeds.static import StaticFeeds
-from chalicelib.posts.store import PostStore
 
-FEEDS_LEASE_NAME = "feeds"
-# How long the publisher's lease outlives the run's own deadline.
-LEASE_GRACE_SECONDS = 30
-# Stop publishing with this much of the invocation left; the rest waits for
-# the next run (the checkpoints do not move, so nothing is skipped).
-PUBLISH_SAFETY_SECONDS = 5
+
+class PostPage(Protocol):
+    posts: list[Post]
+
+
+class TimelinePosts(Protocol):
+    """The newest posts of a timeline, newest first, a page at a time."""
+
+    def public_posts(self, before_id: str | None, limit: int) -> PostPage: ...
+
+    def author_posts(self, author: str, before_id: str | None, limit: int) -> PostPage: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class FeedReply:
 class Feeds:
     """Renders a timeline's feed and answers the live routes."""
 
-    def __init__(self, store: PostStore, markers: FeedStore, settings: Settings, clock=time.time) -> None:
+    def __init__(self, store: TimelinePosts, markers: FeedStore, settings: Settings, clock=time.time) -> None:
         self._store = store
         self._markers = markers
         self._settings = settings
@@ -175,90 +175,3 @@ def live_path(timeline: Timeline, kind: FeedKind) -> str:
     """The live route of a feed, relative to the API's base URL."""
     prefix = "timeline/public" if timeline.username is None else f"users/{timeline.username}"
     return f"{prefix}/feed.{kind.value}"
-
-
-@dataclass
-class PublishReport:
-    feeds: int = 0
-    objects: int = 0
-    skipped_because: str | None = None
-
-    def to_dict(self) -> dict:
-        return {"feeds": self.feeds, "objects": self.objects, "skipped_because": self.skipped_because}
-
-
-class FeedPublisher:
-    """Publishes static copies of the feeds whose marker changed since their
-    last publish: the public feed, the authors of posts after the
-    publisher's checkpoints, and the users a delete marked dirty.
-
-    One run at a time (a lease): two overlapping runs could otherwise leave
-    an older copy in S3 under a newer recorded version.
-    """
-
-    def __init__(
-        self, feeds: Feeds, markers: FeedStore, store: PostStore, static: StaticFeeds, lease: Lease, settings: Settings
-    ) -> None:
-        self._feeds = feeds
-        self._markers = markers
-        self._store = store
-        self._static = static
-        self._lease = lease
-        self._settings = settings
-
-    def run(self, remaining_seconds: Callable[[], float], now: float) -> PublishReport:
-        report = PublishReport()
-        owner = uuid.uuid4().hex
-        if not self._lease.acquire(owner, remaining_seconds() + LEASE_GRACE_SECONDS):
-            report.skipped_because = "lease_held"
-            return report
-        try:
-            self._publish(report, remaining_seconds, now)
-        finally:
-            self._lease.release(owner)
-        return report
-
-    def _publish(self, report: PublishReport, remaining_seconds: Callable[[], float], now: float) -> None:
-        dirty = self._markers.dirty_users()
-        authors, moves = self._authors_after_checkpoints(now)
-        users = self._markers.user_markers(sorted(authors | set(dirty)))
-        markers = {PUBLIC_TIMELINE: self._markers.public_marker()} | {Timeline(n): m for n, m in users.items()}
-        published = self._markers.published_versions(list(markers))
-        for timeline, marker in markers.items():
-            if remaining_seconds() < PUBLISH_SAFETY_SECONDS:
-                report.skipped_because = "out_of_time"
-                return
-            if published.get(timeline) != marker.version:
-                self._publish_one(timeline, marker, report)
-        for username, shards in dirty.items():
-            marker = markers.get(Timeline(username))
-            if marker is not None and self._feeds.is_settled(marker):
-                self._markers.forget_dirty_user(username, shards, marker)
-        for shard, last_id in moves.items():
-            self._markers.advance_checkpoint(shard, last_id)
-
-    def _publish_one(self, timeline: Timeline, marker: Marker, report: PublishReport) -> None:
-        for kind in FeedKind:
-            self._static.put(timeline, kind, self._feeds.render(timeline, kind))
-            report.objects += 1
-        report.feeds += 1
-        if self._feeds.is_settled(marker):
-            self._markers.record_published(timeline, marker.version)
-
-    def _authors_after_checkpoints(self, now: float) -> tuple[set[str], dict[int, str]]:
-        """Authors of the posts after each shard's checkpoint, and where each
-        checkpoint may move: to the newest settled post only, because a post's
-        id is made before its write commits and may show up late."""
-        now_ms = int(now * 1000)
-        settled_before = ids.smallest_ulid_at(now_ms - self._settings.archive_settle_seconds * 1000)
-        until = ids.smallest_ulid_at(now_ms + 1000)
-        authors: set[str] = set()
-        moves: dict[int, str] = {}
-        for shard in range(self._settings.write_shards):
-            checkpoint = self._markers.checkpoint(shard)
-            posts = self._store.posts_between(shard, checkpoint, until, self._settings.archive_batch_max)
-            authors |= {post.author for post in posts}
-            settled = [post.id for post in posts if post.id < settled_before]
-            if settled:
-                moves[shard] = settled[-1]
-        return authors, moves

@@ -2,9 +2,9 @@
 timeline, the users whose feed a delete changed, and what was last published.
 
 A marker lets a feed answer 304 without reading a single post. The markers
-are written by `store.PostStore` in the same transaction as the post create
-or delete that changes the timeline (the update items are built here, so the
-attribute names live in one place); this module reads them.
+are written by the posts store (`chalicelib.posts`) in the same transaction
+as the post create or delete that changes the timeline (the update items are
+built here, so the attribute names live in one place); this module reads them.
 
 - A user's marker is `feed_version` (ADD 1 per change) and `feed_changed_at`
   on the user item `USER#<u>`/`PROFILE`, with `last_post_id` and
@@ -17,7 +17,7 @@ attribute names live in one place); this module reads them.
 
 The two ids let a reader check that a body rendered from the (eventually
 consistent) indexes already shows the marker's last changes; see
-`feeds.shows_last_changes`.
+`render.shows_last_changes`.
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ class FeedStore:
 def _lane(item: dict) -> Lane | None:
     """The lane of a marker item, or None if it never changed. An item that
     changed before the ids were recorded has no `last_post_id`: its lane
-    then proves nothing (see `feeds.shows_last_changes`)."""
+    then proves nothing (see `render.shows_last_changes`)."""
     if not item.get(FEED_VERSION, 0):
         return None
     return Lane(last_added=item.get(LAST_POST_ID), last_deleted=item.get(LAST_DELETED_ID))

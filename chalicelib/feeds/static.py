@@ -1,4 +1,5 @@
-"""S3 adapter for the static copies of the feeds, under feeds/ in the bucket."""
+"""S3 adapter for the static copies of the feeds, under feeds/ in the bucket
+(`feeds.publisher` decides what to write; this module only writes it)."""
 
 from __future__ import annotations
 

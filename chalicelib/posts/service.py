@@ -185,6 +185,24 @@ class PostService:
         size = parse_limit(limit, self._settings.default_page_size, self._settings.max_page_size)
         return decode_cursor(cursor), size
 
+    # -- reads by id range (the Mastodon API's windows) ----------------------
+
+    def public_window(self, lowest: str, highest: str, limit: int, oldest_first: bool = False) -> Page:
+        """Live public posts with lowest <= id <= highest; see PostStore.posts_in_window."""
+        return self._store.posts_in_window(self._store.public_partitions(), lowest, highest, limit, oldest_first)
+
+    def authors_window(
+        self, authors: list[str], lowest: str, highest: str, limit: int, oldest_first: bool = False
+    ) -> Page:
+        """The same window over the posts of `authors` only, merged."""
+        partitions = [self._store.author_partition(author) for author in authors]
+        return self._store.posts_in_window(partitions, lowest, highest, limit, oldest_first)
+
+    def posts_by_id(self, post_ids: list[str]) -> dict[str, Post]:
+        """Several posts by id, in any state (eventually consistent); ids not
+        stored are absent."""
+        return self._store.get_posts(post_ids)
+
 
 def _live(post: Post | None, post_id: str) -> Post:
     if post is None or post.is_deleted:

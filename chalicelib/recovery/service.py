@@ -35,7 +35,7 @@ from chalicelib.observability import count, gauge, logger
 from chalicelib.posts.archive import Spool
 from chalicelib.posts.store import PostStore, StateChanged
 from chalicelib.recovery.health import DOWN, UP, HealthState, HealthStore, observe, transition
-from chalicelib.upstream.generic import Backoff, Outcome, RateLimit, SendResult, Upstream, UpstreamDelete, UpstreamPost
+from chalicelib.upstream.port import Backoff, Outcome, RateLimit, SendResult, Upstream, UpstreamDelete, UpstreamPost
 
 LEASE_NAME = "replay"
 # How long the lease outlives the run's own deadline: a holder that dies

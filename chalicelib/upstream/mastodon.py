@@ -9,50 +9,49 @@ the author's most recent statuses upstream (`GET /api/v1/accounts/:id/
 statuses` of the token's own account) and, if it is there, reports it done
 with that id instead of posting again. docs/DESIGN.md gives the residual
 risk. A post deleted here after it was replayed is deleted there as its
-author (`DELETE /api/v1/statuses/:id`). Standard library only, like
-upstream.py.
+author (`DELETE /api/v1/statuses/:id`). The HTTP and the answers every
+primary shares are `upstream.transport`'s.
 """
 
 from __future__ import annotations
 
 import html
-import http.client
-import json
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from chalicelib.config import UpstreamSettings
 from chalicelib.core.parsing import JsonRejected, loads_json
-from chalicelib.core.redaction import redacted
 from chalicelib.errors import StoreUnavailable
-from chalicelib.upstream.generic import (
-    BODY_EXCERPT_CHARS,
-    DELETE_DONE_STATUSES,
-    Outcome,
-    SendResult,
-    UpstreamDelete,
-    UpstreamPost,
-    _Answer,
-    _body_id,
-    _default_opener,
+from chalicelib.upstream.headers import parse_rate_limit
+from chalicelib.upstream.port import Outcome, SendResult, UpstreamDelete, UpstreamPost, no_upstream_id
+from chalicelib.upstream.transport import (
+    ACCEPT_JSON,
+    NETWORK_ERRORS,
+    Answer,
+    Transport,
     another_post_under_the_key,
-    checked_base_url,
+    body_id,
     comparable_text,
-    exchange,
+    created,
+    deleted,
+    failure,
     json_object,
-    no_upstream_id,
-    parse_rate_limit,
-    retry_after_result,
+    unreachable,
 )
+
+if TYPE_CHECKING:
+    from urllib.request import OpenerDirector
 
 # How far back a resend looks for an earlier attempt that landed: Mastodon's
 # largest page of an account's statuses.
 SEARCH_LIMIT = 40
 _TAG_RE = re.compile(r"<[^>]+>")
+# The 4xx that are not this post's problem: 408 is the server timing out,
+# and a 409 from Mastodon is not "already there" as on the generic primary.
+RETRYABLE_4XX = frozenset({408, 409})
 
 
 def plain_text(content_html: str) -> str:
@@ -73,13 +72,11 @@ class MastodonUpstream:
         base_url: str,
         tokens: Callable[[str], str | None],
         timeout_seconds: float = 5.0,
-        opener: urllib.request.OpenerDirector | None = None,
+        opener: OpenerDirector | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._base_url = checked_base_url(base_url)
+        self._http = Transport(base_url, timeout_seconds, opener)
         self._tokens = tokens
-        self._timeout = timeout_seconds
-        self._opener = opener or _default_opener()
         self._clock = clock
 
     @classmethod
@@ -87,14 +84,10 @@ class MastodonUpstream:
         return cls(settings.url, tokens, timeout_seconds=settings.timeout_seconds)
 
     def __repr__(self) -> str:
-        return f"MastodonUpstream(base_url={self._base_url!r}, timeout_seconds={self._timeout!r})"
+        return f"MastodonUpstream(base_url={self._http.base_url!r}, timeout_seconds={self._http.timeout_seconds!r})"
 
     def check_health(self) -> bool:
-        try:
-            answer = self._exchange("GET", "/api/v1/instance")
-        except (http.client.HTTPException, OSError):
-            return False
-        return 200 <= answer.status < 300
+        return self._http.is_healthy("/api/v1/instance", ACCEPT_JSON)
 
     def send(self, post: UpstreamPost) -> SendResult:
         token = self._token_for(post.author)
@@ -114,10 +107,10 @@ class MastodonUpstream:
                 body=_status_body(post),
                 headers={"Idempotency-Key": post.effective_idempotency_key},
             )
-        except (http.client.HTTPException, OSError) as exc:
+        except NETWORK_ERRORS as exc:
             # The post may have landed; the Idempotency-Key (for an hour) and
             # the search before the next resend keep a retry from twinning it.
-            return SendResult(Outcome.TRANSIENT, detail=type(exc).__name__)
+            return unreachable(exc)
         result = self._classify(answer, token)
         if result.outcome is Outcome.DONE and _shows_another_status(answer.body, post):
             return another_post_under_the_key(post, result, self.send)
@@ -134,12 +127,9 @@ class MastodonUpstream:
         path = f"/api/v1/statuses/{urllib.parse.quote(copy.upstream_id, safe='')}"
         try:
             answer = self._exchange("DELETE", path, token)
-        except (http.client.HTTPException, OSError) as exc:
-            return SendResult(Outcome.TRANSIENT, detail=type(exc).__name__)
-        if answer.status in DELETE_DONE_STATUSES:
-            rate_limit = parse_rate_limit(answer.headers, self._clock())
-            return SendResult(Outcome.DONE, status=answer.status, rate_limit=rate_limit)
-        return self._classify(answer, token)
+        except NETWORK_ERRORS as exc:
+            return unreachable(exc)
+        return deleted(answer, parse_rate_limit(answer.headers, self._clock())) or self._classify(answer, token)
 
     def _token_for(self, author: str) -> str | SendResult:
         """The author's token, or the outcome for a post that cannot go without one."""
@@ -155,7 +145,7 @@ class MastodonUpstream:
         """The upstream id of an earlier attempt of this post, None if it is
         not among the author's recent statuses, or the failure to look."""
         me = self._exchange("GET", "/api/v1/accounts/verify_credentials", token)
-        account_id = _body_id(me.body) if me.status == 200 else None
+        account_id = body_id(me.body) if me.status == 200 else None
         if account_id is None:
             return self._classify(me, token, looking=True)
         query = urllib.parse.urlencode({"limit": SEARCH_LIMIT, "exclude_reblogs": "true"})
@@ -170,34 +160,18 @@ class MastodonUpstream:
 
     def _exchange(
         self, method: str, path: str, token: str | None = None, body: dict | None = None, headers: dict | None = None
-    ) -> _Answer:
-        sent = {"Accept": "application/json", **(headers or {})}
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            sent["Content-Type"] = "application/json"
-        request = urllib.request.Request(self._base_url + path, data=data, method=method, headers=sent)  # noqa: S310
-        return exchange(self._opener, request, self._timeout)
+    ) -> Answer:
+        return self._http.exchange(method, path, token, body, {**ACCEPT_JSON, **(headers or {})})
 
-    def _classify(self, answer: _Answer, token: str, looking: bool = False) -> SendResult:
+    def _classify(self, answer: Answer, token: str, looking: bool = False) -> SendResult:
         """Mastodon's answers as outcomes: 200 with an id is done; 429/503
         wait; 401/403/404/422 are this post's (or its author's token's)
         permanent problem; anything else is transient. While looking for an
         earlier attempt, even a 2xx without what we asked for is transient."""
         now = self._clock()
-        status = answer.status
         rate_limit = parse_rate_limit(answer.headers, now)
-        upstream_id = _body_id(answer.body)
-        if status in (200, 201) and upstream_id is not None and not looking:
-            return SendResult(Outcome.DONE, upstream_id=upstream_id, status=status, rate_limit=rate_limit)
-        detail = redacted(answer.body.decode("utf-8", "replace"), token)[:BODY_EXCERPT_CHARS]
-        wait = retry_after_result(answer, now, detail, rate_limit)
-        if wait is not None:
-            return wait
-        outcome = Outcome.PERMANENT if 400 <= status < 500 and status not in (408, 409) else Outcome.TRANSIENT
-        return SendResult(outcome, status=status, detail=detail, rate_limit=rate_limit)
+        done = None if looking else created(answer, rate_limit)
+        return done or failure(answer, now, rate_limit, token, RETRYABLE_4XX)
 
 
 def _status_body(post: UpstreamPost) -> dict:

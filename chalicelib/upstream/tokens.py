@@ -93,10 +93,6 @@ class UpstreamTokens:
     def __repr__(self) -> str:
         return f"UpstreamTokens(table={self._table!r}, key_id={self._key_id!r})"
 
-    def put_from_body(self, username: str, body: object) -> None:
-        """Store the token of a `{"token": "..."}` request body."""
-        self.put(username, validate_token(body))
-
     def put(self, username: str, token: str) -> None:
         with unavailable_as_domain_error("encrypt upstream token"):
             blob = self._kms.encrypt(

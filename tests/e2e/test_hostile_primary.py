@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chalicelib.upstream.generic import GenericIngestUpstream, Outcome, UpstreamPost
+from chalicelib.upstream.generic import GenericIngestUpstream
 from chalicelib.upstream.mastodon import MastodonUpstream
+from chalicelib.upstream.port import Outcome, UpstreamPost
 
 pytestmark = pytest.mark.e2e
 

@@ -7,15 +7,10 @@ import time
 
 import pytest
 
-from chalicelib.upstream.generic import (
-    BODY_EXCERPT_CHARS,
-    DEFAULT_RETRY_AFTER_SECONDS,
-    GenericIngestUpstream,
-    Outcome,
-    UpstreamDelete,
-    UpstreamPost,
-    UpstreamSettings,
-)
+from chalicelib.config import UpstreamSettings
+from chalicelib.upstream.generic import GenericIngestUpstream
+from chalicelib.upstream.port import Outcome, UpstreamDelete, UpstreamPost
+from chalicelib.upstream.transport import BODY_EXCERPT_CHARS, DEFAULT_RETRY_AFTER_SECONDS
 from tests.e2e.conftest import PRIMARY_TOKEN
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,8 @@ import pytest
 from chalicelib import wiring
 from chalicelib.aws import dynamo
 from chalicelib.aws.lease import Lease
-from chalicelib.feeds.live import FEEDS_LEASE_NAME, FeedPublisher, Feeds
+from chalicelib.feeds.live import Feeds
+from chalicelib.feeds.publisher import FEEDS_LEASE_NAME, FeedPublisher
 from chalicelib.feeds.render import FeedKind, Timeline
 from chalicelib.feeds.static import StaticFeeds
 from chalicelib.maintenance import Maintenance

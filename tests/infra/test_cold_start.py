@@ -34,12 +34,18 @@ for path in compiled:
 
 FEATURES_LOADED_PER_ROUTE = [
     "chalicelib.mastodon.api",
+    "chalicelib.mastodon.entities",
+    "chalicelib.mastodon.forms",
     "chalicelib.mastodon.follows",
     "chalicelib.recovery.service",
     "chalicelib.maintenance",
     "chalicelib.recovery.health",
     "chalicelib.feeds.live",
+    "chalicelib.feeds.publisher",
     "chalicelib.feeds.static",
+    "chalicelib.upstream.port",
+    "chalicelib.upstream.headers",
+    "chalicelib.upstream.transport",
     "chalicelib.upstream.generic",
     "chalicelib.upstream.mastodon",
     "chalicelib.upstream.tokens",

@@ -8,8 +8,9 @@ from chalicelib.config import SettingsError, UpstreamSettings
 from chalicelib.core import ids
 from chalicelib.errors import ValidationFailed
 from chalicelib.mastodon import ids as mastodon_ids
-from chalicelib.mastodon.api import content_html, parse_status_form
+from chalicelib.mastodon.entities import content_html
 from chalicelib.mastodon.follows import parse_following_csv
+from chalicelib.mastodon.forms import parse_status_form
 
 
 def test_a_mastodon_id_round_trips_to_the_range_that_holds_its_ulid():

@@ -25,9 +25,9 @@ from chalicelib.core.models import NewPost, parse_idempotency_key, parse_new_pos
 from chalicelib.core.pagination import decode_cursor, encode_cursor, parse_limit
 from chalicelib.feeds import conditional
 from chalicelib.mastodon import ids as mastodon_ids
-from chalicelib.mastodon.api import parse_status_form
 from chalicelib.mastodon.follows import MAX_IMPORT_ROWS, parse_following_csv
-from chalicelib.upstream.generic import MAX_RETRY_AFTER_SECONDS, parse_rate_limit, parse_retry_after
+from chalicelib.mastodon.forms import parse_status_form
+from chalicelib.upstream.headers import MAX_RETRY_AFTER_SECONDS, parse_rate_limit, parse_retry_after
 from tests.properties import (
     any_char,
     any_text,

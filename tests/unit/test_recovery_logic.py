@@ -22,7 +22,7 @@ from chalicelib.recovery.service import (
     mode_for,
     ready_heads,
 )
-from chalicelib.upstream.generic import Outcome, RateLimit, SendResult
+from chalicelib.upstream.port import Outcome, RateLimit, SendResult
 from tests.fakes import InMemoryPostStore
 
 T = "2026-11-23T00:00:00.000Z"

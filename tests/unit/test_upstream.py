@@ -8,16 +8,14 @@ import email.utils
 import pytest
 
 from chalicelib.config import SettingsError, UpstreamSettings
-from chalicelib.upstream.generic import (
+from chalicelib.upstream.generic import GenericIngestUpstream
+from chalicelib.upstream.headers import (
     MAX_RETRY_AFTER_SECONDS,
-    Backoff,
-    GenericIngestUpstream,
-    RateLimit,
-    UpstreamPost,
     parse_rate_limit,
     parse_rate_limit_reset,
     parse_retry_after,
 )
+from chalicelib.upstream.port import Backoff, RateLimit, UpstreamPost
 
 NOW = 1_717_000_000.0
 

@@ -1,0 +1,124 @@
+"""The static copies of the feeds: the job step that publishes, to S3, the
+feed of every timeline whose marker changed since its last publish.
+
+A copy is rendered exactly as the live route renders it (`feeds.live`). A
+copy of a change younger than `ARCHIVE_SETTLE_SECONDS` may miss that change
+(the indexes are eventually consistent), so it is written but not recorded
+as published: the next run writes it again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from chalicelib.aws.lease import Lease
+from chalicelib.config import Settings
+from chalicelib.core import ids
+from chalicelib.core.models import Post
+from chalicelib.feeds.live import Feeds
+from chalicelib.feeds.markers import FeedStore, Marker
+from chalicelib.feeds.render import PUBLIC_TIMELINE, FeedKind, Timeline
+from chalicelib.feeds.static import StaticFeeds
+
+FEEDS_LEASE_NAME = "feeds"
+# How long the publisher's lease outlives the run's own deadline.
+LEASE_GRACE_SECONDS = 30
+# Stop publishing with this much of the invocation left; the rest waits for
+# the next run (the checkpoints do not move, so nothing is skipped).
+PUBLISH_SAFETY_SECONDS = 5
+
+
+class NewPosts(Protocol):
+    """The posts of one public shard between two ids, oldest first."""
+
+    def posts_between(self, shard: int, after_id: str, before_id: str, limit: int) -> list[Post]: ...
+
+
+@dataclass
+class PublishReport:
+    feeds: int = 0
+    objects: int = 0
+    skipped_because: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"feeds": self.feeds, "objects": self.objects, "skipped_because": self.skipped_because}
+
+
+class FeedPublisher:
+    """Publishes static copies of the feeds whose marker changed since their
+    last publish: the public feed, the authors of posts after the
+    publisher's checkpoints, and the users a delete marked dirty.
+
+    One run at a time (a lease): two overlapping runs could otherwise leave
+    an older copy in S3 under a newer recorded version.
+    """
+
+    def __init__(
+        self, feeds: Feeds, markers: FeedStore, store: NewPosts, static: StaticFeeds, lease: Lease, settings: Settings
+    ) -> None:
+        self._feeds = feeds
+        self._markers = markers
+        self._store = store
+        self._static = static
+        self._lease = lease
+        self._settings = settings
+
+    def run(self, remaining_seconds: Callable[[], float], now: float) -> PublishReport:
+        report = PublishReport()
+        owner = uuid.uuid4().hex
+        if not self._lease.acquire(owner, remaining_seconds() + LEASE_GRACE_SECONDS):
+            report.skipped_because = "lease_held"
+            return report
+        try:
+            self._publish(report, remaining_seconds, now)
+        finally:
+            self._lease.release(owner)
+        return report
+
+    def _publish(self, report: PublishReport, remaining_seconds: Callable[[], float], now: float) -> None:
+        dirty = self._markers.dirty_users()
+        authors, moves = self._authors_after_checkpoints(now)
+        users = self._markers.user_markers(sorted(authors | set(dirty)))
+        markers = {PUBLIC_TIMELINE: self._markers.public_marker()} | {Timeline(n): m for n, m in users.items()}
+        published = self._markers.published_versions(list(markers))
+        for timeline, marker in markers.items():
+            if remaining_seconds() < PUBLISH_SAFETY_SECONDS:
+                report.skipped_because = "out_of_time"
+                return
+            if published.get(timeline) != marker.version:
+                self._publish_one(timeline, marker, report)
+        for username, shards in dirty.items():
+            marker = markers.get(Timeline(username))
+            if marker is not None and self._feeds.is_settled(marker):
+                self._markers.forget_dirty_user(username, shards, marker)
+        for shard, last_id in moves.items():
+            self._markers.advance_checkpoint(shard, last_id)
+
+    def _publish_one(self, timeline: Timeline, marker: Marker, report: PublishReport) -> None:
+        for kind in FeedKind:
+            self._static.put(timeline, kind, self._feeds.render(timeline, kind))
+            report.objects += 1
+        report.feeds += 1
+        if self._feeds.is_settled(marker):
+            self._markers.record_published(timeline, marker.version)
+
+    def _authors_after_checkpoints(self, now: float) -> tuple[set[str], dict[int, str]]:
+        """Authors of the posts after each shard's checkpoint, and where each
+        checkpoint may move: to the newest settled post only, because a post's
+        id is made before its write commits and may show up late."""
+        now_ms = int(now * 1000)
+        settled_before = ids.smallest_ulid_at(now_ms - self._settings.archive_settle_seconds * 1000)
+        until = ids.smallest_ulid_at(now_ms + 1000)
+        authors: set[str] = set()
+        moves: dict[int, str] = {}
+        for shard in range(self._settings.write_shards):
+            checkpoint = self._markers.checkpoint(shard)
+            posts = self._store.posts_between(shard, checkpoint, until, self._settings.archive_batch_max)
+            authors |= {post.author for post in posts}
+            settled = [post.id for post in posts if post.id < settled_before]
+            if settled:
+                moves[shard] = settled[-1]
+        return authors, moves

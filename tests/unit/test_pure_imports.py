@@ -1,0 +1,46 @@
+"""The pure modules of the upstream, feeds and Mastodon packages load no AWS
+SDK and no HTTP client: they hold values, rules and rendering, so they can be
+imported (and unit-tested) without either. Each import runs in a fresh
+interpreter, as this test process has loaded everything already."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PURE_MODULES = [
+    "chalicelib.upstream.port",
+    "chalicelib.feeds.render",
+    "chalicelib.feeds.conditional",
+    "chalicelib.mastodon.entities",
+    "chalicelib.mastodon.forms",
+    "chalicelib.mastodon.ids",
+]
+FORBIDDEN = {"boto3", "botocore", "urllib.request", "http.client"}
+
+
+def modules_loaded_by(module: str) -> set[str]:
+    probe = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(json.loads(result.stdout))
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_a_pure_module_loads_no_aws_sdk_and_no_http_client(module):
+    assert modules_loaded_by(module) & FORBIDDEN == set()
+
+
+@pytest.mark.parametrize(
+    ("module", "loads"),
+    [("chalicelib.upstream.transport", "http.client"), ("chalicelib.mastodon.follows", "boto3")],
+)
+def test_the_probe_sees_what_an_adapter_loads(module, loads):
+    # Without this, a probe that saw nothing would pass every module above.
+    assert loads in modules_loaded_by(module)

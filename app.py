@@ -56,7 +56,7 @@ def public_timeline():
 
 @route("/status", methods=["GET"])
 def status():
-    return json_response(wiring.recovery().status())
+    return json_response(wiring.recovery_admin().status())
 
 
 # -- feeds (loaded on the first feed request; feedgen only when one is rendered) ---
@@ -123,14 +123,14 @@ def admin_get_post(post_id):
 def dead_letters():
     request = app.current_request
     wiring.accounts().require_admin(authorization(request))
-    page = wiring.recovery().dead_letters(query_param(request, "cursor"), query_param(request, "limit"))
+    page = wiring.recovery_admin().dead_letters(query_param(request, "cursor"), query_param(request, "limit"))
     return json_response(page)
 
 
 @route("/admin/dead-letters/{post_id}/retry", methods=["POST"])
 def retry_dead_letter(post_id):
     wiring.accounts().require_admin(authorization(app.current_request))
-    return json_response(wiring.recovery().retry_dead_letter(post_id))
+    return json_response(wiring.recovery_admin().retry_dead_letter(post_id))
 
 
 @route("/admin/replay", methods=["POST"])
@@ -138,8 +138,9 @@ def replay_now():
     request = app.current_request
     wiring.accounts().require_admin(authorization(request))
     dry_run = web.flag(query_param(request, "dry_run"))
-    report = wiring.recovery().replay_now(web.remaining_seconds(app.lambda_context), dry_run=dry_run)
-    return json_response(report)
+    if dry_run:
+        return json_response(wiring.recovery_admin().replay_plan())
+    return json_response(wiring.recovery().replay_now(web.remaining_seconds(app.lambda_context)))
 
 
 # -- the contract (docs/openapi.yaml) -----------------------------------------------

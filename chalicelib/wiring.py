@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from chalicelib.maintenance import Maintenance
     from chalicelib.mastodon.api import MastodonApi
     from chalicelib.mastodon.follows import FollowStore
+    from chalicelib.posts.checkpoints import ArchiveCheckpoints
+    from chalicelib.recovery.admin import RecoveryAdmin
+    from chalicelib.recovery.backlog import BacklogStore
+    from chalicelib.recovery.health_store import HealthStore
     from chalicelib.recovery.service import Recovery
     from chalicelib.upstream.generic import Upstream
     from chalicelib.upstream.tokens import UpstreamTokens
@@ -64,6 +68,18 @@ def id_factory() -> ids.UlidFactory:
 
 def post_store() -> PostStore:
     return PostStore(dynamodb(), settings().table_name, settings().write_shards)
+
+
+def backlog_store() -> BacklogStore:
+    from chalicelib.recovery.backlog import BacklogStore
+
+    return BacklogStore(dynamodb(), settings().table_name, settings().write_shards)
+
+
+def archive_checkpoints() -> ArchiveCheckpoints:
+    from chalicelib.posts.checkpoints import ArchiveCheckpoints
+
+    return ArchiveCheckpoints(dynamodb(), settings().table_name)
 
 
 def user_store() -> UserStore:
@@ -132,14 +148,24 @@ def upstream_tokens() -> UpstreamTokens:
 @cache
 def recovery() -> Recovery:
     from chalicelib.aws.lease import Lease
-    from chalicelib.recovery.health import HealthStore
     from chalicelib.recovery.service import LEASE_NAME, Recovery
 
-    table = settings().table_name
-    health = HealthStore(dynamodb(), table)
-    lease = Lease(dynamodb(), table, LEASE_NAME)
+    lease = Lease(dynamodb(), settings().table_name, LEASE_NAME)
     spool = Spool(s3(), settings().bucket_name)
-    return Recovery(post_store(), health, lease, upstream(), settings(), spool=spool)
+    return Recovery(backlog_store(), health_store(), lease, upstream(), settings(), spool=spool)
+
+
+@cache
+def recovery_admin() -> RecoveryAdmin:
+    from chalicelib.recovery.admin import RecoveryAdmin
+
+    return RecoveryAdmin(backlog_store(), health_store(), settings())
+
+
+def health_store() -> HealthStore:
+    from chalicelib.recovery.health_store import HealthStore
+
+    return HealthStore(dynamodb(), settings().table_name)
 
 
 @cache
@@ -149,7 +175,13 @@ def maintenance() -> Maintenance:
 
     bucket = settings().bucket_name
     return Maintenance(
-        post_store(), Spool(s3(), bucket), Archive(s3(), bucket), settings(), recovery(), publisher=feed_publisher()
+        post_store(),
+        Spool(s3(), bucket),
+        Archive(s3(), bucket),
+        archive_checkpoints(),
+        settings(),
+        recovery(),
+        publisher=feed_publisher(),
     )
 
 
@@ -179,6 +211,7 @@ def feed_publisher() -> FeedPublisher:
 def reset() -> None:
     """Forget everything built so far (tests; a changed environment)."""
     built = (settings, dynamodb, s3, id_factory, accounts, posts, upstream_settings, recovery, maintenance, feeds)
+    recovery_admin.cache_clear()
     for cached in built:
         cached.cache_clear()
     mastodon.cache_clear()

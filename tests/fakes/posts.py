@@ -1,5 +1,6 @@
-"""In-memory stand-ins for the two adapters over post items: the posts side
-of `posts.store.PostStore` and the replay side, `recovery.backlog.BacklogStore`.
+"""In-memory stand-ins for the posts' adapters: the two over post items
+(the posts side, `posts.store.PostStore`, and the replay side,
+`recovery.backlog.BacklogStore`), the S3 spool and the archive checkpoints.
 
 moto's TransactWriteItems deep-copies the whole table on every call, so a
 replay of thousands of posts on moto measures moto, not the replay. These
@@ -27,7 +28,8 @@ from chalicelib.core.models import (
     UPSTREAM_DELETE_STATES,
     Post,
 )
-from chalicelib.errors import PostExists, StateChanged
+from chalicelib.errors import PostExists, StateChanged, ValidationFailed
+from chalicelib.posts.archive import spool_key
 from chalicelib.posts.store import Page
 from chalicelib.recovery.backlog import BacklogCounts
 
@@ -172,3 +174,52 @@ def in_memory_stores() -> tuple[InMemoryPostStore, InMemoryBacklogStore]:
     """A posts store and a backlog store over the same posts."""
     posts = InMemoryPostStore()
     return posts, InMemoryBacklogStore(posts.table)
+
+
+class InMemorySpool:
+    """`posts.archive.Spool`: one document per spooled post, under the
+    same key, so a retry with the same Idempotency-Key finds the first."""
+
+    def __init__(self) -> None:
+        self._documents: dict[str, tuple[Post, str]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, post: Post, fingerprint: str) -> Post:
+        with self._lock:
+            spooled = self._documents.setdefault(spool_key(post), (post, fingerprint))
+        if spooled[1] != fingerprint:
+            raise ValidationFailed(
+                "this Idempotency-Key was already used for a different post", code="idempotency_key_reused"
+            )
+        return spooled[0]
+
+    def keys(self, limit: int) -> list[str]:
+        with self._lock:
+            return sorted(self._documents)[:limit]
+
+    def read(self, key: str) -> tuple[Post, str]:
+        with self._lock:
+            return self._documents[key]
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._documents.pop(key, None)
+
+
+class InMemoryArchiveCheckpoints:
+    """`posts.checkpoints.ArchiveCheckpoints`: each shard's last archived id."""
+
+    def __init__(self) -> None:
+        self._last_ids: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, shard: int) -> str:
+        with self._lock:
+            return self._last_ids.get(shard, "")
+
+    def advance(self, shard: int, old: str, new: str) -> bool:
+        with self._lock:
+            if self._last_ids.get(shard, "") != old:
+                return False
+            self._last_ids[shard] = new
+            return True

@@ -27,7 +27,7 @@ from chalicelib.core.models import (
     Post,
 )
 from chalicelib.errors import StateChanged
-from chalicelib.posts import items
+from chalicelib.posts import items as layout
 from chalicelib.posts.items import (
     BACKLOG_COUNT,
     BEFORE_ALL_IDS,
@@ -46,7 +46,7 @@ class BacklogCounts:
 
 
 class BacklogStore:
-    """The replay side of post items. Takes its client so tests can swap it."""
+    """The replay side of post layout. Takes its client so tests can swap it."""
 
     def __init__(self, client, table_name: str, shards: int) -> None:
         self._client = client
@@ -54,7 +54,7 @@ class BacklogStore:
         self._shards = shards
 
     def get_post(self, post_id: str) -> Post | None:
-        return items.read_post(self._client, self._table, post_id)
+        return layout.read_post(self._client, self._table, post_id)
 
     # -- claims ---------------------------------------------------------------
 
@@ -79,7 +79,7 @@ class BacklogStore:
             with unavailable_as_domain_error("claim post"):
                 response = self._client.update_item(
                     TableName=self._table,
-                    Key=items.post_key(post.id),
+                    Key=layout.post_key(post.id),
                     UpdateExpression="SET #state = :in_flight, replay_owner = :owner, sending_since = :now "
                     "ADD send_attempts :one",
                     ConditionExpression="#state IN (:waiting, :in_flight)",
@@ -95,7 +95,7 @@ class BacklogStore:
                 )
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             raise StateChanged(post.id) from exc
-        return items.post_from_item(response["Attributes"])
+        return layout.post_from_item(response["Attributes"])
 
     # -- settling a claimed post ------------------------------------------------
 
@@ -110,7 +110,7 @@ class BacklogStore:
             SENDING,
             "SET #state = :done, upstream_id = :uid, replayed_at = :at "
             "REMOVE BacklogPK, BacklogSK, replay_owner, sending_since",
-            {":done": {"S": REPLAYED}, ":uid": items.string_or_null(upstream_id), ":at": {"S": at}},
+            {":done": {"S": REPLAYED}, ":uid": layout.string_or_null(upstream_id), ":at": {"S": at}},
         )
         self._transact_or_state_changed(post, [update, self._count_backlog(post.id, -1)], "mark replayed")
 
@@ -172,7 +172,7 @@ class BacklogStore:
         update = {
             "Update": {
                 "TableName": self._table,
-                "Key": items.post_key(post.id),
+                "Key": layout.post_key(post.id),
                 "UpdateExpression": "SET #state = :waiting, BacklogPK = :shard REMOVE failure_reason, failed_at",
                 "ConditionExpression": "#state = :failed",
                 "ExpressionAttributeNames": {"#state": "state"},
@@ -188,16 +188,16 @@ class BacklogStore:
 
     def _requeue_place(self, post: Post) -> tuple[str, str, str]:
         """A dead letter's state, Backlog partition and counter once requeued."""
-        shard = items.shard_of(post.id, self._shards)
+        shard = layout.shard_of(post.id, self._shards)
         if post.state == DELETE_FAILED:
-            return DELETE_PENDING, items.upstream_deletes_partition(shard), UPSTREAM_DELETES_COUNT
-        return PENDING, items.backlog_partition(shard), BACKLOG_COUNT
+            return DELETE_PENDING, layout.upstream_deletes_partition(shard), UPSTREAM_DELETES_COUNT
+        return PENDING, layout.backlog_partition(shard), BACKLOG_COUNT
 
     def _leave_in_flight(self, post: Post, owner: str, in_flight: str, expression: str, values: dict) -> dict:
         return {
             "Update": {
                 "TableName": self._table,
-                "Key": items.post_key(post.id),
+                "Key": layout.post_key(post.id),
                 "UpdateExpression": expression,
                 "ConditionExpression": "#state = :in_flight AND replay_owner = :owner",
                 "ExpressionAttributeNames": {"#state": "state"},
@@ -207,11 +207,11 @@ class BacklogStore:
 
     def _count_backlog(self, post_id: str, delta: int, counter: str = BACKLOG_COUNT) -> dict:
         # Replay transitions leave the feed markers alone: they change no feed.
-        shard = items.shard_of(post_id, self._shards)
-        return items.counter_update(self._table, items.backlog_counter_key(shard), counter, delta)
+        shard = layout.shard_of(post_id, self._shards)
+        return layout.counter_update(self._table, layout.backlog_counter_key(shard), counter, delta)
 
     def _count_dead_letters(self, delta: int) -> dict:
-        return items.counter_update(self._table, items.dead_letter_counter_key(), DEAD_LETTER_COUNT, delta)
+        return layout.counter_update(self._table, layout.dead_letter_counter_key(), DEAD_LETTER_COUNT, delta)
 
     def _transact_or_state_changed(self, post: Post, writes: list[dict], what: str) -> None:
         try:
@@ -228,7 +228,7 @@ class BacklogStore:
         post of any author can be missing from it. Per-author order rests
         on this."""
         by_shard = [
-            self._oldest_first(items.backlog_partition(shard), per_shard, BEFORE_ALL_IDS)
+            self._oldest_first(layout.backlog_partition(shard), per_shard, BEFORE_ALL_IDS)
             for shard in range(self._shards)
         ]
         bounds = [posts[-1].id for posts in by_shard if len(posts) == per_shard]
@@ -242,7 +242,7 @@ class BacklogStore:
         window = [
             post
             for shard in range(self._shards)
-            for post in self._oldest_first(items.upstream_deletes_partition(shard), per_shard, BEFORE_ALL_IDS)
+            for post in self._oldest_first(layout.upstream_deletes_partition(shard), per_shard, BEFORE_ALL_IDS)
         ]
         return sorted(window, key=lambda post: post.id)
 
@@ -254,7 +254,7 @@ class BacklogStore:
     def dead_letter_count(self) -> int:
         with unavailable_as_domain_error("read dead-letter counter"):
             response = self._client.get_item(
-                TableName=self._table, Key=items.dead_letter_counter_key(), ConsistentRead=True
+                TableName=self._table, Key=layout.dead_letter_counter_key(), ConsistentRead=True
             )
         return dynamo.from_item(response["Item"]).get(DEAD_LETTER_COUNT, 0) if "Item" in response else 0
 
@@ -266,7 +266,7 @@ class BacklogStore:
     def backlog_counts(self) -> BacklogCounts:
         """Posts waiting to be sent and copies on the primary waiting to be
         deleted: sums of the two counters the counter shards keep."""
-        keys = [items.backlog_counter_key(shard) for shard in range(self._shards)]
+        keys = [layout.backlog_counter_key(shard) for shard in range(self._shards)]
         totals = dict.fromkeys((BACKLOG_COUNT, UPSTREAM_DELETES_COUNT), 0)
         for item in dynamo.batch_get(self._client, self._table, keys, "read backlog counters", consistent=True):
             values = dynamo.from_item(item)
@@ -279,9 +279,9 @@ class BacklogStore:
         (only pending posts carry its keys): one query per shard."""
         found: list[Post] = []
         for shard in range(self._shards):
-            found.extend(self._oldest_first(items.backlog_partition(shard), limit, BEFORE_ALL_IDS))
+            found.extend(self._oldest_first(layout.backlog_partition(shard), limit, BEFORE_ALL_IDS))
         found.sort(key=lambda post: post.id)
         return found[:limit]
 
     def _oldest_first(self, partition: str, limit: int, after_id: str) -> list[Post]:
-        return items.query_posts(self._client, self._table, BACKLOG_INDEX, partition, limit=limit, after_id=after_id)
+        return layout.query_posts(self._client, self._table, BACKLOG_INDEX, partition, limit=limit, after_id=after_id)

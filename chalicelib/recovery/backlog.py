@@ -46,7 +46,7 @@ class BacklogCounts:
 
 
 class BacklogStore:
-    """The replay side of post layout. Takes its client so tests can swap it."""
+    """The replay side of post items. Takes its client so tests can swap it."""
 
     def __init__(self, client, table_name: str, shards: int) -> None:
         self._client = client

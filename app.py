@@ -77,7 +77,7 @@ def public_timeline():
 
 @route("/status", methods=["GET"])
 def status():
-    return json_response(wiring.recovery().status())
+    return json_response(wiring.recovery_admin().status())
 
 
 # -- feeds (loaded on the first feed request; feedgen only when one is rendered) ---
@@ -138,21 +138,21 @@ def admin_get_post(post_id):
 @route("/admin/dead-letters", methods=["GET"], admin=True)
 def dead_letters():
     request = app.current_request
-    page = wiring.recovery().dead_letters(query_param(request, "cursor"), query_param(request, "limit"))
+    page = wiring.recovery_admin().dead_letters(query_param(request, "cursor"), query_param(request, "limit"))
     return json_response(page)
 
 
 @route("/admin/dead-letters/{post_id}/retry", methods=["POST"], admin=True)
 def retry_dead_letter(post_id):
-    return json_response(wiring.recovery().retry_dead_letter(post_id))
+    return json_response(wiring.recovery_admin().retry_dead_letter(post_id))
 
 
 @route("/admin/replay", methods=["POST"], admin=True)
 def replay_now():
     request = app.current_request
-    dry_run = flag(query_param(request, "dry_run"))
-    report = wiring.recovery().replay_now(remaining_seconds(app.lambda_context), dry_run=dry_run)
-    return json_response(report)
+    if flag(query_param(request, "dry_run")):
+        return json_response(wiring.recovery_admin().replay_plan())
+    return json_response(wiring.recovery().replay_now(remaining_seconds(app.lambda_context)))
 
 
 # -- the contract (docs/openapi.yaml) -----------------------------------------------

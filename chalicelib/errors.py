@@ -102,3 +102,7 @@ class PostExists(Exception):
         super().__init__(post_id)
         self.post_id = post_id
         self.stored = stored
+
+
+class StateChanged(Exception):
+    """The post's state moved under us (a concurrent delete or replay)."""

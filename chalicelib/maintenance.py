@@ -14,6 +14,7 @@ from chalicelib.errors import DuplicateIdempotencyKey, PostExists
 from chalicelib.feeds.publisher import FeedPublisher
 from chalicelib.observability import count
 from chalicelib.posts.archive import Archive, Spool
+from chalicelib.posts.checkpoints import ArchiveCheckpoints
 from chalicelib.posts.store import PostStore
 from chalicelib.recovery.service import Recovery
 
@@ -49,6 +50,7 @@ class Maintenance:
         store: PostStore,
         spool: Spool,
         archive: Archive,
+        checkpoints: ArchiveCheckpoints,
         settings: Settings,
         recovery: Recovery | None = None,
         clock=time.time,
@@ -57,6 +59,7 @@ class Maintenance:
         self._store = store
         self._spool = spool
         self._archive = archive
+        self._checkpoints = checkpoints
         self._settings = settings
         self._recovery = recovery
         self._clock = clock
@@ -122,13 +125,13 @@ class Maintenance:
         settled_ms = int(self._clock() * 1000) - self._settings.archive_settle_seconds * 1000
         before = ids.smallest_ulid_at(settled_ms)
         for shard in range(self._settings.write_shards):
-            checkpoint = self._store.archive_checkpoint(shard)
+            checkpoint = self._checkpoints.get(shard)
             posts = self._store.posts_between(shard, checkpoint, before, self._settings.archive_batch_max)
             if not posts:
                 continue
             fresh = [post for post in posts if post.source != SPOOL_SOURCE]
             if fresh:
                 report.archive_objects += self._archive.write(fresh, f"s{shard}-after-{checkpoint or 0}")
-            if self._store.advance_archive_checkpoint(shard, checkpoint, posts[-1].id):
+            if self._checkpoints.advance(shard, checkpoint, posts[-1].id):
                 report.archived += len(fresh)
                 count("PostsArchived", len(fresh))

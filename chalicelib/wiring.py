@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from chalicelib.maintenance import Maintenance
     from chalicelib.mastodon.api import MastodonApi
     from chalicelib.mastodon.follows import FollowStore
+    from chalicelib.posts.checkpoints import ArchiveCheckpoints
+    from chalicelib.recovery.admin import RecoveryAdmin
+    from chalicelib.recovery.backlog import BacklogStore
+    from chalicelib.recovery.health_store import HealthStore
     from chalicelib.recovery.service import Recovery
     from chalicelib.upstream.port import Upstream
     from chalicelib.upstream.tokens import UpstreamTokens
@@ -137,6 +141,20 @@ def post_store() -> PostStore:
 
 
 @_per_call
+def backlog_store() -> BacklogStore:
+    from chalicelib.recovery.backlog import BacklogStore
+
+    return BacklogStore(dynamodb(), settings().table_name, settings().write_shards)
+
+
+@_per_call
+def archive_checkpoints() -> ArchiveCheckpoints:
+    from chalicelib.posts.checkpoints import ArchiveCheckpoints
+
+    return ArchiveCheckpoints(dynamodb(), settings().table_name)
+
+
+@_per_call
 def user_store() -> UserStore:
     return UserStore(dynamodb(), settings().table_name)
 
@@ -213,14 +231,25 @@ def upstream_tokens() -> UpstreamTokens:
 @_singleton
 def recovery() -> Recovery:
     from chalicelib.aws.lease import Lease
-    from chalicelib.recovery.health import HealthStore
     from chalicelib.recovery.service import LEASE_NAME, Recovery
 
-    table = settings().table_name
-    health = HealthStore(dynamodb(), table)
-    lease = Lease(dynamodb(), table, LEASE_NAME)
+    lease = Lease(dynamodb(), settings().table_name, LEASE_NAME)
     spool = Spool(s3(), settings().bucket_name)
-    return Recovery(post_store(), health, lease, upstream(), settings(), spool=spool)
+    return Recovery(backlog_store(), health_store(), lease, upstream(), settings(), spool=spool)
+
+
+@_singleton
+def recovery_admin() -> RecoveryAdmin:
+    from chalicelib.recovery.admin import RecoveryAdmin
+
+    return RecoveryAdmin(backlog_store(), health_store(), settings())
+
+
+@_per_call
+def health_store() -> HealthStore:
+    from chalicelib.recovery.health_store import HealthStore
+
+    return HealthStore(dynamodb(), settings().table_name)
 
 
 @_singleton
@@ -230,7 +259,13 @@ def maintenance() -> Maintenance:
 
     bucket = settings().bucket_name
     return Maintenance(
-        post_store(), Spool(s3(), bucket), Archive(s3(), bucket), settings(), recovery(), publisher=feed_publisher()
+        post_store(),
+        Spool(s3(), bucket),
+        Archive(s3(), bucket),
+        archive_checkpoints(),
+        settings(),
+        recovery(),
+        publisher=feed_publisher(),
     )
 
 

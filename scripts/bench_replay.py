@@ -2,7 +2,7 @@
 
 5,000 posts from 500 authors are replayed into the fake primary (its own
 process, 50 ms latency, 200 requests/s limit). The posts live in the
-in-memory store of tests/fakes.py (same contract as the DynamoDB store,
+in-memory stores of tests/fakes/posts.py (same contract as the DynamoDB store,
 tested in tests/functional/test_store_contract.py): moto deep-copies the
 whole table on every transaction, which would measure moto instead of the
 replay. The lease and health items stay on moto. Prints the achieved posts/s as a fraction of the limit, duplicates
@@ -66,20 +66,22 @@ def replay_once(posts: int, authors: int, concurrency: int, max_rps: int, primar
     from chalicelib.core.models import Post
     from chalicelib.upstream.generic import GenericIngestUpstream
     from scripts.localaws import serialize_moto_dynamodb
-    from tests.fakes import InMemoryPostStore
+    from tests.fakes.posts import in_memory_stores
 
     serialize_moto_dynamodb()
     fetch(f"{primary_url}/control/reset", method="POST")
     with mock_aws():
         wiring.reset()
         schema.ensure_resources(aws.new_client("dynamodb"), aws.new_client("s3"), "lifeboat-local", "lifeboat-local")
-        store = InMemoryPostStore()
+        posts_store, store = in_memory_stores()
         make_id = ids.UlidFactory()
         written = defaultdict(list)
         for n in range(posts):
             author, post_id = f"author{n % authors}", make_id.new()
             created_at = ids.iso_from_millis(ids.ulid_millis(post_id))
-            store.create_post(Post(id=post_id, author=author, text=f"post {n} by {author}", created_at=created_at))
+            posts_store.create_post(
+                Post(id=post_id, author=author, text=f"post {n} by {author}", created_at=created_at)
+            )
             written[author].append(post_id)
         recovery = wiring.recovery()
         recovery._store = store

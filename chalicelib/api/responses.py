@@ -31,7 +31,7 @@ def feed_response(reply) -> Response:
 
 def post_created(created) -> Response:
     headers = {"Location": f"/posts/{created.post.id}"}
-    if created.replayed:
+    if created.repeated:
         headers["Idempotent-Replayed"] = "true"
     return json_response(created.post.to_public(), 202 if created.spooled else 201, headers)
 

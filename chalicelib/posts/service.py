@@ -22,13 +22,14 @@ from chalicelib.errors import (
     Forbidden,
     NotFound,
     PostExists,
+    StateChanged,
     StoreUnavailable,
     Unavailable,
     ValidationFailed,
 )
 from chalicelib.observability import count, logger
 from chalicelib.posts.archive import Spool
-from chalicelib.posts.store import Page, PostStore, StateChanged
+from chalicelib.posts.store import Page, PostStore
 
 SPOOL_RETRY_AFTER_SECONDS = 5
 _DELETE_ATTEMPTS = 3
@@ -39,8 +40,9 @@ class Created:
     post: Post
     # True when DynamoDB refused the write and the post waits in the S3 spool.
     spooled: bool = False
-    # True when an Idempotency-Key matched an earlier request.
-    replayed: bool = False
+    # True when an Idempotency-Key matched an earlier request: the post is
+    # that request's (nothing to do with the replay's "replayed" state).
+    repeated: bool = False
 
 
 class PostService:
@@ -86,7 +88,7 @@ class PostService:
         except PostExists as exists:
             post = _our_committed_post(exists, post)
         except DuplicateIdempotencyKey as duplicate:
-            return Created(self._earlier_post(duplicate, new), replayed=True)
+            return Created(self._earlier_post(duplicate, new), repeated=True)
         except StoreUnavailable:
             return self._spool_instead(post, new)
         count("PostsAccepted")
@@ -128,7 +130,7 @@ class PostService:
             ) from exc
         count("PostsSpooled")
         logger.warning("DynamoDB refused a post; spooled to S3", extra={"post_id": spooled.id})
-        return Created(spooled, spooled=True, replayed=spooled.id != post.id)
+        return Created(spooled, spooled=True, repeated=spooled.id != post.id)
 
     def delete(self, author: str, post_id: str) -> None:
         """Delete the author's own post: it leaves every timeline and the

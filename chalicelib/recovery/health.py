@@ -1,4 +1,5 @@
-"""The primary's health: hysteresis over probe results, kept in DynamoDB.
+"""The primary's health: hysteresis over probe results (pure; the item
+that keeps it in DynamoDB is `recovery.health_store`'s).
 
 `observe` is the whole decision and is pure: `up` after HEALTH_UP_AFTER
 consecutive successes, `down` after HEALTH_DOWN_AFTER consecutive failures,
@@ -7,16 +8,12 @@ so one lucky or unlucky probe never flips clients back and forth.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-
-from chalicelib.aws import dynamo
-from chalicelib.aws.clients import unavailable_as_domain_error
+from dataclasses import dataclass, field, replace
 
 UP = "up"
 DOWN = "down"
 UNKNOWN = "unknown"
 HISTORY_LENGTH = 20
-_KEY = ("HEALTH#primary", "STATE")
 
 
 @dataclass(frozen=True)
@@ -57,45 +54,3 @@ def transition(current: HealthState, state: str, now: str, reason: str) -> Healt
     history = [*current.history, {"state": state, "at": now, "reason": reason}][-HISTORY_LENGTH:]
     counters = {"successes": 0} if state == DOWN else {"failures": 0}
     return replace(current, state=state, since=now, history=history, **counters)
-
-
-class HealthStore:
-    """One item holds the state, its history and the last replay's report.
-    Writes are conditional on the version read (optimistic locking), so two
-    overlapping runs cannot both count the same streak."""
-
-    def __init__(self, client, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
-    def load(self) -> HealthState:
-        with unavailable_as_domain_error("read health"):
-            response = self._client.get_item(TableName=self._table, Key=dynamo.key(*_KEY), ConsistentRead=True)
-        if "Item" not in response:
-            return HealthState()
-        values = dynamo.from_item(response["Item"])
-        known = {name: values[name] for name in HealthState.__dataclass_fields__ if name in values}
-        return HealthState(**known)
-
-    def save(self, new: HealthState, expected_version: int) -> bool:
-        """False if another run saved first (then its view stands)."""
-        item = {"PK": _KEY[0], "SK": _KEY[1], **asdict(new), "version": expected_version + 1}
-        condition = "attribute_not_exists(PK)" if expected_version == 0 else "version = :v"
-        extra = {} if expected_version == 0 else {"ExpressionAttributeValues": {":v": {"N": str(expected_version)}}}
-        try:
-            with unavailable_as_domain_error("save health"):
-                self._client.put_item(
-                    TableName=self._table, Item=dynamo.to_item(item), ConditionExpression=condition, **extra
-                )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
-    def record_replay(self, report: dict) -> None:
-        with unavailable_as_domain_error("record replay"):
-            self._client.update_item(
-                TableName=self._table,
-                Key=dynamo.key(*_KEY),
-                UpdateExpression="SET last_replay = :report",
-                ExpressionAttributeValues={":report": dynamo.to_item({"r": report})["r"]},
-            )

@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 
 from chalicelib import wiring
-from chalicelib.posts.store import PostStore
+from chalicelib.recovery.backlog import BacklogStore
 from scripts.fake_primary import FakePrimary
 from tests.concurrency import run_at_once
 from tests.conftest import ADMIN_TOKEN
@@ -51,9 +51,9 @@ def drain(max_runs: int = 20):
     """Run the job until the backlog is empty (each run is one schedule tick)."""
     for _ in range(max_runs):
         run_job()
-        if wiring.recovery().status()["backlog"] == 0:
+        if wiring.recovery_admin().status()["backlog"] == 0:
             return
-    raise AssertionError(f"backlog not drained: {wiring.recovery().status()}")
+    raise AssertionError(f"backlog not drained: {wiring.recovery_admin().status()}")
 
 
 def write_outage(api, authors: int = 6, each: int = 5, replies: bool = True) -> dict[str, list[dict]]:
@@ -160,7 +160,7 @@ def test_two_runs_at_once_send_each_post_once(world):
 def test_a_crash_after_the_primary_answered_makes_no_duplicate(world, monkeypatch):
     api, primary = world
     written = write_outage(api, authors=2, each=3, replies=False)
-    original = PostStore.mark_replayed
+    original = BacklogStore.mark_replayed
     crashed = []
 
     def crash_once(store, post, owner, upstream_id, at):
@@ -169,7 +169,7 @@ def test_a_crash_after_the_primary_answered_makes_no_duplicate(world, monkeypatc
             raise RuntimeError("the Lambda died between the primary's 201 and our write")
         return original(store, post, owner, upstream_id, at)
 
-    monkeypatch.setattr(PostStore, "mark_replayed", crash_once)
+    monkeypatch.setattr(BacklogStore, "mark_replayed", crash_once)
     bring_primary_up(primary, runs=2)
     with pytest.raises(RuntimeError, match="Lambda died"):
         run_job()

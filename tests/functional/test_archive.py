@@ -33,7 +33,10 @@ def maintenance(settle_seconds: int = 0) -> Maintenance:
     settings = dataclasses.replace(wiring.settings(), archive_settle_seconds=settle_seconds)
     s3 = wiring.s3()
     later = time.time() + 1
-    return Maintenance(wiring.post_store(), Spool(s3, BUCKET), Archive(s3, BUCKET), settings, clock=lambda: later)
+    checkpoints = wiring.archive_checkpoints()
+    return Maintenance(
+        wiring.post_store(), Spool(s3, BUCKET), Archive(s3, BUCKET), checkpoints, settings, clock=lambda: later
+    )
 
 
 @pytest.fixture

@@ -34,8 +34,9 @@ def run_job(offset: float = LATER):
         feeds, wiring.feed_store(), wiring.post_store(), StaticFeeds(wiring.s3(), BUCKET), lease, settings
     )
     s3 = wiring.s3()
+    archive, checkpoints = Archive(s3, BUCKET), wiring.archive_checkpoints()
     job = Maintenance(
-        wiring.post_store(), Spool(s3, BUCKET), Archive(s3, BUCKET), settings, clock=lambda: now, publisher=publisher
+        wiring.post_store(), Spool(s3, BUCKET), archive, checkpoints, settings, clock=lambda: now, publisher=publisher
     )
     return job.run().feeds, feeds
 
@@ -107,7 +108,7 @@ def test_a_deleted_post_is_gone_from_the_static_feeds_after_the_next_run(api, to
     if replayed_first:
         # A replayed post leaves no backlog count to move: the delete must
         # still mark the feeds changed.
-        store = wiring.post_store()
+        store = wiring.backlog_store()
         claimed = store.claim_for_sending(store.get_post(gone), "run-1", "2026-01-01T00:00:00.000Z")
         store.mark_replayed(claimed, "run-1", "up-1", "2026-01-01T00:00:00.000Z")
         assert run_job()[0]["feeds"] == 0

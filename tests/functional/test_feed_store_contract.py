@@ -5,16 +5,16 @@ by the posts store's own transactions) and by the in-memory fake."""
 from __future__ import annotations
 
 import pytest
-from chalicelib.accounts.store import User
 
 from chalicelib import wiring
+from chalicelib.accounts.store import User
 from chalicelib.core import ids
 from chalicelib.core.models import Post
 from chalicelib.errors import NotFound
 from chalicelib.feeds.markers import EPOCH_ISO, Marker
 from chalicelib.feeds.render import PUBLIC_TIMELINE, Lane, Timeline
-from chalicelib.posts.store import shard_of
-from tests.fakes_feeds import InMemoryFeedStore
+from chalicelib.posts.items import shard_of
+from tests.fakes.feeds import InMemoryFeedStore
 
 CREATED_AT = "2026-11-01T00:00:00.000Z"
 SHARDS = 4

@@ -16,7 +16,7 @@ from chalicelib.aws.schema import BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
 from chalicelib.feeds import live as syndication
 from chalicelib.feeds.live import Feeds
 from chalicelib.feeds.render import Lane, entry_title
-from chalicelib.posts.store import shard_of
+from chalicelib.posts.items import shard_of
 from tests.conftest import TABLE
 
 USER_PATHS = ["/users/alice/feed.rss", "/users/alice/feed.atom"]
@@ -222,7 +222,7 @@ def test_a_replay_upstream_does_not_change_any_feed(api, tokens, settled):
 
     markers = [wiring.feed_store().marker(syndication.timeline_of(name)) for name in ("alice", None)]
 
-    store = wiring.post_store()
+    store = wiring.backlog_store()
     claimed = store.claim_for_sending(store.get_post(post["id"]), "run-1", post["created_at"])
     store.mark_replayed(claimed, "run-1", "upstream-1", post["created_at"])
 

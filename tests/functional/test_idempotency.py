@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from chalicelib import wiring
-from chalicelib.posts.store import idempotency_pk
+from chalicelib.posts.items import idempotency_pk
 from tests.concurrency import run_at_once
 from tests.conftest import TABLE
 
@@ -88,6 +88,6 @@ def test_many_racing_requests_with_one_key_make_one_post(moto):
 
     # then every request got the same post and exactly one post exists.
     assert len({created.post.id for created in results}) == 1
-    assert sum(not created.replayed for created in results) == 1
+    assert sum(not created.repeated for created in results) == 1
     assert len(wiring.post_store().author_posts("alice", None, 100).posts) == 1
-    assert wiring.post_store().backlog_size() == 1
+    assert wiring.backlog_store().backlog_size() == 1

@@ -9,7 +9,7 @@ from chalicelib import wiring
 from chalicelib.feeds.render import PUBLIC_TIMELINE, FeedKind, Timeline
 from chalicelib.feeds.static import STATIC_CACHE_CONTROL, StaticFeeds
 from tests.conftest import BUCKET
-from tests.fakes_feeds import InMemoryStaticFeeds, StaticObject
+from tests.fakes.feeds import InMemoryStaticFeeds, StaticObject
 
 
 class S3Copies:

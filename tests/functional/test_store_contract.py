@@ -1,5 +1,6 @@
 """One contract, two implementations: the replay transitions of the
-DynamoDB store (on moto) and of the in-memory fake the benchmark uses."""
+DynamoDB backlog store (on moto) and of the in-memory fake the benchmark
+uses, each fed by its posts store."""
 
 from __future__ import annotations
 
@@ -8,46 +9,58 @@ import pytest
 from chalicelib import wiring
 from chalicelib.core import ids
 from chalicelib.core.models import Post
-from chalicelib.posts.store import BacklogCounts, StateChanged
-from tests.fakes import InMemoryPostStore
+from chalicelib.errors import StateChanged
+from chalicelib.recovery.backlog import BacklogCounts
+from tests.fakes.posts import in_memory_stores
 
 NOW = "2026-11-23T00:00:00.000Z"
 _ids = ids.UlidFactory()
 
 
 @pytest.fixture(params=["dynamodb", "memory"])
-def store(request):
+def stores(request):
     if request.param == "memory":
-        return InMemoryPostStore()
+        return in_memory_stores()
     request.getfixturevalue("moto")
-    return wiring.post_store()
+    return wiring.post_store(), wiring.backlog_store()
 
 
-def new_post(store, author="alice") -> Post:
+@pytest.fixture
+def posts(stores):
+    return stores[0]
+
+
+@pytest.fixture
+def store(stores):
+    """The backlog store: the contract under test."""
+    return stores[1]
+
+
+def new_post(posts, author="alice") -> Post:
     post_id = _ids.new()
     post = Post(id=post_id, author=author, text="t", created_at=ids.iso_from_millis(ids.ulid_millis(post_id)))
-    store.create_post(post, "fingerprint", 0, 0)
+    posts.create_post(post, "fingerprint", 0, 0)
     return post
 
 
-def test_the_backlog_window_is_oldest_first_and_leaves_with_replay(store):
-    posts = [new_post(store, author) for author in ("a", "b", "a", "c")]
-    assert [p.id for p in store.backlog_window(100)] == [p.id for p in posts]
+def test_the_backlog_window_is_oldest_first_and_leaves_with_replay(posts, store):
+    written = [new_post(posts, author) for author in ("a", "b", "a", "c")]
+    assert [p.id for p in store.backlog_window(100)] == [p.id for p in written]
     assert store.backlog_size() == 4
 
-    claimed = store.claim_for_sending(posts[0], "run-1", NOW)
+    claimed = store.claim_for_sending(written[0], "run-1", NOW)
     assert (claimed.state, claimed.send_attempts) == ("sending", 1)
-    assert store.backlog_window(100)[0].id == posts[0].id  # a crashed send stays in the backlog
-    store.mark_replayed(posts[0], "run-1", "up-1", NOW)
+    assert store.backlog_window(100)[0].id == written[0].id  # a crashed send stays in the backlog
+    store.mark_replayed(written[0], "run-1", "up-1", NOW)
 
-    assert [p.id for p in store.backlog_window(100)] == [p.id for p in posts[1:]]
+    assert [p.id for p in store.backlog_window(100)] == [p.id for p in written[1:]]
     assert store.backlog_size() == 3
-    replayed = store.get_post(posts[0].id)
+    replayed = store.get_post(written[0].id)
     assert (replayed.state, replayed.upstream_id) == ("replayed", "up-1")
 
 
-def test_only_the_owning_run_may_settle_a_claimed_post(store):
-    post = new_post(store)
+def test_only_the_owning_run_may_settle_a_claimed_post(posts, store):
+    post = new_post(posts)
     store.claim_for_sending(post, "run-1", NOW)
     store.claim_for_sending(post, "run-2", NOW)  # run-1 died; run-2 holds the lease now
     with pytest.raises(StateChanged):
@@ -57,8 +70,8 @@ def test_only_the_owning_run_may_settle_a_claimed_post(store):
         store.claim_for_sending(post, "run-3", NOW)
 
 
-def test_a_dead_letter_leaves_the_backlog_and_can_be_requeued(store):
-    post = new_post(store)
+def test_a_dead_letter_leaves_the_backlog_and_can_be_requeued(posts, store):
+    post = new_post(posts)
     store.claim_for_sending(post, "run-1", NOW)
     store.mark_failed(post, "run-1", "HTTP 422: too long", NOW)
     failed = store.get_post(post.id)
@@ -71,26 +84,26 @@ def test_a_dead_letter_leaves_the_backlog_and_can_be_requeued(store):
     assert store.get_post(post.id).state == "pending"
 
 
-def test_a_deleted_post_cannot_be_claimed(store):
-    post = new_post(store)
-    store.mark_deleted(post, NOW)
+def test_a_deleted_post_cannot_be_claimed(posts, store):
+    post = new_post(posts)
+    posts.mark_deleted(post, NOW)
     with pytest.raises(StateChanged):
         store.claim_for_sending(post, "run-1", NOW)
     assert store.backlog_window(100) == []
 
 
-def replayed_post(store, author="alice", upstream_id="up-1") -> Post:
-    post = new_post(store, author)
+def replayed_post(posts, store, author="alice", upstream_id="up-1") -> Post:
+    post = new_post(posts, author)
     store.claim_for_sending(post, "run-1", NOW)
     store.mark_replayed(post, "run-1", upstream_id, NOW)
     return store.get_post(post.id)
 
 
-def test_a_replayed_post_deleted_here_waits_among_the_upstream_deletes(store):
-    post = replayed_post(store)
-    later = new_post(store)
+def test_a_replayed_post_deleted_here_waits_among_the_upstream_deletes(posts, store):
+    post = replayed_post(posts, store)
+    later = new_post(posts)
 
-    store.queue_upstream_delete(post, NOW)
+    posts.queue_upstream_delete(post, NOW)
 
     queued = store.get_post(post.id)
     assert (queued.state, queued.deleted_at, queued.upstream_id) == ("delete_pending", NOW, "up-1")
@@ -99,12 +112,12 @@ def test_a_replayed_post_deleted_here_waits_among_the_upstream_deletes(store):
     assert [p.id for p in store.backlog_window(100)] == [later.id], "the posts to send are apart"
     assert store.backlog_counts() == BacklogCounts(posts=1, upstream_deletes=1)
     with pytest.raises(StateChanged):
-        store.queue_upstream_delete(post, NOW)  # a second delete of the same post
+        posts.queue_upstream_delete(post, NOW)  # a second delete of the same post
 
 
-def test_a_delete_confirmed_upstream_leaves_the_queue_and_only_its_owner_confirms_it(store):
-    post = replayed_post(store)
-    store.queue_upstream_delete(post, NOW)
+def test_a_delete_confirmed_upstream_leaves_the_queue_and_only_its_owner_confirms_it(posts, store):
+    post = replayed_post(posts, store)
+    posts.queue_upstream_delete(post, NOW)
     store.claim_for_deleting(post, "run-1", NOW)
     claimed = store.claim_for_deleting(post, "run-2", NOW)  # run-1 died
     assert (claimed.state, claimed.replay_owner) == ("deleting", "run-2")
@@ -122,9 +135,9 @@ def test_a_delete_confirmed_upstream_leaves_the_queue_and_only_its_owner_confirm
         store.claim_for_deleting(post, "run-3", NOW)
 
 
-def test_a_delete_the_primary_refuses_is_a_dead_letter_and_can_be_requeued(store):
-    post = replayed_post(store)
-    store.queue_upstream_delete(post, NOW)
+def test_a_delete_the_primary_refuses_is_a_dead_letter_and_can_be_requeued(posts, store):
+    post = replayed_post(posts, store)
+    posts.queue_upstream_delete(post, NOW)
     store.claim_for_deleting(post, "run-1", NOW)
 
     store.mark_delete_failed(post, "run-1", "HTTP 403: not yours", NOW)
@@ -138,10 +151,10 @@ def test_a_delete_the_primary_refuses_is_a_dead_letter_and_can_be_requeued(store
     assert store.backlog_counts() == BacklogCounts(posts=0, upstream_deletes=1)
 
 
-def test_a_post_to_send_cannot_be_claimed_for_deleting_nor_the_other_way(store):
-    pending = new_post(store)
-    queued = replayed_post(store)
-    store.queue_upstream_delete(queued, NOW)
+def test_a_post_to_send_cannot_be_claimed_for_deleting_nor_the_other_way(posts, store):
+    pending = new_post(posts)
+    queued = replayed_post(posts, store)
+    posts.queue_upstream_delete(queued, NOW)
     with pytest.raises(StateChanged):
         store.claim_for_deleting(pending, "run-1", NOW)
     with pytest.raises(StateChanged):

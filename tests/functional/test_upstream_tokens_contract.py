@@ -9,7 +9,7 @@ import pytest
 from chalicelib.aws import clients as aws
 from chalicelib.upstream.tokens import UpstreamTokens, ensure_key
 from tests.conftest import TABLE
-from tests.fakes_upstream import InMemoryUpstreamTokens
+from tests.fakes.upstream import InMemoryUpstreamTokens
 
 KEY_ALIAS = "alias/lifeboat-upstream-tokens"
 

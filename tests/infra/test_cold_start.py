@@ -38,6 +38,8 @@ FEATURES_LOADED_PER_ROUTE = [
     "chalicelib.mastodon.forms",
     "chalicelib.mastodon.follows",
     "chalicelib.recovery.service",
+    "chalicelib.recovery.admin",
+    "chalicelib.recovery.backlog",
     "chalicelib.maintenance",
     "chalicelib.recovery.health",
     "chalicelib.feeds.live",

@@ -4,12 +4,12 @@ relationships, account counts and imports, without DynamoDB."""
 from __future__ import annotations
 
 import pytest
-from chalicelib.accounts.store import User
 
+from chalicelib.accounts.store import User
 from chalicelib.config import Settings
 from chalicelib.errors import FollowLimitReached, NotFound, ValidationFailed
 from chalicelib.mastodon.api import MastodonApi
-from tests.fakes_mastodon import InMemoryFollowStore
+from tests.fakes.mastodon import InMemoryFollowStore
 
 ORIGIN = "https://lifeboat.example"
 NOW = "2026-11-23T00:00:00.000Z"

@@ -11,19 +11,11 @@ from chalicelib.config import Settings
 from chalicelib.core import ids
 from chalicelib.core.models import Post
 from chalicelib.recovery.health import DOWN, HISTORY_LENGTH, UNKNOWN, UP, HealthState, observe, transition
-from chalicelib.recovery.service import (
-    Circuit,
-    RateGate,
-    ReplayReport,
-    ReplayRun,
-    StepResult,
-    StopReason,
-    author_lanes,
-    mode_for,
-    ready_heads,
-)
+from chalicelib.recovery.pacing import Circuit, RateGate
+from chalicelib.recovery.replay import ReplayReport, ReplayRun, StepResult, StopReason
+from chalicelib.recovery.schedule import author_lanes, mode_for, ready_heads
 from chalicelib.upstream.port import Outcome, RateLimit, SendResult
-from tests.fakes import InMemoryPostStore
+from tests.fakes.posts import InMemoryBacklogStore, in_memory_stores
 
 T = "2026-11-23T00:00:00.000Z"
 
@@ -246,14 +238,14 @@ class CountingRun(ReplayRun):
         return super()._attempt(*args)
 
 
-def backlog_of(authors: str, each: int = 2) -> InMemoryPostStore:
-    store = InMemoryPostStore()
+def backlog_of(authors: str, each: int = 2) -> InMemoryBacklogStore:
+    posts, backlog = in_memory_stores()
     factory = ids.UlidFactory()
     for _ in range(each):
         for author in authors:
             post_id = factory.new()
-            store.create_post(Post(id=post_id, author=author, text="t", created_at=T))
-    return store
+            posts.create_post(Post(id=post_id, author=author, text="t", created_at=T))
+    return backlog
 
 
 def fake_clock_run(store, primary, fake: TickingTime, seconds_left: float, concurrency: int) -> CountingRun:

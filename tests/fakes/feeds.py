@@ -15,7 +15,7 @@ from chalicelib.errors import NotFound
 from chalicelib.feeds.markers import EPOCH_ISO, Marker
 from chalicelib.feeds.render import FeedKind, Lane, Timeline, static_key
 from chalicelib.feeds.static import STATIC_CACHE_CONTROL
-from chalicelib.posts.store import shard_of
+from chalicelib.posts.items import shard_of
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,159 @@
+"""How posts are laid out in the table: keys, index partitions, counter
+items, and the translation between DynamoDB items and `Post`.
+
+Both adapters over post items (`posts.store.PostStore`, the write path and
+timelines, and `recovery.backlog.BacklogStore`, the replay's state machine)
+share this layout, so it is written down once, here, with the two reads
+they both make (one post by id, one page of an index partition).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from chalicelib.aws import dynamo
+from chalicelib.aws.clients import unavailable_as_domain_error
+from chalicelib.aws.schema import BACKLOG_INDEX, BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
+from chalicelib.core.models import Post
+
+POST_SK = "POST"
+# Dead letters keep their Backlog index keys under this one partition: they
+# are rare, and listing them is an admin read.
+DEAD_LETTER_PARTITION = "DEADLETTER"
+DEAD_LETTER_COUNTER = "COUNTER#deadletters"
+# Replayed posts deleted here, whose copy on the primary is still to be
+# deleted, keep their Backlog index keys under these partitions (one per
+# write shard), apart from the posts to send: the posts' window must stay a
+# prefix by id, and their oldest-pending age must not count a delete of an
+# old post queued just now.
+UPSTREAM_DELETES_PARTITION = "DELETES"
+# The counter attribute, on the backlog counter shards, of those deletes.
+UPSTREAM_DELETES_COUNT = "deletes"
+BACKLOG_COUNT = "pending"
+# The counter attribute of the dead-letter counter item.
+DEAD_LETTER_COUNT = "pending"
+# Above every ULID in string order: "no cursor" means "before the end of time".
+AFTER_ALL_IDS = "~"
+# Below every ULID in string order (DynamoDB refuses empty key values).
+BEFORE_ALL_IDS = "0"
+INDEX_ATTRIBUTES = [name for index in (BY_AUTHOR_INDEX, PUBLIC_INDEX, BACKLOG_INDEX) for name in index_keys(index)]
+TIMELINE_ATTRIBUTES = [name for index in (BY_AUTHOR_INDEX, PUBLIC_INDEX) for name in index_keys(index)]
+_KEY_ATTRIBUTES = {"PK", "SK", *INDEX_ATTRIBUTES}
+
+
+def shard_of(post_id: str, shards: int) -> int:
+    """Stable shard for a post: derived from its id, so any later update
+    (delete, replay) finds the same index partitions without a lookup."""
+    return int(hashlib.sha256(post_id.encode()).hexdigest()[:8], 16) % shards
+
+
+def idempotency_pk(author: str, key: str) -> str:
+    # Keys are hashed: they are client-chosen and may be up to 255 bytes.
+    return f"IDEM#{author}#{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def post_key(post_id: str) -> dict:
+    return dynamo.key(f"POST#{post_id}", POST_SK)
+
+
+def author_partition(author: str) -> str:
+    return f"USER#{author}"
+
+
+def public_partition(shard: int) -> str:
+    return f"PUBLIC#{shard}"
+
+
+def backlog_partition(shard: int) -> str:
+    return f"BACKLOG#{shard}"
+
+
+def upstream_deletes_partition(shard: int) -> str:
+    return f"{UPSTREAM_DELETES_PARTITION}#{shard}"
+
+
+def backlog_counter_key(shard: int) -> dict:
+    return dynamo.key(f"COUNTER#backlog#{shard}", "COUNTER")
+
+
+def dead_letter_counter_key() -> dict:
+    return dynamo.key(DEAD_LETTER_COUNTER, "COUNTER")
+
+
+def new_post_item(post: Post, shards: int) -> dict:
+    """A new post with the keys of every index it starts in: its author's
+    timeline, its public shard and its backlog shard."""
+    shard = shard_of(post.id, shards)
+    return {
+        **post.to_record(),
+        "PK": f"POST#{post.id}",
+        "SK": POST_SK,
+        "AuthorPK": author_partition(post.author),
+        "AuthorSK": post.id,
+        "PublicPK": public_partition(shard),
+        "PublicSK": post.id,
+        "BacklogPK": backlog_partition(shard),
+        "BacklogSK": post.id,
+    }
+
+
+def counter_update(table: str, key: dict, counter: str, delta: int) -> dict:
+    """A transaction item adding `delta` to the `counter` attribute of `key`."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": key,
+            "UpdateExpression": f"ADD {counter} :delta",
+            "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
+        }
+    }
+
+
+def string_or_null(value: str | None) -> dict:
+    return {"S": value} if value else {"NULL": True}
+
+
+def post_from_item(item: dict) -> Post:
+    return post_from_values(dynamo.from_item(item))
+
+
+def post_from_values(values: dict) -> Post:
+    return Post.from_record({name: value for name, value in values.items() if name not in _KEY_ATTRIBUTES})
+
+
+def read_post(client, table: str, post_id: str) -> Post | None:
+    """One post by id, strongly consistent; None if it is not stored."""
+    with unavailable_as_domain_error("get post"):
+        response = client.get_item(TableName=table, Key=post_key(post_id), ConsistentRead=True)
+    return post_from_item(response["Item"]) if "Item" in response else None
+
+
+def query_posts(
+    client,
+    table: str,
+    index: str,
+    partition: str,
+    *,
+    limit: int,
+    before_id: str | None = None,
+    after_id: str | None = None,
+) -> list[Post]:
+    """One page of an index partition; newest first unless `after_id`
+    is given (then oldest first, between the two ids inclusive)."""
+    hash_key, range_key = index_keys(index)
+    values = {":pk": {"S": partition}, ":before": {"S": before_id or AFTER_ALL_IDS}}
+    condition = "#pk = :pk AND #sk < :before"
+    if after_id is not None:
+        values[":after"] = {"S": after_id}
+        condition = "#pk = :pk AND #sk BETWEEN :after AND :before"
+    with unavailable_as_domain_error(f"query {index}"):
+        response = client.query(
+            TableName=table,
+            IndexName=index,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames={"#pk": hash_key, "#sk": range_key},
+            ExpressionAttributeValues=values,
+            ScanIndexForward=after_id is not None,
+            Limit=limit,
+        )
+    return [post_from_item(item) for item in response["Items"]]

@@ -1,0 +1,287 @@
+"""The DynamoDB adapter of the replay's state machine over post items.
+
+pending -> sending -> replayed (or failed), delete_pending -> deleting ->
+deleted (or delete_failed), dead letters back into the backlog, and the
+reads the replay and /status make of it: the windows, the counters, the
+oldest pending post. Every transition is a conditional write, fenced by
+the run that claimed the post (`replay_owner`); losing the race raises
+StateChanged. The key layout is `posts.items`'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.aws import dynamo
+from chalicelib.aws.clients import unavailable_as_domain_error
+from chalicelib.aws.schema import BACKLOG_INDEX
+from chalicelib.core.models import (
+    DELETE_FAILED,
+    DELETE_PENDING,
+    DELETED,
+    DELETING,
+    FAILED,
+    PENDING,
+    REPLAYED,
+    SENDING,
+    Post,
+)
+from chalicelib.errors import StateChanged
+from chalicelib.posts import items as layout
+from chalicelib.posts.items import (
+    BACKLOG_COUNT,
+    BEFORE_ALL_IDS,
+    DEAD_LETTER_COUNT,
+    DEAD_LETTER_PARTITION,
+    UPSTREAM_DELETES_COUNT,
+)
+from chalicelib.posts.store import Page
+
+
+@dataclass(frozen=True)
+class BacklogCounts:
+    # Posts waiting to be sent, and copies on the primary waiting to be deleted.
+    posts: int
+    upstream_deletes: int
+
+
+class BacklogStore:
+    """The replay side of post items. Takes its client so tests can swap it."""
+
+    def __init__(self, client, table_name: str, shards: int) -> None:
+        self._client = client
+        self._table = table_name
+        self._shards = shards
+
+    def get_post(self, post_id: str) -> Post | None:
+        return layout.read_post(self._client, self._table, post_id)
+
+    # -- claims ---------------------------------------------------------------
+
+    def claim_for_sending(self, post: Post, owner: str, now_iso: str) -> Post:
+        """pending (or a crashed run's sending) -> sending, owned by `owner`.
+
+        The caller holds the replay lease, so taking over another run's
+        `sending` post is safe: that run is gone, and the resend carries the
+        same Idempotency-Key. Raises StateChanged if the post was deleted,
+        replayed or dead-lettered meanwhile.
+        """
+        return self._claim(post, owner, now_iso, PENDING, SENDING)
+
+    def claim_for_deleting(self, post: Post, owner: str, now_iso: str) -> Post:
+        """delete_pending (or a crashed run's deleting) -> deleting, owned by
+        `owner`: as `claim_for_sending`, and as safe, because a delete sent
+        twice finds the copy gone (404), which is done."""
+        return self._claim(post, owner, now_iso, DELETE_PENDING, DELETING)
+
+    def _claim(self, post: Post, owner: str, now_iso: str, waiting: str, in_flight: str) -> Post:
+        try:
+            with unavailable_as_domain_error("claim post"):
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key=layout.post_key(post.id),
+                    UpdateExpression="SET #state = :in_flight, replay_owner = :owner, sending_since = :now "
+                    "ADD send_attempts :one",
+                    ConditionExpression="#state IN (:waiting, :in_flight)",
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues={
+                        ":in_flight": {"S": in_flight},
+                        ":waiting": {"S": waiting},
+                        ":owner": {"S": owner},
+                        ":now": {"S": now_iso},
+                        ":one": {"N": "1"},
+                    },
+                    ReturnValues="ALL_NEW",
+                )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            raise StateChanged(post.id) from exc
+        return layout.post_from_item(response["Attributes"])
+
+    # -- settling a claimed post ------------------------------------------------
+
+    def mark_replayed(self, post: Post, owner: str, upstream_id: str | None, at: str) -> None:
+        """sending -> replayed, leaving the backlog in the same transaction.
+
+        Fenced by `replay_owner`: a run that lost its lease (it stalled past
+        the expiry) cannot overwrite the run that took over."""
+        update = self._leave_in_flight(
+            post,
+            owner,
+            SENDING,
+            "SET #state = :done, upstream_id = :uid, replayed_at = :at "
+            "REMOVE BacklogPK, BacklogSK, replay_owner, sending_since",
+            {":done": {"S": REPLAYED}, ":uid": layout.string_or_null(upstream_id), ":at": {"S": at}},
+        )
+        self._transact_or_state_changed(post, [update, self._count_backlog(post.id, -1)], "mark replayed")
+
+    def mark_failed(self, post: Post, owner: str, reason: str, at: str) -> None:
+        """sending -> failed: the post becomes a dead letter and stops
+        blocking its author's later posts."""
+        update = self._leave_in_flight(
+            post,
+            owner,
+            SENDING,
+            "SET #state = :failed, failure_reason = :why, failed_at = :at, "
+            "BacklogPK = :dead REMOVE replay_owner, sending_since",
+            {":failed": {"S": FAILED}, ":why": {"S": reason}, ":at": {"S": at}, ":dead": {"S": DEAD_LETTER_PARTITION}},
+        )
+        writes = [update, self._count_backlog(post.id, -1), self._count_dead_letters(+1)]
+        self._transact_or_state_changed(post, writes, "mark failed")
+
+    def mark_deleted_upstream(self, post: Post, owner: str, at: str) -> None:
+        """deleting -> deleted: the primary's copy is gone; the post is a
+        tombstone like any deleted post. Fenced by `replay_owner`."""
+        update = self._leave_in_flight(
+            post,
+            owner,
+            DELETING,
+            "SET #state = :deleted, upstream_deleted_at = :at REMOVE BacklogPK, BacklogSK, replay_owner, sending_since",
+            {":deleted": {"S": DELETED}, ":at": {"S": at}},
+        )
+        writes = [update, self._count_backlog(post.id, -1, counter=UPSTREAM_DELETES_COUNT)]
+        self._transact_or_state_changed(post, writes, "mark deleted upstream")
+
+    def mark_delete_failed(self, post: Post, owner: str, reason: str, at: str) -> None:
+        """deleting -> delete_failed: the primary refused the delete for good;
+        a dead letter, listed and retried like a post that failed to send."""
+        update = self._leave_in_flight(
+            post,
+            owner,
+            DELETING,
+            "SET #state = :failed, failure_reason = :why, failed_at = :at, "
+            "BacklogPK = :dead REMOVE replay_owner, sending_since",
+            {
+                ":failed": {"S": DELETE_FAILED},
+                ":why": {"S": reason},
+                ":at": {"S": at},
+                ":dead": {"S": DEAD_LETTER_PARTITION},
+            },
+        )
+        writes = [
+            update,
+            self._count_backlog(post.id, -1, counter=UPSTREAM_DELETES_COUNT),
+            self._count_dead_letters(+1),
+        ]
+        self._transact_or_state_changed(post, writes, "mark delete failed")
+
+    def requeue_dead_letter(self, post: Post) -> None:
+        """failed -> pending: back into the backlog, at its original place
+        (its id), so its author's order is kept; delete_failed ->
+        delete_pending: back among the upstream deletes."""
+        waiting, partition, counter = self._requeue_place(post)
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": layout.post_key(post.id),
+                "UpdateExpression": "SET #state = :waiting, BacklogPK = :shard REMOVE failure_reason, failed_at",
+                "ConditionExpression": "#state = :failed",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {
+                    ":waiting": {"S": waiting},
+                    ":failed": {"S": post.state},
+                    ":shard": {"S": partition},
+                },
+            }
+        }
+        writes = [update, self._count_backlog(post.id, +1, counter=counter), self._count_dead_letters(-1)]
+        self._transact_or_state_changed(post, writes, "requeue dead letter")
+
+    def _requeue_place(self, post: Post) -> tuple[str, str, str]:
+        """A dead letter's state, Backlog partition and counter once requeued."""
+        shard = layout.shard_of(post.id, self._shards)
+        if post.state == DELETE_FAILED:
+            return DELETE_PENDING, layout.upstream_deletes_partition(shard), UPSTREAM_DELETES_COUNT
+        return PENDING, layout.backlog_partition(shard), BACKLOG_COUNT
+
+    def _leave_in_flight(self, post: Post, owner: str, in_flight: str, expression: str, values: dict) -> dict:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": layout.post_key(post.id),
+                "UpdateExpression": expression,
+                "ConditionExpression": "#state = :in_flight AND replay_owner = :owner",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {**values, ":in_flight": {"S": in_flight}, ":owner": {"S": owner}},
+            }
+        }
+
+    def _count_backlog(self, post_id: str, delta: int, counter: str = BACKLOG_COUNT) -> dict:
+        # Replay transitions leave the feed markers alone: they change no feed.
+        shard = layout.shard_of(post_id, self._shards)
+        return layout.counter_update(self._table, layout.backlog_counter_key(shard), counter, delta)
+
+    def _count_dead_letters(self, delta: int) -> dict:
+        return layout.counter_update(self._table, layout.dead_letter_counter_key(), DEAD_LETTER_COUNT, delta)
+
+    def _transact_or_state_changed(self, post: Post, writes: list[dict], what: str) -> None:
+        try:
+            dynamo.transact(self._client, writes, what)
+        except dynamo.TransactionCancelled as cancelled:
+            raise StateChanged(post.id) from cancelled
+
+    # -- reads --------------------------------------------------------------------
+
+    def backlog_window(self, per_shard: int) -> list[Post]:
+        """The oldest backlog posts (pending, or sending after a crash), in
+        id order, and a true prefix of the whole backlog: a shard that had
+        more than it returned bounds the window at its last id, so no older
+        post of any author can be missing from it. Per-author order rests
+        on this."""
+        by_shard = [
+            self._oldest_first(layout.backlog_partition(shard), per_shard, BEFORE_ALL_IDS)
+            for shard in range(self._shards)
+        ]
+        bounds = [posts[-1].id for posts in by_shard if len(posts) == per_shard]
+        window = sorted((post for posts in by_shard for post in posts), key=lambda post: post.id)
+        return [post for post in window if not bounds or post.id <= min(bounds)]
+
+    def upstream_delete_window(self, per_shard: int) -> list[Post]:
+        """Replayed posts deleted here whose copy on the primary is still to
+        be deleted (or is being deleted), up to `per_shard` per shard, in id
+        order. Deletes need no order among themselves, so any part will do."""
+        window = [
+            post
+            for shard in range(self._shards)
+            for post in self._oldest_first(layout.upstream_deletes_partition(shard), per_shard, BEFORE_ALL_IDS)
+        ]
+        return sorted(window, key=lambda post: post.id)
+
+    def dead_letters(self, after_id: str | None, limit: int) -> Page:
+        posts = self._oldest_first(DEAD_LETTER_PARTITION, limit + 1, after_id or BEFORE_ALL_IDS)
+        posts = [post for post in posts if post.id != after_id]
+        return Page(posts[:limit], len(posts) > limit)
+
+    def dead_letter_count(self) -> int:
+        with unavailable_as_domain_error("read dead-letter counter"):
+            response = self._client.get_item(
+                TableName=self._table, Key=layout.dead_letter_counter_key(), ConsistentRead=True
+            )
+        return dynamo.from_item(response["Item"]).get(DEAD_LETTER_COUNT, 0) if "Item" in response else 0
+
+    def backlog_size(self) -> int:
+        """Posts waiting to be sent: sum of the sharded counters, one
+        BatchGetItem, never a scan."""
+        return self.backlog_counts().posts
+
+    def backlog_counts(self) -> BacklogCounts:
+        """Posts waiting to be sent and copies on the primary waiting to be
+        deleted: sums of the two counters the counter shards keep."""
+        keys = [layout.backlog_counter_key(shard) for shard in range(self._shards)]
+        totals = dict.fromkeys((BACKLOG_COUNT, UPSTREAM_DELETES_COUNT), 0)
+        for item in dynamo.batch_get(self._client, self._table, keys, "read backlog counters", consistent=True):
+            values = dynamo.from_item(item)
+            for name in totals:
+                totals[name] += values.get(name, 0)
+        return BacklogCounts(posts=totals[BACKLOG_COUNT], upstream_deletes=totals[UPSTREAM_DELETES_COUNT])
+
+    def oldest_pending(self, limit: int = 1) -> list[Post]:
+        """The oldest posts of the backlog, from the sparse Backlog index
+        (only pending posts carry its keys): one query per shard."""
+        found: list[Post] = []
+        for shard in range(self._shards):
+            found.extend(self._oldest_first(layout.backlog_partition(shard), limit, BEFORE_ALL_IDS))
+        found.sort(key=lambda post: post.id)
+        return found[:limit]
+
+    def _oldest_first(self, partition: str, limit: int, after_id: str) -> list[Post]:
+        return layout.query_posts(self._client, self._table, BACKLOG_INDEX, partition, limit=limit, after_id=after_id)

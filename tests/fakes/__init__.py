@@ -1,0 +1,2 @@
+"""In-memory fakes of the store adapters, one module per feature; each
+keeps its adapter's contract (one suite runs against both)."""

@@ -59,22 +59,22 @@ class FollowLimitReached(ValidationFailed):
         self.limit = limit
 
 
-class RateLimited(LifeboatError):
-    code = "rate_limited"
+class RetryLater(LifeboatError):
+    """Refused for now; the client may try again after `retry_after` seconds."""
 
     def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
 
 
-class Unavailable(LifeboatError):
+class RateLimited(RetryLater):
+    code = "rate_limited"
+
+
+class Unavailable(RetryLater):
     """Neither store took the write; the client should retry later."""
 
     code = "unavailable"
-
-    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
 
 
 class StoreUnavailable(Exception):

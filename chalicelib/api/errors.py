@@ -32,9 +32,8 @@ def error_response(error: errors.LifeboatError) -> Response:
     headers = {"Content-Type": JSON}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="lifeboat"'
-    retry_after = getattr(error, "retry_after", None)
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
+    if isinstance(error, errors.RetryLater):
+        headers["Retry-After"] = str(error.retry_after)
     return Response(body={"error": error.code, "message": error.message}, status_code=status, headers=headers)
 
 

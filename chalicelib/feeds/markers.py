@@ -23,6 +23,7 @@ consistent) indexes already shows the marker's last changes; see
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
@@ -131,12 +132,7 @@ class FeedStore:
 
     def marker(self, timeline: Timeline) -> Marker:
         """One consistent read. Raises NotFound for a user who does not exist."""
-        if timeline.username is None:
-            return self.public_marker()
-        found = self.user_markers([timeline.username])
-        if timeline.username not in found:
-            raise NotFound(f"no user {timeline.username}", code="user_not_found")
-        return found[timeline.username]
+        return marker_of(self, timeline)
 
     def public_marker(self) -> Marker:
         """Sum of the shards' versions and the latest of their times: one BatchGetItem."""
@@ -246,6 +242,23 @@ class FeedStore:
     def _batch_get(self, keys: list[dict], what: str) -> list[dict]:
         items = dynamo.batch_get(self._client, self._table, keys, what, consistent=True)
         return [dynamo.from_item(item) for item in items]
+
+
+class MarkerReads(Protocol):
+    def public_marker(self) -> Marker: ...
+
+    def user_markers(self, usernames: list[str]) -> dict[str, Marker]: ...
+
+
+def marker_of(store: MarkerReads, timeline: Timeline) -> Marker:
+    """The marker of one timeline from a store's public and per-user reads
+    (every FeedStore, the fake included, answers `marker` this way)."""
+    if timeline.username is None:
+        return store.public_marker()
+    found = store.user_markers([timeline.username])
+    if timeline.username not in found:
+        raise NotFound(f"no user {timeline.username}", code="user_not_found")
+    return found[timeline.username]
 
 
 def _lane(item: dict) -> Lane | None:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from chalicelib.errors import NotFound
-from chalicelib.feeds.markers import EPOCH_ISO, Marker
+from chalicelib.feeds.markers import EPOCH_ISO, Marker, marker_of
 from chalicelib.feeds.render import FeedKind, Lane, Timeline, static_key
 from chalicelib.feeds.static import STATIC_CACHE_CONTROL
 from chalicelib.posts.items import shard_of
@@ -66,12 +65,7 @@ class InMemoryFeedStore:
     # -- FeedStore -----------------------------------------------------------
 
     def marker(self, timeline: Timeline) -> Marker:
-        if timeline.username is None:
-            return self.public_marker()
-        found = self.user_markers([timeline.username])
-        if timeline.username not in found:
-            raise NotFound(f"no user {timeline.username}", code="user_not_found")
-        return found[timeline.username]
+        return marker_of(self, timeline)
 
     def public_marker(self) -> Marker:
         changes = list(self._public.values())

@@ -479,11 +479,17 @@ class _SubclassOfASubclass(errors.NotFound):
     pass
 
 
+def _subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
+
+
 def _every_error() -> list[errors.LifeboatError]:
-    classes = [errors.LifeboatError, _SubclassOfASubclass, *errors.LifeboatError.__subclasses__()]
     made = []
-    for cls in classes:
-        retry = {"retry_after": 3} if cls in (errors.RateLimited, errors.Unavailable) else {}
+    for cls in [errors.LifeboatError, *_subclasses(errors.LifeboatError)]:
+        if cls is errors.FollowLimitReached:
+            made.append(cls(7500))
+            continue
+        retry = {"retry_after": 3} if issubclass(cls, errors.RetryLater) else {}
         made.append(cls("something", **retry))
     return made
 

@@ -143,6 +143,26 @@ def test_sigterm_to_the_run_script_stops_everything():
         running.call("GET", "/status")
 
 
+def test_a_stack_that_cannot_act_on_sigterm_is_still_stopped_within_5_seconds():
+    # Given a stack whose Python process cannot run at all (frozen: no thread
+    # of it gets to handle the signal, as when its threads are starved),
+    running = start_stack()
+    supervisor = running.process.pid
+    (stack,) = (int(pid) for pid in open(f"/proc/{supervisor}/task/{supervisor}/children").read().split())
+    os.kill(stack, signal.SIGSTOP)
+    started = time.monotonic()
+
+    # when ./scripts/run gets a SIGTERM,
+    os.kill(supervisor, signal.SIGTERM)
+    code = running.process.wait(timeout=10)
+
+    # then it ends the stack itself within 5 s, says so, and fails.
+    assert time.monotonic() - started < 5
+    assert code == 1
+    assert process_group_is_gone(supervisor)
+    assert wait_for(lambda: "did not stop in time" in "".join(running.output), timeout=5)
+
+
 def _run_until_it_exits(process: subprocess.Popen, timeout: float = 60) -> str:
     try:
         output, _ = process.communicate(timeout=timeout)

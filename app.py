@@ -209,7 +209,7 @@ def mastodon_get_status(status_id):
     return json_response(wiring.mastodon().get_status(status_id, origin(app.current_request)))
 
 
-@mastodon_route("/api/v1/statuses/{status_id}", methods=["DELETE"])
+@mastodon_route("/api/v1/statuses/{status_id}", methods=["DELETE"], content_types=CLIENT_API_CONTENT_TYPES)
 def mastodon_delete_status(status_id):
     request = app.current_request
     return json_response(wiring.mastodon().delete_status(_me(request), status_id, origin(request)))

@@ -205,8 +205,8 @@ class MastodonApi:
     def lookup(self, acct: str | None, origin: str) -> dict:
         username, _, domain = (acct or "").removeprefix("@").partition("@")
         local = self._settings.instance_domain
-        if domain and local and domain.lower() != local.lower():
-            raise not_found()
+        if "@" in domain or (domain and local and domain.lower() != local.lower()):
+            raise not_found()  # user@domain has one @ at most: alice@evil@x is nobody
         return self.account(username.lower(), origin)
 
     def following(self, account_id: str, params: dict[str, str], origin: str) -> tuple[list[dict], str | None]:

@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -148,7 +149,8 @@ def test_a_stack_that_cannot_act_on_sigterm_is_still_stopped_within_5_seconds():
     # of it gets to handle the signal, as when its threads are starved),
     running = start_stack()
     supervisor = running.process.pid
-    (stack,) = (int(pid) for pid in open(f"/proc/{supervisor}/task/{supervisor}/children").read().split())
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    (stack,) = (int(pid) for pid in children)
     os.kill(stack, signal.SIGSTOP)
     started = time.monotonic()
 

@@ -115,6 +115,16 @@ def test_only_the_author_deletes_and_gets_the_source_text_back(api, alice):
     assert api.get(f"/api/v1/statuses/{status['id']}").status == 404
 
 
+def test_a_bodiless_delete_sent_as_a_form_deletes_the_status(api, alice):
+    # Clients built on form posts send their DELETE with the same Content-Type.
+    status = post_status(api, alice, "gone soon").body
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    deleted = api.delete(f"/api/v1/statuses/{status['id']}", token=alice, headers=form)
+
+    assert deleted.status == 200 and deleted.body["id"] == status["id"]
+
+
 def test_instance_reports_version_and_max_characters(api):
     v1, v2 = api.get("/api/v1/instance").body, api.get("/api/v2/instance").body
 
@@ -179,6 +189,7 @@ def test_lookup_account_and_its_statuses(api, alice):
     assert api.get("/api/v1/accounts/lookup?acct=alice").body["id"] == "alice"
     assert api.get("/api/v1/accounts/lookup?acct=@alice@anywhere.example").body["username"] == "alice"
     assert api.get("/api/v1/accounts/lookup?acct=nobody").status == 404
+    assert api.get("/api/v1/accounts/lookup?acct=alice@evil@example").status == 404  # not an address
     assert [s["content"] for s in api.get("/api/v1/accounts/alice/statuses").body] == ["<p>mine</p>"]
     assert api.get("/api/v1/accounts/alice/statuses?pinned=true").body == []
     me = api.get("/api/v1/accounts/verify_credentials", token=alice).body

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
 READY_TIMEOUT_SECONDS = 30  # READY_TIMEOUT_SECONDS in the environment wins
 STOP_GRACE_SECONDS = 3
+SIGNAL_CHECK_SECONDS = 0.5
 # SIGALRM's default action ends the process if even the hard stop hangs.
 KERNEL_BACKSTOP_SECONDS = 2
 API_LISTEN_BACKLOG = 128
@@ -263,7 +264,11 @@ def main() -> int:
     code = 0
     try:
         start(env, stop, parts)
-        stop.wait()
+        # In slices: a signal that lands on another thread only flags the
+        # main thread, which must wake up to run the handler; a wait with no
+        # timeout never did, and the stack ignored SIGTERM.
+        while not stop.wait(SIGNAL_CHECK_SECONDS):
+            pass
     except StartFailed as exc:
         print(exc, file=sys.stderr, flush=True)
         code = 1

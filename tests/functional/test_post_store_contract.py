@@ -5,35 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import wiring
 from chalicelib.core import ids
-from chalicelib.core.models import Post
 from chalicelib.errors import PostExists, StateChanged
-from tests.fakes.posts import in_memory_stores
+from tests.functional.conftest import new_post
 
 NOW = "2026-11-23T00:00:00.000Z"
 _ids = ids.UlidFactory()
-
-
-@pytest.fixture(params=["dynamodb", "memory"])
-def stores(request):
-    if request.param == "memory":
-        return in_memory_stores()
-    request.getfixturevalue("moto")
-    return wiring.post_store(), wiring.backlog_store()
 
 
 @pytest.fixture
 def store(stores):
     """The posts store: the contract under test."""
     return stores[0]
-
-
-def new_post(store, author="alice") -> Post:
-    post_id = _ids.new()
-    post = Post(id=post_id, author=author, text="t", created_at=ids.iso_from_millis(ids.ulid_millis(post_id)))
-    store.create_post(post, "fingerprint", 0, 0)
-    return post
 
 
 def test_a_created_post_reads_back_as_pending(store):

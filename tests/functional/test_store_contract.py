@@ -6,23 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import wiring
 from chalicelib.core import ids
 from chalicelib.core.models import Post
 from chalicelib.errors import StateChanged
 from chalicelib.recovery.backlog import BacklogCounts
-from tests.fakes.posts import in_memory_stores
+from tests.functional.conftest import new_post
 
 NOW = "2026-11-23T00:00:00.000Z"
 _ids = ids.UlidFactory()
-
-
-@pytest.fixture(params=["dynamodb", "memory"])
-def stores(request):
-    if request.param == "memory":
-        return in_memory_stores()
-    request.getfixturevalue("moto")
-    return wiring.post_store(), wiring.backlog_store()
 
 
 @pytest.fixture
@@ -34,13 +25,6 @@ def posts(stores):
 def store(stores):
     """The backlog store: the contract under test."""
     return stores[1]
-
-
-def new_post(posts, author="alice") -> Post:
-    post_id = _ids.new()
-    post = Post(id=post_id, author=author, text="t", created_at=ids.iso_from_millis(ids.ulid_millis(post_id)))
-    posts.create_post(post, "fingerprint", 0, 0)
-    return post
 
 
 def test_the_backlog_window_is_oldest_first_and_leaves_with_replay(posts, store):

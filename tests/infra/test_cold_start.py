@@ -4,7 +4,6 @@ uses (docs/DESIGN.md, "Cold start")."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import zipfile
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.conftest import ROOT
+from tests.imports import modules_loaded_by
 
 # Run inside the unpacked zip as Lambda does: the zip and the standard library
 # only, nothing written. Counts the modules compiled from source in the zip.
@@ -90,11 +89,7 @@ def test_a_cold_start_in_the_package_compiles_nothing_from_source(unpacked):
 
 
 def test_importing_the_app_leaves_the_per_route_features_unloaded():
-    probe = "import json, sys, app; print(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
-    )
-    loaded = set(json.loads(result.stdout))
+    loaded = modules_loaded_by("app")
     # Every route's core is loaded at cold start:
     assert {"chalicelib.posts.service", "chalicelib.accounts.service", "boto3"} <= loaded
     assert loaded.isdisjoint(FEATURES_LOADED_PER_ROUTE)

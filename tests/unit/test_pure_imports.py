@@ -5,14 +5,10 @@ interpreter, as this test process has loaded everything already."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.imports import modules_loaded_by
+
 PURE_MODULES = [
     "chalicelib.upstream.port",
     "chalicelib.feeds.render",
@@ -22,14 +18,6 @@ PURE_MODULES = [
     "chalicelib.mastodon.ids",
 ]
 FORBIDDEN = {"boto3", "botocore", "urllib.request", "http.client"}
-
-
-def modules_loaded_by(module: str) -> set[str]:
-    probe = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
-    )
-    return set(json.loads(result.stdout))
 
 
 @pytest.mark.parametrize("module", PURE_MODULES)

@@ -5,28 +5,16 @@ as this test process has loaded everything already."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.imports import modules_loaded_by
+
 PURE_MODULES = ["schedule", "pacing", "replay", "service", "admin", "health"]
-
-
-def modules_loaded_by(module: str) -> set[str]:
-    probe = f"import json, sys, chalicelib.recovery.{module}; print(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
-    )
-    return set(json.loads(result.stdout))
 
 
 @pytest.mark.parametrize("module", PURE_MODULES)
 def test_the_recovery_logic_loads_no_aws_sdk(module):
-    loaded = modules_loaded_by(module)
+    loaded = modules_loaded_by(f"chalicelib.recovery.{module}")
     assert not {name for name in loaded if name == "boto3" or name.startswith(("boto3.", "botocore."))}
     # The bare `botocore` package is all powertools' Logger (chalicelib.observability)
     # imports, to tag its user agent; no session or client comes with it.
@@ -35,5 +23,5 @@ def test_the_recovery_logic_loads_no_aws_sdk(module):
 
 @pytest.mark.parametrize("module", PURE_MODULES)
 def test_the_recovery_logic_loads_no_http_client(module):
-    loaded = modules_loaded_by(module)
+    loaded = modules_loaded_by(f"chalicelib.recovery.{module}")
     assert loaded.isdisjoint({"urllib.request", "http.client"})

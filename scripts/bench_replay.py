@@ -2,7 +2,7 @@
 
 5,000 posts from 500 authors are replayed into the fake primary (its own
 process, 50 ms latency, 200 requests/s limit). The posts live in the
-in-memory stores of tests/fakes/posts.py (same contract as the DynamoDB store,
+in-memory stores of devtools/fakes/posts.py (same contract as the DynamoDB store,
 tested in tests/functional/test_store_contract.py): moto deep-copies the
 whole table on every transaction, which would measure moto instead of the
 replay. The lease and health items stay on moto. Prints the achieved posts/s as a fraction of the limit, duplicates
@@ -34,7 +34,7 @@ def start_primary() -> tuple[subprocess.Popen, str]:
         [
             sys.executable,
             "-m",
-            "scripts.fake_primary",
+            "devtools.fake_primary",
             "--token",
             TOKEN,
             "--latency-ms",
@@ -65,8 +65,8 @@ def replay_once(posts: int, authors: int, concurrency: int, max_rps: int, primar
     from chalicelib.core import ids
     from chalicelib.core.models import Post
     from chalicelib.upstream.generic import GenericIngestUpstream
-    from scripts.localaws import serialize_moto_dynamodb
-    from tests.fakes.posts import in_memory_stores
+    from devtools.fakes.posts import in_memory_stores
+    from devtools.localaws import serialize_moto_dynamodb
 
     serialize_moto_dynamodb()
     fetch(f"{primary_url}/control/reset", method="POST")

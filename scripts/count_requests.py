@@ -71,7 +71,7 @@ def measure(posts: int) -> None:
     from chalicelib import wiring
     from chalicelib.aws import clients as aws
     from chalicelib.aws import schema
-    from scripts.localaws import serialize_moto_dynamodb
+    from devtools.localaws import serialize_moto_dynamodb
 
     serialize_moto_dynamodb()
     with mock_aws(), Client(app.app, stage_name="local") as client:

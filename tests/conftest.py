@@ -33,7 +33,7 @@ def moto(aws_credentials):
     from chalicelib import wiring
     from chalicelib.aws import clients as aws
     from chalicelib.aws import schema
-    from scripts.localaws import patch_moto_dynamodb
+    from devtools.localaws import patch_moto_dynamodb
 
     patch_moto_dynamodb()
     with mock_aws():

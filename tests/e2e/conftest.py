@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from scripts.fake_primary import FakePrimary
+from devtools.fake_primary import FakePrimary
 
 PRIMARY_TOKEN = "primary-token-for-tests"
 

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from scripts.stack_process import RunningStack, start
+from devtools.stack_process import RunningStack, start
 
 
 @dataclass

@@ -15,13 +15,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from scripts.fake_primary import FakePrimary
+from devtools.fake_primary import FakePrimary
 from tests.concurrency import run_at_once
 from tests.e2e.conftest import PRIMARY_TOKEN
 
 pytestmark = pytest.mark.e2e
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fake_primary.py"
+ROOT = Path(__file__).resolve().parents[2]
+COMMAND = [sys.executable, "-m", "devtools.fake_primary"]
 
 
 @dataclass
@@ -227,7 +228,8 @@ def read_line(process: subprocess.Popen, deadline_seconds: float) -> str:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_cli_prints_its_url_serves_and_stops_on_a_signal(signum):
     process = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--port", "0", "--token", PRIMARY_TOKEN, "--seed", "3"],
+        [*COMMAND, "--port", "0", "--token", PRIMARY_TOKEN, "--seed", "3"],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -249,7 +251,7 @@ def test_cli_prints_its_url_serves_and_stops_on_a_signal(signum):
 
 def test_cli_refuses_an_impossible_fault_rate():
     finished = subprocess.run(
-        [sys.executable, str(SCRIPT), "--fail-rate", "1.5"], capture_output=True, text=True, timeout=10
+        [*COMMAND, "--fail-rate", "1.5"], cwd=ROOT, capture_output=True, text=True, timeout=10
     )
 
     assert finished.returncode == 2

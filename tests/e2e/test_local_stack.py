@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.stack_process import launch, process_group_is_gone
+from devtools.stack_process import launch, process_group_is_gone
 from tests.concurrency import run_at_once
 from tests.e2e.conftest import PRIMARY_TOKEN
 from tests.e2e.stack import http, start_stack, wait_for
@@ -216,7 +216,7 @@ def _post_state(dynamodb, post_id: str) -> str:
 def test_sigterm_mid_replay_stops_within_5_seconds_and_the_next_run_resends_with_the_same_key(primary):
     # Given a stack on a shared AWS endpoint, replaying 24 posts of 8 authors
     # into a primary that takes 8 s per request, with sends in flight,
-    from scripts.localaws import start_moto_server
+    from devtools.localaws import start_moto_server
 
     shared, url = start_moto_server()
     env = {
@@ -290,7 +290,7 @@ def test_the_outage_walkthrough_plays_locally(stack):
 
 def test_an_existing_aws_endpoint_is_used_and_provisioned():
     # Given a moto server someone else runs (a shared one, or LocalStack),
-    from scripts.localaws import start_moto_server
+    from devtools.localaws import start_moto_server
 
     shared, url = start_moto_server()
     try:

@@ -11,7 +11,7 @@ from chalicelib.aws import dynamo
 from chalicelib.upstream import tokens as upstream_tokens
 from chalicelib.upstream.mastodon import MastodonUpstream, plain_text
 from chalicelib.upstream.port import UpstreamPost
-from scripts.fake_mastodon import FakeMastodon
+from devtools.fake_mastodon import FakeMastodon
 from tests.conftest import ADMIN_TOKEN, TABLE
 from tests.e2e.test_recovery import drain, run_job, write_outage
 

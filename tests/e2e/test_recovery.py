@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib import wiring
 from chalicelib.recovery.backlog import BacklogStore
-from scripts.fake_primary import FakePrimary
+from devtools.fake_primary import FakePrimary
 from tests.concurrency import run_at_once
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.conftest import PRIMARY_TOKEN

@@ -8,7 +8,7 @@ import pytest
 from chalicelib import wiring
 from chalicelib.core import ids
 from chalicelib.core.models import Post
-from tests.fakes.posts import in_memory_stores
+from devtools.fakes.posts import in_memory_stores
 
 _ids = ids.UlidFactory()
 

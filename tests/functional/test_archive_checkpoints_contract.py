@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import wiring
-from tests.fakes.posts import InMemoryArchiveCheckpoints
+from devtools.fakes.posts import InMemoryArchiveCheckpoints
 
 
 @pytest.fixture(params=["dynamodb", "memory"])

@@ -14,7 +14,7 @@ from chalicelib.errors import NotFound
 from chalicelib.feeds.markers import EPOCH_ISO, Marker
 from chalicelib.feeds.render import PUBLIC_TIMELINE, Lane, Timeline
 from chalicelib.posts.items import shard_of
-from tests.fakes.feeds import InMemoryFeedStore
+from devtools.fakes.feeds import InMemoryFeedStore
 
 CREATED_AT = "2026-11-01T00:00:00.000Z"
 SHARDS = 4

@@ -11,8 +11,8 @@ from chalicelib import wiring
 from chalicelib.accounts.rate_limits import Charge, writes_limit
 from chalicelib.errors import FollowLimitReached, RateLimited
 from chalicelib.mastodon.follows import Follow, FollowCounts, FollowStore
+from devtools.fakes.mastodon import InMemoryFollowStore
 from tests.conftest import TABLE
-from tests.fakes.mastodon import InMemoryFollowStore
 
 NOW = "2026-11-23T00:00:00.000Z"
 MAX_FOLLOWING = 3

@@ -7,7 +7,7 @@ import pytest
 
 from chalicelib import wiring
 from chalicelib.recovery.health import DOWN, UNKNOWN, UP, HealthState, observe
-from tests.fakes.recovery import InMemoryHealthStore
+from devtools.fakes.recovery import InMemoryHealthStore
 
 NOW = "2026-11-23T00:00:00.000Z"
 

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib import wiring
 from chalicelib.aws.lease import Lease
-from tests.fakes.recovery import InMemoryLease, LeaseTable
+from devtools.fakes.recovery import InMemoryLease, LeaseTable
 
 
 class Clock:

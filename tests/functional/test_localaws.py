@@ -1,4 +1,4 @@
-"""The moto patches of scripts/localaws.py keep moto's DynamoDB semantics
+"""The moto patches of devtools/localaws.py keep moto's DynamoDB semantics
 (and DynamoDB's isolation) while touching only the items a request names."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from scripts import localaws
+from devtools import localaws
 
 TABLE = "patched"
 INDEX = "ByGroup"

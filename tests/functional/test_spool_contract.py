@@ -9,8 +9,8 @@ from chalicelib import wiring
 from chalicelib.core.models import Post
 from chalicelib.errors import ValidationFailed
 from chalicelib.posts.archive import Spool
+from devtools.fakes.posts import InMemorySpool
 from tests.conftest import BUCKET
-from tests.fakes.posts import InMemorySpool
 
 T = "2026-11-23T00:00:00.000Z"
 

@@ -8,8 +8,8 @@ import pytest
 from chalicelib import wiring
 from chalicelib.feeds.render import PUBLIC_TIMELINE, FeedKind, Timeline
 from chalicelib.feeds.static import STATIC_CACHE_CONTROL, StaticFeeds
+from devtools.fakes.feeds import InMemoryStaticFeeds, StaticObject
 from tests.conftest import BUCKET
-from tests.fakes.feeds import InMemoryStaticFeeds, StaticObject
 
 
 class S3Copies:

@@ -8,8 +8,8 @@ import pytest
 
 from chalicelib.aws import clients as aws
 from chalicelib.upstream.tokens import UpstreamTokens, ensure_key
+from devtools.fakes.upstream import InMemoryUpstreamTokens
 from tests.conftest import TABLE
-from tests.fakes.upstream import InMemoryUpstreamTokens
 
 KEY_ALIAS = "alias/lifeboat-upstream-tokens"
 

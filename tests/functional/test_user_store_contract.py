@@ -9,7 +9,7 @@ from chalicelib import wiring
 from chalicelib.accounts.store import User
 from chalicelib.accounts.tokens import new_token, token_hash
 from chalicelib.errors import Conflict
-from tests.fakes.accounts import InMemoryUserStore
+from devtools.fakes.accounts import InMemoryUserStore
 
 CREATED = "2026-11-23T00:00:00.000Z"
 ROTATED = "2026-11-24T00:00:00.000Z"

@@ -9,7 +9,7 @@ from chalicelib.accounts.service import Accounts, TokenCache
 from chalicelib.accounts.tokens import bearer_token, hashes_match, token_hash
 from chalicelib.accounts.upstream_credentials import UpstreamCredentials
 from chalicelib.errors import NotFound, Unauthorized, ValidationFailed
-from tests.fakes.accounts import InMemoryUserStore
+from devtools.fakes.accounts import InMemoryUserStore
 
 NOW = "2026-11-23T00:00:00.000Z"
 ADMIN_TOKEN = "admin-token-for-tests"

@@ -15,7 +15,7 @@ from chalicelib.feeds.live import Feeds
 from chalicelib.feeds.publisher import FeedPublisher
 from chalicelib.feeds.render import FeedKind
 from chalicelib.posts.items import shard_of
-from tests.fakes.feeds import InMemoryFeedStore, InMemoryStaticFeeds
+from devtools.fakes.feeds import InMemoryFeedStore, InMemoryStaticFeeds
 
 SETTINGS = Settings(table_name="t", bucket_name="b", admin_token_sha256="")
 # Long after every post the test makes, so each change has settled.

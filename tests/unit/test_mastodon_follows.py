@@ -9,7 +9,7 @@ from chalicelib.accounts.store import User
 from chalicelib.config import Settings
 from chalicelib.errors import FollowLimitReached, NotFound, ValidationFailed
 from chalicelib.mastodon.api import MastodonApi
-from tests.fakes.mastodon import InMemoryFollowStore
+from devtools.fakes.mastodon import InMemoryFollowStore
 
 ORIGIN = "https://lifeboat.example"
 NOW = "2026-11-23T00:00:00.000Z"

@@ -16,8 +16,8 @@ from chalicelib.recovery.health import DOWN, UP, HealthState
 from chalicelib.recovery.replay import StopReason
 from chalicelib.recovery.service import LEASE_NAME, Recovery
 from chalicelib.upstream.port import Outcome, SendResult
-from tests.fakes.posts import InMemorySpool, in_memory_stores
-from tests.fakes.recovery import InMemoryHealthStore, InMemoryLease, LeaseTable
+from devtools.fakes.posts import InMemorySpool, in_memory_stores
+from devtools.fakes.recovery import InMemoryHealthStore, InMemoryLease, LeaseTable
 
 WALL = 1_800_000_000.0
 SETTINGS = Settings(

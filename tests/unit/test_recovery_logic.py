@@ -15,7 +15,7 @@ from chalicelib.recovery.pacing import Circuit, RateGate
 from chalicelib.recovery.replay import ReplayReport, ReplayRun, StepResult, StopReason
 from chalicelib.recovery.schedule import author_lanes, mode_for, ready_heads
 from chalicelib.upstream.port import Outcome, RateLimit, SendResult
-from tests.fakes.posts import InMemoryBacklogStore, in_memory_stores
+from devtools.fakes.posts import InMemoryBacklogStore, in_memory_stores
 
 T = "2026-11-23T00:00:00.000Z"
 

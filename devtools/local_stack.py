@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
-from scripts.localaws import start_moto_server
+from devtools.localaws import start_moto_server
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
@@ -80,7 +80,7 @@ def start_fake_primary(env: dict[str, str]):
     a real one: so the whole outage-and-recovery story plays locally."""
     if env.get("UPSTREAM_URL"):
         return None
-    from scripts.fake_primary import FakePrimary
+    from devtools.fake_primary import FakePrimary
 
     token = env.setdefault("UPSTREAM_TOKEN", secrets.token_urlsafe(24))
     primary = FakePrimary(token, port=int(env.get("FAKE_PRIMARY_PORT", "8001")))

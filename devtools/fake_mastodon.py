@@ -17,7 +17,7 @@ the way a real server does:
   server itself, under an Idempotency-Key.
 
 Use it from tests as `FakeMastodon` (a context manager), or as a script:
-`python -m scripts.fake_mastodon --port 0 --user alice=t0ken`. Standard
+`python -m devtools.fake_mastodon --port 0 --user alice=t0ken`. Standard
 library only.
 """
 

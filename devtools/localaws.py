@@ -72,7 +72,7 @@ def _patch(owner: type, name: str, make: Callable[[Callable], Callable]) -> bool
 
 def _require(condition: bool, what: str) -> None:
     if not condition:
-        raise MotoChanged(f"moto changed: {what}; review scripts/localaws.py")
+        raise MotoChanged(f"moto changed: {what}; review devtools/localaws.py")
 
 
 def _require_parameters(function: Callable, *names: str) -> inspect.Signature:

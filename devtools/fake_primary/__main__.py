@@ -1,0 +1,5 @@
+import sys
+
+from devtools.fake_primary.cli import main
+
+sys.exit(main())

@@ -44,10 +44,11 @@ def key(moto):
 
 
 def register_tokens(api, names=AUTHORS) -> None:
-    for token, name in TOKENS.items():
-        if name in names:
-            reply = api.call("PUT", f"/admin/users/{name}/upstream-token", {"token": token}, token=ADMIN_TOKEN)
-            assert reply.status == 204, reply.body
+    chosen = {token: name for token, name in TOKENS.items() if name in names}
+    assert set(chosen.values()) == set(names), "a name without a token would be skipped silently"
+    for token, name in chosen.items():
+        reply = api.call("PUT", f"/admin/users/{name}/upstream-token", {"token": token}, token=ADMIN_TOKEN)
+        assert reply.status == 204, reply.body
 
 
 def assert_exactly_once_in_order(api, server: FakeMastodon, written: dict[str, list[dict]]) -> None:
@@ -55,6 +56,7 @@ def assert_exactly_once_in_order(api, server: FakeMastodon, written: dict[str, l
     upstream = {(s.author, s.text): s for s in statuses}
     assert len(upstream) == len(statuses), "no post twice upstream"
     expected = [(name, post["text"]) for name, posts in written.items() for post in posts]
+    assert expected, "nothing was written: every check below would pass on nothing"
     assert sorted(upstream) == sorted(expected), "every post exactly once, as its own author"
     for name, posts in written.items():
         ids = [int(upstream[(name, post["text"])].id) for post in posts]

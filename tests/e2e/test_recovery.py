@@ -77,6 +77,7 @@ def assert_exactly_once_in_order(api, primary: FakePrimary, written: dict[str, l
     received = primary.received()
     ids = [post.id for post in received]
     expected = {post["id"] for posts in written.values() for post in posts}
+    assert expected, "nothing was written: every check below would pass on nothing"
     assert sorted(ids) == sorted(expected), "every post exactly once upstream"
     assert primary.stats()["duplicates"] == 0
     for author, posts in written.items():

@@ -221,40 +221,50 @@ def _resolve_ifs(documents: list[dict]) -> list[dict]:
     return [resolve(doc, {"PublicFeedsEnabled": on}) for doc in documents for on in (True, False)]
 
 
+def _statements_where(resources, applies) -> list[dict]:
+    """The function policies' Allow statements that `applies` to; never none,
+    so that a renamed action or resource cannot make the check below vacuous."""
+    statements = [statement for statement in _allows(_function_policies(resources)) if applies(statement)]
+    assert statements, "no statement matched: the check would pass on nothing"
+    return statements
+
+
+def _acts_on(service: str):
+    return lambda statement: any(action.startswith(service) for action in as_list(statement["Action"]))
+
+
 def test_resource_star_only_for_actions_without_resource_level_permissions(resources):
-    for statement in _allows(_function_policies(resources)):
-        if "*" in as_list(statement["Resource"]):
-            assert set(as_list(statement["Action"])) <= RESOURCE_STAR_ALLOWED, statement["Sid"]
+    for statement in _statements_where(resources, lambda statement: "*" in as_list(statement["Resource"])):
+        assert set(as_list(statement["Action"])) <= RESOURCE_STAR_ALLOWED, statement["Sid"]
 
 
 def test_table_actions_name_only_this_table_and_its_indexes(resources):
-    for statement in _allows(_function_policies(resources)):
-        if any(action.startswith("dynamodb:") for action in as_list(statement["Action"])):
-            assert statement["Resource"] == [
-                {"Fn::GetAtt": ["PostsTable", "Arn"]},
-                {"Fn::Sub": "${PostsTable.Arn}/index/*"},
-            ]
+    for statement in _statements_where(resources, _acts_on("dynamodb:")):
+        assert statement["Resource"] == [
+            {"Fn::GetAtt": ["PostsTable", "Arn"]},
+            {"Fn::Sub": "${PostsTable.Arn}/index/*"},
+        ]
 
 
 def test_object_actions_name_only_the_apps_prefixes(resources):
     prefixes = [schema.SPOOL_PREFIX, schema.ARCHIVE_PREFIX, "feeds/"]
-    for statement in _allows(_function_policies(resources)):
-        actions = as_list(statement["Action"])
-        if "s3:ListBucket" in actions:
-            assert actions == ["s3:ListBucket"]
-            assert statement["Resource"] == [{"Fn::GetAtt": ["DataBucket", "Arn"]}]
-            assert statement["Condition"] == {"StringLike": {"s3:prefix": [p + "*" for p in prefixes]}}
-        elif any(action.startswith("s3:") for action in actions):
-            assert statement["Resource"] == [{"Fn::Sub": "${DataBucket.Arn}/" + p + "*"} for p in prefixes]
+    lists = _statements_where(resources, lambda statement: "s3:ListBucket" in as_list(statement["Action"]))
+    for statement in lists:
+        assert as_list(statement["Action"]) == ["s3:ListBucket"]
+        assert statement["Resource"] == [{"Fn::GetAtt": ["DataBucket", "Arn"]}]
+        assert statement["Condition"] == {"StringLike": {"s3:prefix": [p + "*" for p in prefixes]}}
+    for statement in _statements_where(
+        resources, lambda statement: _acts_on("s3:")(statement) and statement not in lists
+    ):
+        assert statement["Resource"] == [{"Fn::Sub": "${DataBucket.Arn}/" + p + "*"} for p in prefixes]
 
 
 def test_logs_go_only_to_the_functions_own_log_groups(resources):
-    for statement in _allows(_function_policies(resources)):
-        if any(action.startswith("logs:") for action in as_list(statement["Action"])):
-            assert statement["Resource"] == [
-                {"Fn::GetAtt": ["ApiHandlerLogGroup", "Arn"]},
-                {"Fn::GetAtt": ["MaintenanceLogGroup", "Arn"]},
-            ]
+    for statement in _statements_where(resources, _acts_on("logs:")):
+        assert statement["Resource"] == [
+            {"Fn::GetAtt": ["ApiHandlerLogGroup", "Arn"]},
+            {"Fn::GetAtt": ["MaintenanceLogGroup", "Arn"]},
+        ]
 
 
 # -- the policy files `chalice deploy` uses ---------------------------------------

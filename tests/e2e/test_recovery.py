@@ -134,11 +134,13 @@ def test_rate_limited_primary_is_paced_by_retry_after(world, monkeypatch):
 def test_a_run_cut_short_by_its_deadline_resumes_next_time(world):
     api, primary = world
     written = write_outage(api, authors=4, each=5, replies=False)
-    primary.configure(down=False, latency_ms=300)
+    primary.configure(down=False, latency_ms=500)
     for _ in range(2):
         run_job()
-    # With 2.6 s left and a 2 s safety margin, a run has 0.6 s to send.
-    report = run_job(seconds=2.6)
+    # With 3.5 s left and a 2 s safety margin, a run has 1.5 s to send: room
+    # for a first send on a loaded machine, and each author's five posts go one
+    # after another, 0.5 s each, so at most three of them fit.
+    report = run_job(seconds=3.5)
     replay = report.recovery["replay"]
     assert replay["stopped_because"] == "deadline"
     assert 0 < replay["sent"] < 20

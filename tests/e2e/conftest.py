@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from devtools.fake_primary import FakePrimary
+from tests.e2e.postgres import Postgres
 
 PRIMARY_TOKEN = "primary-token-for-tests"
 
@@ -24,3 +25,14 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session, on a socket in a temporary
+    directory; stopped, and the directory removed, at the end."""
+    server = Postgres()
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -11,7 +11,10 @@ so the mirror consumes both alike.
   active local account, local followees only, at most
   `crawl_requests_per_fetch` requests per page.
 - **Posts:** `GET /api/v1/timelines/public?local=true`, upward with `min_id`:
-  public posts only, no reblogs.
+  public posts only, no reblogs. A status id is the time its transaction
+  began (Mastodon's `timestamp_id` uses `now()`), so a post may commit after
+  a younger one with a higher id; the feed never moves past a post younger
+  than `posts_settle_seconds`, so such a late one is not passed over.
 
 Failures are classified as for ingest (`upstream.transport`) and raised as
 `ChangeFeedError`: 429/503 wait, other 5xx and no answer back off, 401 and
@@ -143,12 +146,16 @@ class MastodonChangeSource:
         statuses = self._list(
             PUBLIC_TIMELINE, page, min(page.room, STATUSES_PAGE_MAX), local="true", min_id=page.cursor.posts_after
         )
+        settled_below = int(mastodon_id_at(self._clock() - self._settings.posts_settle_seconds))
         ordered = _ascending(statuses.entities)
-        page.changes.extend(change for change in map(post_change, ordered) if change is not None)
-        if ordered:
+        settled = [status for status in ordered if int(status["id"]) < settled_below]
+        page.changes.extend(change for change in map(post_change, settled) if change is not None)
+        if settled:
             # Past the skipped ones too (reblogs, other visibilities): never read twice.
-            page.cursor = replace(page.cursor, posts_after=ordered[-1]["id"])
-        return True if statuses.full else self._caught_up(page)
+            page.cursor = replace(page.cursor, posts_after=settled[-1]["id"])
+        # A young post may still have older ids committing around it: the
+        # feed stops before it, and is at its end for now.
+        return True if statuses.full and len(settled) == len(ordered) else self._caught_up(page)
 
     def _read_new_accounts(self, page: _Page) -> bool:
         """Active accounts above the highest id seen, oldest first; True

@@ -20,11 +20,13 @@ LOCALS = [f"user{i}" for i in range(7)]
 
 
 class Clock:
+    """The time, moved on by `offset` seconds (the fake's ids use the time)."""
+
     def __init__(self) -> None:
-        self.now = time.time()
+        self.offset = 0.0
 
     def __call__(self) -> float:
-        return self.now
+        return time.time() + self.offset
 
 
 @pytest.fixture
@@ -51,9 +53,9 @@ def seed(server: FakeMastodon, posts: int = 12) -> dict:
 
 
 def source(server: FakeMastodon, clock: Clock | None = None, token: str = ADMIN, **settings) -> MastodonChangeSource:
-    return MastodonChangeSource(
-        server.url, token, MastodonFeedSettings(**settings), timeout_seconds=2, clock=clock or Clock()
-    )
+    """The feed; posts need not settle unless a test says so."""
+    chosen = MastodonFeedSettings(**{"posts_settle_seconds": 0, **settings})
+    return MastodonChangeSource(server.url, token, chosen, timeout_seconds=2, clock=clock or Clock())
 
 
 def drain(feed: MastodonChangeSource, after: str | None = None, limit: int = 3, max_pages: int = 500):
@@ -142,7 +144,7 @@ def test_after_the_end_only_new_things_come_and_the_crawl_comes_back_on_schedule
 
     assert [(c["type"], c.get("username") or c.get("id")) for c in quiet] == [("account", "newcomer"), ("post", fresh)]
 
-    clock.now += 600
+    clock.offset += 600
     again, _, _ = drain(feed, cursor, limit=50)
 
     suspended = {c["username"] for c in again if c["type"] == "account" and c["suspended"]}
@@ -236,11 +238,28 @@ def test_only_public_local_original_posts_are_mirrored(server):
     assert not {p["id"] for p in posts} & set(hidden)
 
 
+def test_a_post_that_commits_late_with_an_older_id_is_not_passed_over(server):
+    server.add_account("alice")
+    clock = Clock()
+    feed = source(server, clock, posts_settle_seconds=10)
+    settled = server.add_status("alice", "settled", created_at=clock() - 15)
+    young = server.add_status("alice", "young", created_at=clock() - 5)
+    first, cursor, _ = drain(feed, limit=10)
+
+    # A transaction that began 8 s ago commits now: its id is below the young post's.
+    late = server.add_status("alice", "late", created_at=clock() - 8)
+    clock.offset += 10
+    then, _, _ = drain(feed, cursor, limit=10)
+
+    assert [c["id"] for c in first if c["type"] == "post"] == [settled]
+    assert [c["id"] for c in then if c["type"] == "post"] == [late, young]
+
+
 def test_posts_older_than_the_retention_are_not_read(server):
     server.add_account("alice")
     clock = Clock()
-    server.add_status("alice", "last month", created_at=clock.now - 30 * 86400)
-    recent = server.add_status("alice", "yesterday", created_at=clock.now - 86400)
+    server.add_status("alice", "last month", created_at=clock() - 30 * 86400)
+    recent = server.add_status("alice", "yesterday", created_at=clock() - 86400)
 
     changes, _, _ = drain(source(server, clock, retention_days=7), limit=10)
 

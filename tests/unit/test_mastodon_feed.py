@@ -216,7 +216,7 @@ def test_a_cursor_with_a_wrong_part_is_refused():
 
 
 def test_the_feed_settings_have_their_defaults_and_refuse_a_budget_below_two():
-    assert MastodonFeedSettings.from_env({}) == MastodonFeedSettings(3600, 20, 7)
+    assert MastodonFeedSettings.from_env({}) == MastodonFeedSettings(3600, 20, 7, 10)
     assert MastodonFeedSettings.from_env({"MIRROR_CRAWL_EVERY_SECONDS": "60"}).crawl_every_seconds == 60
     with pytest.raises(SettingsError):
         MastodonFeedSettings.from_env({"MIRROR_CRAWL_REQUESTS_PER_FETCH": "1"})

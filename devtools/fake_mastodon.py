@@ -26,7 +26,7 @@ For the mirror (`upstream.mastodon_changes`), as Mastodon 4.3 serves them:
   PublicFeed), at most 40, `Link` next and prev;
 - `GET /api/v1/accounts/:id/following?max_id=&limit=`: Accounts, newest
   follow first, at most 80, paged by Follow id in `Link` (empty for a
-  suspended account);
+  suspended account or one that hides it; its `following_count` stays);
 - control: `add_account`, `suspend`, `add_status` (visibility, reply,
   reblog, time), `add_follow`, `remove_follow`, `fail_next` (a status with
   Retry-After, or a hang-up half-way through a page) and per-endpoint
@@ -90,12 +90,13 @@ class Account:
     display_name: str = ""
     created_at: str = ""
     suspended: bool = False
+    hides_following: bool = False
 
     @property
     def acct(self) -> str:
         return self.username if self.domain is None else f"{self.username}@{self.domain}"
 
-    def entity(self) -> dict:
+    def entity(self, following_count: int = 0) -> dict:
         return {
             "id": self.id,
             "username": self.username,
@@ -104,9 +105,10 @@ class Account:
             "created_at": self.created_at,
             "url": f"https://{self.domain or 'fake.example'}/@{self.username}",
             **_ACCOUNT_BULK,
+            "following_count": following_count,
         }
 
-    def admin_entity(self) -> dict:
+    def admin_entity(self, following_count: int = 0) -> dict:
         return {
             "id": self.id,
             "username": self.username,
@@ -124,7 +126,7 @@ class Account:
             "approved": True,
             "locale": "en",
             "invite_request": None,
-            "account": self.entity(),
+            "account": self.entity(following_count),
         }
 
 
@@ -298,7 +300,10 @@ class _State:
         limit = _limit(query, ADMIN_LIMIT)
         page = _paginated(chosen, lambda account: account.id, query, limit)
         later = {"max_id": page[-1].id} if len(page) == limit else None
-        return [account.admin_entity() for account in page], later, {"min_id": page[0].id} if page else None
+        with self.lock:
+            counts = {account.acct: sum(1 for f in self.follows if f[1] == account.acct) for account in page}
+        entities = [account.admin_entity(counts[account.acct]) for account in page]
+        return entities, later, {"min_id": page[0].id} if page else None
 
     def public_timeline(self, query: dict[str, str]) -> tuple[list[dict], dict | None, dict | None]:
         local = query.get("local") in ("true", "1")
@@ -332,7 +337,8 @@ class _State:
             owner = next((account for account in self.accounts.values() if account.id == account_id), None)
             if owner is None:
                 return None
-            mine = [] if owner.suspended else [f for f in self.follows if f[1] == owner.acct]
+            hidden = owner.suspended or owner.hides_following
+            mine = [] if hidden else [f for f in self.follows if f[1] == owner.acct]
             limit = _limit(query, ACCOUNTS_LIMIT)
             page = _paginated(mine, lambda follow: str(follow[0]), query, limit)
             entities = [self.accounts[followee].entity() for _, _, followee in page]
@@ -609,6 +615,11 @@ class FakeMastodon:
     def suspend(self, acct: str, suspended: bool = True) -> None:
         with self._state.lock:
             self._state.accounts[acct] = replace(self._state.accounts[acct], suspended=suspended)
+
+    def hide_following(self, acct: str) -> None:
+        """The account hides whom it follows: others read an empty list."""
+        with self._state.lock:
+            self._state.accounts[acct] = replace(self._state.accounts[acct], hides_following=True)
 
     def add_status(
         self,

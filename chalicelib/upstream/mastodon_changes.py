@@ -9,7 +9,11 @@ so the mirror consumes both alike.
   suspensions, lifted suspensions and new display names arrive too.
 - **Follows:** in that crawl, `GET /api/v1/accounts/:id/following` of each
   active local account, local followees only, at most
-  `crawl_requests_per_fetch` requests per page.
+  `crawl_requests_per_fetch` requests per page. Unfollows (`active: false`)
+  only from a list read whole within one page that has exactly the
+  account's `following_count` entries (a hidden list, or one the admin's
+  mutes and blocks thin out, has fewer), against the mirror's own follows
+  (`followees_of`).
 - **Posts:** `GET /api/v1/timelines/public?local=true`, upward with `min_id`:
   public posts only, no reblogs. A status id is the time its transaction
   began (Mastodon's `timestamp_id` uses `now()`), so a post may commit after
@@ -26,12 +30,13 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from chalicelib.config import MastodonFeedSettings, UpstreamSettings
 from chalicelib.core.parsing import JsonRejected, loads_json
+from chalicelib.errors import StoreUnavailable
 from chalicelib.upstream.headers import parse_rate_limit
 from chalicelib.upstream.mastodon_feed import (
     ACTIVE,
@@ -86,7 +91,9 @@ class _Page:
 class MastodonChangeSource:
     """The `ChangeSource` of a Mastodon primary at `base_url`, read with the
     admin token `token`. `clock` gives epoch seconds (crawl schedule, the
-    first post id, Retry-After dates)."""
+    first post id, Retry-After dates). `followees_of(username)` gives the
+    local followees the mirror holds as active for a follower; without it,
+    the feed tells no unfollows."""
 
     def __init__(
         self,
@@ -96,6 +103,7 @@ class MastodonChangeSource:
         timeout_seconds: float = 5.0,
         opener: OpenerDirector | None = None,
         clock: Callable[[], float] = time.time,
+        followees_of: Callable[[str], Collection[str]] | None = None,
     ) -> None:
         if not token or any(char in token for char in "\r\n"):
             raise ValueError("token must be non-empty and a single line")
@@ -103,6 +111,7 @@ class MastodonChangeSource:
         self._token = token
         self._settings = settings or MastodonFeedSettings()
         self._clock = clock
+        self._followees_of = followees_of
 
     @classmethod
     def from_settings(cls, upstream: UpstreamSettings, feed: MastodonFeedSettings) -> MastodonChangeSource:
@@ -213,37 +222,69 @@ class MastodonChangeSource:
             if change is None:
                 page.cursor = page.cursor.with_crawl(replace(position, before=account["id"]))
                 continue
+            expected = _following_count(account)
+            fits_here = self._fits(expected, page.room, budget - page.requests)
+            if page.changes and not fits_here and self._fits(expected, page.limit, budget - 1):
+                return  # a fresh page reads this list whole, so its unfollows can be told
             follower = Follower(account["id"], change["username"])
             page.changes.append(change)
             page.cursor = replace(
                 page.cursor.with_crawl(replace(position, follower=follower)),
                 accounts_after=_highest(page.cursor.accounts_after, account["id"]),
             )
-            self._read_following(page, follower, budget)
+            self._read_following(page, follower, budget, expected)
             if page.cursor.crawl.follower is not None:
                 return
         if not accounts.full:
             page.cursor = page.cursor.with_crawl(Crawl(SUSPENDED))
 
-    def _read_following(self, page: _Page, follower: Follower, budget: int) -> None:
+    def _fits(self, followees: int | None, room: int, requests: int) -> bool:
+        """Whether a list of `followees` (and its account) can be read whole
+        with this much room and these requests left; only then are its
+        unfollows told, so only then does it matter."""
+        if self._followees_of is None or followees is None:
+            return True
+        return followees + 1 <= room and followees // FOLLOWING_PAGE_MAX + 2 <= requests
+
+    def _read_following(self, page: _Page, follower: Follower, budget: int, expected: int | None = None) -> None:
         """`follower`'s following list, page by page, within the budget; the
-        crawl moves past the follower once its list ends."""
+        crawl moves past the follower once its list ends. A list read whole
+        in this page, with as many entries as the account's
+        `following_count`, is the whole truth: the follows the mirror holds
+        and the list lacks are unfollows."""
         path = f"/api/v1/accounts/{urllib.parse.quote(follower.id, safe='')}/following"
+        whole = follower.after is None and expected is not None and self._followees_of is not None
+        entries, seen = 0, set()
         while page.requests < budget and page.room > 0:
             try:
                 listed = self._list(path, page, min(page.room, FOLLOWING_PAGE_MAX), max_id=follower.after)
             except ChangeFeedError as error:
                 if error.status != 404:
                     raise
-                listed = _Listed([], 0, 1, None)  # the account went away since it was listed
-            follows = (follow_change(follower.username, followee) for followee in listed.entities)
-            page.changes.extend(change for change in follows if change is not None)
+                listed, whole = _Listed([], 0, 1, None), False  # the account went away since it was listed
+            follows = [change for change in (follow_change(follower.username, f) for f in listed.entities) if change]
+            page.changes.extend(follows)
+            entries += listed.count
+            seen.update(change["followee"] for change in follows)
             crawl = page.cursor.crawl
             if listed.next_max_id is None or listed.count == 0:
+                if whole and entries == expected:
+                    self._tell_unfollows(page, follower.username, seen)
                 page.cursor = page.cursor.with_crawl(replace(crawl, before=follower.id, follower=None))
                 return
             follower = replace(follower, after=listed.next_max_id)
             page.cursor = page.cursor.with_crawl(replace(crawl, follower=follower))
+
+    def _tell_unfollows(self, page: _Page, follower: str, seen: set[str]) -> None:
+        """`active: false` for each follow the mirror holds that the whole
+        list no longer has, if they all fit in the page (else the next crawl
+        tells them)."""
+        try:
+            gone = sorted(set(self._followees_of(follower)) - seen)
+        except StoreUnavailable:
+            return
+        if len(gone) <= page.room:
+            page.changes.extend({"type": "follow", "follower": follower, "followee": f, "active": False} for f in gone)
 
     def _read_suspended(self, page: _Page, crawl: Crawl) -> None:
         accounts = self._list(
@@ -299,6 +340,12 @@ class _Listed:
     def full(self) -> bool:
         """A full page: there may be more (Mastodon's own test for a next link)."""
         return self.count >= self.asked
+
+
+def _following_count(admin_account: dict) -> int | None:
+    """How many the account follows, as Mastodon counts them (never hidden)."""
+    count = (admin_account.get("account") or {}).get("following_count")
+    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
 
 
 def _local(status: str) -> dict[str, str]:

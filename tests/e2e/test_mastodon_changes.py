@@ -52,15 +52,41 @@ def seed(server: FakeMastodon, posts: int = 12) -> dict:
     return {"posts": ids, "follows": follows}
 
 
-def source(server: FakeMastodon, clock: Clock | None = None, token: str = ADMIN, **settings) -> MastodonChangeSource:
+class FollowMirror:
+    """The mirror's follow graph, as far as the feed needs it."""
+
+    def __init__(self) -> None:
+        self.follows: dict[str, set[str]] = {}
+
+    def apply(self, changes: list[dict]) -> None:
+        for change in changes:
+            if change["type"] == "follow":
+                followees = self.follows.setdefault(change["follower"], set())
+                (followees.add if change["active"] else followees.discard)(change["followee"])
+
+    def followees_of(self, follower: str) -> set[str]:
+        return set(self.follows.get(follower, ()))
+
+
+def unfollows(changes: list[dict]) -> list[tuple[str, str]]:
+    return [(c["follower"], c["followee"]) for c in changes if c["type"] == "follow" and not c["active"]]
+
+
+def source(
+    server: FakeMastodon, clock: Clock | None = None, token: str = ADMIN, mirror: FollowMirror | None = None, **settings
+) -> MastodonChangeSource:
     """The feed; posts need not settle unless a test says so."""
     chosen = MastodonFeedSettings(**{"posts_settle_seconds": 0, **settings})
-    return MastodonChangeSource(server.url, token, chosen, timeout_seconds=2, clock=clock or Clock())
+    followees_of = mirror.followees_of if mirror is not None else None
+    return MastodonChangeSource(
+        server.url, token, chosen, timeout_seconds=2, clock=clock or Clock(), followees_of=followees_of
+    )
 
 
-def drain(feed: MastodonChangeSource, after: str | None = None, limit: int = 3, max_pages: int = 500):
-    """Pages until the feed's end; a failure asks again with the same cursor
-    (as the mirror does after its wait). Returns (changes, cursor, failures)."""
+def drain(feed: MastodonChangeSource, after: str | None = None, limit: int = 3, max_pages: int = 500, mirror=None):
+    """Pages until the feed's end, each applied to `mirror` when given; a
+    failure asks again with the same cursor (as the mirror does after its
+    wait). Returns (changes, cursor, failures)."""
     changes, failures = [], []
     for _ in range(max_pages):
         try:
@@ -69,6 +95,8 @@ def drain(feed: MastodonChangeSource, after: str | None = None, limit: int = 3, 
             failures.append(error)
             continue
         changes.extend(page.changes)
+        if mirror is not None:
+            mirror.apply(page.changes)
         after = page.next
         if not page.more:
             return changes, after, failures
@@ -150,6 +178,40 @@ def test_after_the_end_only_new_things_come_and_the_crawl_comes_back_on_schedule
     suspended = {c["username"] for c in again if c["type"] == "account" and c["suspended"]}
     assert suspended == {"gone", "user3"}
     assert "user3" not in {c["follower"] for c in again if c["type"] == "follow"}
+
+
+def test_a_follow_gone_from_a_list_read_whole_is_told_as_an_unfollow_and_a_hidden_list_tells_none(server):
+    seeded = seed(server)
+    clock, mirror = Clock(), FollowMirror()
+    feed = source(server, clock, mirror=mirror, crawl_every_seconds=600)
+    first, cursor, _ = drain(feed, limit=50, mirror=mirror)
+    assert unfollows(first) == []
+    assert mirror.follows == {name: set(followees) for name, followees in seeded["follows"].items()}
+
+    server.remove_follow("user0", "user1")
+    server.add_follow("user0", "user5")
+    server.hide_following("user2")
+    clock.offset += 600
+    again, _, _ = drain(feed, cursor, limit=50, mirror=mirror)
+
+    assert unfollows(again) == [("user0", "user1")]
+    assert mirror.follows["user0"] == {"user2", "user3", "user5"}
+    # A hidden list reads empty, but its following_count does not: no unfollows.
+    assert mirror.follows["user2"] == set(seeded["follows"]["user2"])
+
+
+def test_a_list_too_long_for_one_page_tells_no_unfollows(server):
+    seed(server)
+    clock, mirror = Clock(), FollowMirror()
+    # Three local followees and a remote one never fit a page of 3 changes.
+    feed = source(server, clock, mirror=mirror, crawl_every_seconds=600)
+    _, cursor, _ = drain(feed, limit=3, mirror=mirror)
+    server.remove_follow("user0", "user1")
+    clock.offset += 600
+
+    again, _, _ = drain(feed, cursor, limit=3, mirror=mirror)
+
+    assert unfollows(again) == [] and "user1" in mirror.follows["user0"]
 
 
 def test_a_rate_limit_and_a_busy_server_are_waits_a_crash_a_back_off_and_the_same_cursor_works_after(server):

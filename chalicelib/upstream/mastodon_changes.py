@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from chalicelib.config import MastodonFeedSettings, UpstreamSettings
 from chalicelib.core.parsing import JsonRejected, loads_json
 from chalicelib.errors import StoreUnavailable
+from chalicelib.observability import logger
 from chalicelib.upstream.headers import parse_rate_limit
 from chalicelib.upstream.mastodon_feed import (
     ACTIVE,
@@ -126,6 +127,9 @@ class MastodonChangeSource:
         if limit < 1:
             raise ValueError("limit must be >= 1")
         cursor = decode_cursor(after) if after is not None else None
+        if after is not None and cursor is None:
+            # Safe, as every change is a state; the operator should know why a crawl began.
+            logger.warning("mirror cursor unreadable; the Mastodon feed starts over", extra={"chars": len(after)})
         page = _Page(cursor or self._first_cursor(), limit)
         try:
             if page.cursor.turn == CRAWL and page.cursor.crawl is not None:

@@ -183,3 +183,30 @@ class UpstreamSettings:
             ingest_path=_path(env, "UPSTREAM_INGEST_PATH", "/posts"),
             timeout_seconds=_float(env, "UPSTREAM_TIMEOUT_SECONDS", 5.0),
         )
+
+
+@dataclass(frozen=True)
+class MastodonFeedSettings:
+    """How the mirror reads a Mastodon primary (`upstream.mastodon_changes`):
+    a full crawl of its accounts and follows every `crawl_every_seconds`, at
+    most `crawl_requests_per_fetch` requests per page of it, public posts
+    from `retention_days` back on a fresh start, and none younger than
+    `posts_settle_seconds`."""
+
+    crawl_every_seconds: int = 3600
+    crawl_requests_per_fetch: int = 20
+    retention_days: int = 7
+    # Posts younger than this wait: a transaction that began earlier may
+    # still commit a post with a lower id.
+    posts_settle_seconds: int = 10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MastodonFeedSettings:
+        env = os.environ if env is None else env
+        return cls(
+            crawl_every_seconds=_int(env, "MIRROR_CRAWL_EVERY_SECONDS", 3600),
+            # One request lists the next accounts, the rest read their follows.
+            crawl_requests_per_fetch=_int(env, "MIRROR_CRAWL_REQUESTS_PER_FETCH", 20, minimum=2),
+            retention_days=_int(env, "MIRROR_RETENTION_DAYS", 7, minimum=1),
+            posts_settle_seconds=_int(env, "MIRROR_POSTS_SETTLE_SECONDS", 10),
+        )

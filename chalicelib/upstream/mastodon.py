@@ -15,8 +15,6 @@ primary shares are `upstream.transport`'s.
 
 from __future__ import annotations
 
-import html
-import re
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -26,6 +24,7 @@ from chalicelib.config import UpstreamSettings
 from chalicelib.core.parsing import JsonRejected, loads_json
 from chalicelib.errors import StoreUnavailable
 from chalicelib.upstream.headers import parse_rate_limit
+from chalicelib.upstream.mastodon_feed import html_to_text
 from chalicelib.upstream.port import Outcome, SendResult, UpstreamDelete, UpstreamPost, no_upstream_id
 from chalicelib.upstream.transport import (
     ACCEPT_JSON,
@@ -48,18 +47,15 @@ if TYPE_CHECKING:
 # How far back a resend looks for an earlier attempt that landed: Mastodon's
 # largest page of an account's statuses.
 SEARCH_LIMIT = 40
-_TAG_RE = re.compile(r"<[^>]+>")
 # The 4xx that are not this post's problem: 408 is the server timing out,
 # and a 409 from Mastodon is not "already there" as on the generic primary.
 RETRYABLE_4XX = frozenset({408, 409})
 
 
 def plain_text(content_html: str) -> str:
-    """Mastodon's rendered `content` back to comparable text: paragraphs and
-    line breaks to spaces, tags dropped (a link's hidden parts are spans, so
-    the full URL survives), entities decoded, whitespace collapsed."""
-    text = re.sub(r"<br\s*/?>|</p>\s*<p>", " ", content_html)
-    return comparable_text(html.unescape(_TAG_RE.sub("", text)))
+    """Mastodon's rendered `content` back to comparable text: its author's
+    text, whitespace collapsed."""
+    return comparable_text(html_to_text(content_html))
 
 
 class MastodonUpstream:

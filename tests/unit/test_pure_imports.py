@@ -11,6 +11,7 @@ from tests.imports import modules_loaded_by
 
 PURE_MODULES = [
     "chalicelib.upstream.port",
+    "chalicelib.upstream.mastodon_feed",
     "chalicelib.feeds.render",
     "chalicelib.feeds.conditional",
     "chalicelib.mastodon.entities",

@@ -101,7 +101,8 @@ def test_the_waf_guards_this_apis_stage(resources):
 @pytest.mark.parametrize(("reserved", "expected"), [(True, {"Ref": "ApiReservedConcurrency"}), (False, None)])
 def test_reserved_concurrency_is_set_only_when_asked_for(template, resources, reserved, expected):
     assert template["Parameters"]["ApiReservedConcurrency"]["Default"] == 0
-    properties = resolve(resources["APIHandler"]["Properties"], {"HasApiReservedConcurrency": reserved})
+    decided = {"HasApiReservedConcurrency": reserved, "PublicBaseUrlIsTheFailoverDomain": False}
+    properties = resolve(resources["APIHandler"]["Properties"], decided)
     assert properties.get("ReservedConcurrentExecutions") == expected
     assert "ReservedConcurrentExecutions" not in resources["Maintenance"]["Properties"]
 

@@ -3,6 +3,8 @@ per-IP WAF rule (docs/OPERATIONS.md, "Abuse at the edge")."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.infra.cfn import of_type, resolve
@@ -30,9 +32,21 @@ def method_settings(resources: dict) -> dict[tuple[str, str], tuple[dict, dict]]
     """(path, method) -> (rate, burst) of the stage's method settings."""
     settings = {}
     for setting in resources["RestAPI"]["Properties"]["MethodSettings"]:
-        path = setting["ResourcePath"].replace("~1", "/")  # "/*" stays as it is
-        settings[path, setting["HttpMethod"]] = (setting["ThrottlingRateLimit"], setting["ThrottlingBurstLimit"])
+        settings[decoded(setting["ResourcePath"]), setting["HttpMethod"]] = (
+            setting["ThrottlingRateLimit"],
+            setting["ThrottlingBurstLimit"],
+        )
     return settings
+
+
+def decoded(resource_path: str) -> str:
+    """A MethodSetting's ResourcePath as the route it names: API Gateway wants
+    a leading slash, then the path with each of its slashes written ~1
+    (`/~1posts~1{post_id}`); `/*` is every resource."""
+    if resource_path == "/*":
+        return resource_path
+    assert re.fullmatch(r"/(~1[^/~]+)+", resource_path), f"not API Gateway's form: {resource_path}"
+    return resource_path[1:].replace("~1", "/")
 
 
 def refs(*names: str) -> tuple[dict, ...]:

@@ -41,6 +41,7 @@ SIGNAL_CHECK_SECONDS = 0.5
 # SIGALRM's default action ends the process if even the hard stop hangs.
 KERNEL_BACKSTOP_SECONDS = 2
 API_LISTEN_BACKLOG = 128
+DEFAULT_SCHEDULE_SECONDS = 5  # SCHEDULE_SECONDS in the environment wins
 
 
 def stage_environment(stage: str) -> dict[str, str]:
@@ -225,7 +226,7 @@ def start(env: dict[str, str], stop: threading.Event, parts: contextlib.ExitStac
         return
     create_resources()
     app_module, base_url = serve_api(env, host, port, parts)
-    Scheduler(app_module, float(env.get("SCHEDULE_SECONDS", "5")), stop).start()
+    Scheduler(app_module, float(env.get("SCHEDULE_SECONDS", DEFAULT_SCHEDULE_SECONDS)), stop).start()
 
     if not wait_until_ready(base_url, stop, float(env.get("READY_TIMEOUT_SECONDS", READY_TIMEOUT_SECONDS))):
         if stop.is_set():

@@ -1,8 +1,8 @@
 """moto as the local AWS, for ./scripts/run and the tests.
 
-moto keeps DynamoDB's API but not its costs or its isolation. Three patches
-to moto's DynamoDB, applied once by `patch_moto_dynamodb()`, make the local
-stack behave like DynamoDB at any table size:
+moto keeps DynamoDB's API but not its costs or its isolation. Five patches
+to moto, applied once by `patch_moto_dynamodb()`, make the local stack
+behave like DynamoDB at any table size:
 
 - **Serialized requests.** moto runs requests on threads with no isolation
   between them; real DynamoDB isolates transactions (serializably), which the
@@ -18,6 +18,17 @@ stack behave like DynamoDB at any table size:
   Here each GSI keeps, per partition key value, its items in sort-key order,
   and a query hands moto only the items that can be on its page. moto's own
   code still filters, sorts and pages them.
+- **Attribute values written as they are.** moto's JSON serializer walks
+  every attribute value through its botocore shape (ten members, each
+  looked up through alias providers): 50 ms for a page of 50 posts, inside
+  the request lock. An AttributeValue is already its own wire JSON, so the
+  common ones are written as they are; binary values and anything unusual
+  still go through moto.
+- **Model instances freed.** moto keeps every model instance it ever made
+  in a list on its class (for its dashboard, and S3's reset): every item
+  and every copy of one, every replaced S3 object, so memory grew with
+  every write. The lists now hold their instances weakly: they still show
+  every live one.
 
 Each patch checks that moto's internals still have the shape it relies on,
 and raises `MotoChanged` if not, rather than quietly computing something
@@ -33,6 +44,7 @@ import inspect
 import itertools
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,10 +63,12 @@ class MotoChanged(RuntimeError):
 
 
 def patch_moto_dynamodb() -> None:
-    """Apply the three patches (idempotent)."""
+    """Apply the patches (idempotent)."""
     serialize_moto_dynamodb()
     snapshot_only_touched_items()
     query_by_partition()
+    write_plain_attribute_values()
+    forget_model_instances()
 
 
 def _patch(owner: type, name: str, make: Callable[[Callable], Callable]) -> bool:
@@ -542,6 +556,181 @@ def query_by_partition() -> None:
     _patch(Table, "put_item", make_put_item)
     _patch(Table, "delete_item", make_delete_item)
     _patch(DynamoDBBackend, "update_item", make_update_item)
+
+
+# -- model instances freed when nothing else holds them ----------------------------
+
+
+class _WeakInstances:
+    """A model class's `instances_tracked`, holding its instances weakly.
+
+    moto appends every model instance it ever makes to its class's list (for
+    the server's /moto-api dashboard, and so that S3's reset can close the
+    files of keys it no longer holds): every item, every copy of one, every
+    S3 object a PUT replaced, for as long as the process runs. Here the
+    list's readers still see every live instance, in order of creation; an
+    instance nothing else holds is freed."""
+
+    def __init__(self, instances: Iterable = ()) -> None:
+        self._refs: dict[int, weakref.ref] = {}
+        self._kept: list = []  # instances of a class without weak references
+        for instance in instances:
+            self.append(instance)
+
+    def append(self, instance) -> None:
+        try:
+            ref = weakref.ref(instance, self._forget)
+        except TypeError:
+            self._kept.append(instance)
+            return
+        self._refs[id(ref)] = ref
+
+    def _forget(self, ref: weakref.ref) -> None:
+        self._refs.pop(id(ref), None)
+
+    def __iter__(self):
+        live = (ref() for ref in list(self._refs.values()))  # a copy: other threads append meanwhile
+        return itertools.chain([instance for instance in live if instance is not None], list(self._kept))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+_REGISTRY = "_lifeboat_instances"
+
+
+class _TrackedWeakly:
+    """`instances_tracked` on moto's model metaclass: reads and assignments
+    of a model class's list (moto assigns [] on every reset) go to its
+    _WeakInstances."""
+
+    def __get__(self, cls, metaclass=None):
+        if cls is None:
+            return self
+        registry = cls.__dict__.get(_REGISTRY)
+        if registry is None:  # BaseModel itself tracks nothing
+            raise AttributeError(f"{cls.__name__} has no instances_tracked")
+        return registry
+
+    def __set__(self, cls, instances) -> None:
+        type.__setattr__(cls, _REGISTRY, _WeakInstances(instances))
+
+
+def _model_classes(base: type) -> list[type]:
+    found, frontier = [], [base]
+    while frontier:
+        for subclass in type.__subclasses__(frontier.pop()):
+            if subclass not in found:
+                found.append(subclass)
+                frontier.append(subclass)
+    return found
+
+
+def forget_model_instances() -> None:
+    """Make every moto model class track its instances weakly (see _WeakInstances)."""
+    from moto.core import base_backend, common_models, model_instances
+
+    meta, base = base_backend.InstanceTrackerMeta, common_models.BaseModel
+    _require(
+        "cls.instances_tracked.append(instance)" in inspect.getsource(base.__new__),
+        "BaseModel.__new__ no longer appends to cls.instances_tracked",
+    )
+    _require(
+        "cls.instances_tracked" in inspect.getsource(meta.__new__)
+        and "model.instances_tracked = []" in inspect.getsource(model_instances.reset_model_data),
+        "model classes no longer get their own instances_tracked list",
+    )
+    if isinstance(meta.__dict__.get("instances_tracked"), _TrackedWeakly):
+        return
+    with _LOCK:
+        for cls in _model_classes(base):
+            listed = cls.__dict__.get("instances_tracked")
+            _require(isinstance(listed, list), f"{cls.__name__}.instances_tracked is not a list")
+            type.__setattr__(cls, _REGISTRY, _WeakInstances(listed))
+            type.__delattr__(cls, "instances_tracked")
+        meta.instances_tracked = _TrackedWeakly()
+
+
+# -- attribute values serialized as they are ----------------------------------------
+
+# The AttributeValue members whose value moto's JSON serializer copies as it
+# is, and the type it must have; B and BS (base64) are left to moto.
+_PLAIN_SCALARS = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
+_PLAIN_SETS = frozenset({"SS", "NS"})
+_ATTRIBUTE_VALUE_MEMBERS = {
+    "S": "string",
+    "N": "string",
+    "B": "blob",
+    "SS": "list",
+    "NS": "list",
+    "BS": "list",
+    "M": "map",
+    "L": "list",
+    "NULL": "boolean",
+    "BOOL": "boolean",
+}
+
+
+class _NotPlain(Exception):
+    """A value that moto's serializer must write itself."""
+
+
+def _plain_attribute_value(value) -> dict:
+    """What moto's serializer writes for an AttributeValue, here already a
+    `{type: value}` dict (DynamoResult made it one); _NotPlain if it is
+    anything else than the common case."""
+    if type(value) is not dict or len(value) != 1:
+        raise _NotPlain
+    ((kind, inner),) = value.items()
+    if type(inner) is _PLAIN_SCALARS.get(kind):
+        return {kind: inner}
+    if kind in _PLAIN_SETS and type(inner) is list and all(type(member) is str for member in inner):
+        return {kind: list(inner)}
+    if kind == "M" and type(inner) is dict and "" not in inner:  # moto writes an empty name's value unwrapped
+        return {"M": {name: _plain_attribute_value(member) for name, member in inner.items()}}
+    if kind == "L" and type(inner) is list:
+        return {"L": [_plain_attribute_value(member) for member in inner]}
+    raise _NotPlain
+
+
+def write_plain_attribute_values() -> None:
+    """moto serializes each attribute value by walking its botocore shape
+    (ten members, each looked up through alias providers): about 1 ms an
+    item, 50 ms for a page of 50 posts, all inside the request lock. The
+    value is already its own wire JSON, so it is written as it is."""
+    from moto.core.responses import get_service_model
+    from moto.core.serialize import BaseJSONSerializer, ResponseSerializer
+
+    shape = get_service_model("dynamodb").shape_for("AttributeValue")
+    members = {name: member.type_name for name, member in shape.members.items()}
+    _require(members == _ATTRIBUTE_VALUE_MEMBERS, f"DynamoDB's AttributeValue shape is now {members}")
+    _require_parameters(BaseJSONSerializer._serialize_type_structure, "serialized", "value", "shape", "key")
+    _require(
+        "self._value_picker = value_picker" in inspect.getsource(ResponseSerializer.__init__),
+        "ResponseSerializer no longer keeps its value picker",
+    )
+
+    def make(original):
+        def _serialize_type_structure(self, serialized, value, shape, key):
+            if (
+                key
+                and shape.name == "AttributeValue"
+                and self.service_model.service_name == "dynamodb"
+                # a response transformer could apply inside the value
+                and not getattr(self._value_picker, "response_transformers", None)
+            ):
+                try:
+                    plain = _plain_attribute_value(value)
+                except _NotPlain:
+                    pass
+                else:
+                    self._default_serialize(serialized, plain, shape, key)
+                    return None
+            return original(self, serialized, value, shape, key)
+
+        return _serialize_type_structure
+
+    _patch(BaseJSONSerializer, "_serialize_type_structure", make)
 
 
 def start_moto_server():

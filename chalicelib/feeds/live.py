@@ -100,8 +100,10 @@ class Feeds:
             headers = _validators(stored, channel, kind, Standing.BEHIND)
         return FeedReply(headers, render_feed(kind, posts, channel).decode())
 
-    def render(self, timeline: Timeline, kind: FeedKind) -> bytes:
-        return render_feed(kind, self._latest(timeline), self.channel(timeline, kind))
+    def render_every_kind(self, timeline: Timeline) -> dict[FeedKind, bytes]:
+        """The timeline's feed in every kind, from one read of its posts."""
+        posts = self._latest(timeline)
+        return {kind: render_feed(kind, posts, self.channel(timeline, kind)) for kind in FeedKind}
 
     def channel(self, timeline: Timeline, kind: FeedKind) -> FeedChannel:
         """Everything but the posts; a static copy uses the live route's

@@ -20,7 +20,7 @@ from chalicelib.core import ids
 from chalicelib.core.models import Post
 from chalicelib.feeds.live import Feeds
 from chalicelib.feeds.markers import FeedStore, Marker
-from chalicelib.feeds.render import PUBLIC_TIMELINE, FeedKind, Timeline
+from chalicelib.feeds.render import PUBLIC_TIMELINE, Timeline
 from chalicelib.feeds.static import StaticFeeds
 
 FEEDS_LEASE_NAME = "feeds"
@@ -98,8 +98,8 @@ class FeedPublisher:
             self._markers.advance_checkpoint(shard, last_id)
 
     def _publish_one(self, timeline: Timeline, marker: Marker, report: PublishReport) -> None:
-        for kind in FeedKind:
-            self._static.put(timeline, kind, self._feeds.render(timeline, kind))
+        for kind, body in self._feeds.render_every_kind(timeline).items():
+            self._static.put(timeline, kind, body)
             report.objects += 1
         report.feeds += 1
         if self._feeds.is_settled(marker):

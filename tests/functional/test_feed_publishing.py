@@ -85,6 +85,19 @@ def test_one_run_publishes_every_changed_feed_as_the_live_feed(api, tokens):
             assert stored["Body"].read().decode() == live.body
 
 
+def test_a_feed_is_published_in_every_kind_from_one_read_of_its_posts(api, tokens):
+    write(api, tokens["alice"], 2)
+    queried_indexes = []
+    wiring.dynamodb().meta.events.register(
+        "provide-client-params.dynamodb.Query", lambda params, **_: queried_indexes.append(params.get("IndexName"))
+    )
+
+    report, _ = run_job()
+
+    assert report["objects"] == 2 * report["feeds"] == 4  # the public feed and alice's, RSS and Atom
+    assert queried_indexes.count("ByAuthor") == 1
+
+
 def test_a_run_with_no_change_writes_nothing_and_a_post_rewrites_only_its_feeds(api, tokens):
     write(api, tokens["alice"], 2)
     write(api, tokens["bob"], 1)

@@ -34,8 +34,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.local_stack import DEFAULT_SCHEDULE_SECONDS
-from scripts.stack_process import RunningStack, start
+from devtools.local_stack import DEFAULT_SCHEDULE_SECONDS
+from devtools.stack_process import RunningStack, start
 
 # The targets of issue 9.
 THROUGHPUT_RATIO = 0.8

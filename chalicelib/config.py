@@ -82,6 +82,8 @@ class Settings:
     # The primary's domain, for Mastodon account addresses (user@domain);
     # empty accepts any domain as local.
     instance_domain: str = ""
+    # How long mirrored posts of the primary are kept (DynamoDB TTL).
+    mirror_retention_days: int = 7
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +117,7 @@ class Settings:
             instance_domain=env.get("INSTANCE_DOMAIN", "").strip().lower(),
             feed_items=_int(env, "FEED_ITEMS", 50, minimum=1),
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:8000",
+            mirror_retention_days=_int(env, "MIRROR_RETENTION_DAYS", 7, minimum=1),
         )
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from chalicelib.maintenance import Maintenance
     from chalicelib.mastodon.api import MastodonApi
     from chalicelib.mastodon.follows import FollowStore
+    from chalicelib.mirror.store import MirrorStore
     from chalicelib.posts.checkpoints import ArchiveCheckpoints
     from chalicelib.recovery.admin import RecoveryAdmin
     from chalicelib.recovery.backlog import BacklogStore
@@ -176,6 +177,23 @@ def follow_store() -> FollowStore:
     from chalicelib.mastodon.follows import FollowStore
 
     return FollowStore(dynamodb(), settings().table_name, settings().max_following)
+
+
+@_per_call
+def mirror_store() -> MirrorStore:
+    """The mirror's writes: the primary's accounts, credentials, follows
+    and recent posts as Lifeboat's own items."""
+    from chalicelib.mirror.store import MirrorStore
+
+    configured = settings()
+    return MirrorStore(
+        dynamodb(),
+        kms(),
+        configured.table_name,
+        upstream_settings().token_key_id,
+        follow_store(),
+        configured.write_shards,
+    )
 
 
 @_singleton

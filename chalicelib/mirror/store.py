@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from chalicelib.accounts.store import PRIMARY_SOURCE, Grant, grant_from_values
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
 from chalicelib.core.models import Post
@@ -22,7 +23,6 @@ from chalicelib.mirror import layout
 from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
 from chalicelib.posts.items import mirrored_post_key, post_from_item
 
-PRIMARY_SOURCE = "primary"
 PASSWORD_PURPOSE = "mirrored-password"  # noqa: S105 - a KMS context label, not a secret
 
 
@@ -35,15 +35,6 @@ class MirroredAccount:
     created_at: str
     suspended: bool
     has_password: bool
-
-
-@dataclass(frozen=True)
-class Grant:
-    """Who a token belongs to, and what it may do."""
-
-    username: str
-    scopes: frozenset[str]
-    source: str
 
 
 @dataclass(frozen=True)
@@ -198,14 +189,3 @@ class MirrorStore:
         keys = [dynamo.key(layout.upstream_marker_pk(upstream_id), "POST") for upstream_id in upstream_ids]
         found = dynamo.batch_get(self._client, self._table, keys, "read replay markers")
         return {item["PK"]["S"].removeprefix(layout.UPSTREAM_PREFIX) for item in found}
-
-
-def grant_from_values(values: dict) -> Grant:
-    """A token item's grant. Lifeboat's own tokens carry no scopes: they
-    may do everything."""
-    scopes = values.get("scopes")
-    return Grant(
-        values["username"],
-        frozenset(scopes.split()) if scopes is not None else frozenset({"read", "write", "follow"}),
-        values.get("source", "lifeboat"),
-    )

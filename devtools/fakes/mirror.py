@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 
+from chalicelib.accounts.store import PRIMARY_SOURCE, Grant
 from chalicelib.core.models import Post
 from chalicelib.errors import FollowLimitReached
 from chalicelib.mastodon.follows import Follow
 from chalicelib.mirror import layout
 from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
-from chalicelib.mirror.store import PRIMARY_SOURCE, FollowGraph, Grant, MirroredAccount, PostsApplied
+from chalicelib.mirror.store import FollowGraph, MirroredAccount, PostsApplied
 
 
 class InMemoryMirrorStore:

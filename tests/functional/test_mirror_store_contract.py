@@ -7,12 +7,13 @@ import hashlib
 
 import pytest
 
+from chalicelib.accounts.store import Grant
 from chalicelib.aws import clients as aws
 from chalicelib.aws import dynamo
 from chalicelib.mastodon.follows import FollowCounts, FollowStore
 from chalicelib.mirror import layout
 from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
-from chalicelib.mirror.store import Grant, MirroredAccount, MirrorStore
+from chalicelib.mirror.store import MirroredAccount, MirrorStore
 from chalicelib.upstream.tokens import ensure_key
 from devtools.fakes.mastodon import InMemoryFollowStore
 from devtools.fakes.mirror import InMemoryMirrorStore

@@ -68,9 +68,10 @@ class MirrorStore:
 
     # -- accounts -----------------------------------------------------------
 
-    def apply_account(self, change: AccountChange) -> None:
+    def apply_account(self, change: AccountChange) -> bool:
         """The account as a Lifeboat user: its profile's mirrored fields set,
-        whatever else Lifeboat keeps on it (token, counts, feed marker) kept."""
+        whatever else Lifeboat keeps on it (token, counts, feed marker) kept.
+        True if it was not mirrored before."""
         values = {
             ":u": {"S": change.username},
             ":name": {"S": change.display_name},
@@ -85,13 +86,15 @@ class MirrorStore:
         else:
             update += " REMOVE password_bcrypt"
         with unavailable_as_domain_error("mirror account"):
-            self._client.update_item(
+            response = self._client.update_item(
                 TableName=self._table,
                 Key=dynamo.key(f"USER#{change.username}", "PROFILE"),
                 UpdateExpression=update,
                 ExpressionAttributeNames={"#src": "source"},
                 ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
             )
+        return response.get("Attributes", {}).get("source", {}).get("S") != layout.SOURCE
 
     def _encrypt_password(self, username: str, password_bcrypt: str) -> bytes:
         with unavailable_as_domain_error("encrypt mirrored password"):

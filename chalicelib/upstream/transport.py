@@ -95,9 +95,10 @@ class Transport:
         token: str | None = None,
         json_body: dict | None = None,
         headers: Mapping[str, str] | None = None,
+        max_body_bytes: int = _MAX_BODY_BYTES,
     ) -> Answer:
         """One request to `base_url + path`, with a bearer `token` and a JSON
-        body when given."""
+        body when given; at most `max_body_bytes` of the answer are read."""
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
@@ -109,10 +110,10 @@ class Transport:
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=sent)  # noqa: S310
         try:
             with self._opener.open(request, timeout=self.timeout_seconds) as response:
-                return Answer(response.status, response.headers, response.read(_MAX_BODY_BYTES))
+                return Answer(response.status, response.headers, response.read(max_body_bytes))
         except urllib.error.HTTPError as exc:
             with exc:
-                return Answer(exc.code, exc.headers, exc.read(_MAX_BODY_BYTES))
+                return Answer(exc.code, exc.headers, exc.read(max_body_bytes))
 
     def is_healthy(self, path: str, headers: Mapping[str, str] | None = None) -> bool:
         """True only for a 2xx within the timeout; refusals, timeouts, 3xx,

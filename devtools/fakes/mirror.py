@@ -4,6 +4,7 @@ test_mirror_store_contract.py holds it to the DynamoDB adapter)."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from chalicelib.accounts.store import PRIMARY_SOURCE, Grant
 from chalicelib.core.models import Post
@@ -11,7 +12,9 @@ from chalicelib.errors import FollowLimitReached
 from chalicelib.mastodon.follows import Follow
 from chalicelib.mirror import layout
 from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
+from chalicelib.mirror.state import MirrorState, Progress
 from chalicelib.mirror.store import FollowGraph, MirroredAccount, PostsApplied
+from chalicelib.upstream.port import FeedAnswer, FeedOutcome
 
 
 class InMemoryMirrorStore:
@@ -23,9 +26,11 @@ class InMemoryMirrorStore:
         self.replayed: set[str] = set()  # UPSTREAM# markers, as the replay writes them
         self._lock = threading.Lock()
 
-    def apply_account(self, change: AccountChange) -> None:
+    def apply_account(self, change: AccountChange) -> bool:
         with self._lock:
+            new = change.username not in self._accounts
             self._accounts[change.username] = change
+            return new
 
     def account(self, username: str) -> MirroredAccount | None:
         change = self._accounts.get(username)
@@ -75,3 +80,63 @@ class InMemoryMirrorStore:
 
     def post(self, post_id: str) -> Post | None:
         return self._posts.get(post_id)
+
+
+class InMemoryMirrorState:
+    """The mirror's one item, in memory (held to `MirrorStateStore` by
+    tests/functional/test_mirror_store_contract.py)."""
+
+    def __init__(self) -> None:
+        self._state = MirrorState()
+        self._lock = threading.Lock()
+
+    def load(self) -> MirrorState:
+        return self._state
+
+    def record(self, progress: Progress) -> None:
+        with self._lock:
+            self._state = replace(
+                self._state,
+                cursor=progress.cursor,
+                cursor_at=progress.reached_end_at or self._state.cursor_at,
+                accounts=self._state.accounts + progress.accounts,
+                posts=self._state.posts + progress.posts,
+                malformed=self._state.malformed + progress.malformed,
+                version=self._state.version + (1 if progress.changed else 0),
+                last_error=None,
+            )
+
+    def record_error(self, error: str) -> None:
+        with self._lock:
+            self._state = replace(self._state, last_error=error[:500])
+
+    def note_outage(self, began_at: str) -> None:
+        with self._lock:
+            if self._state.outage_began_at is None:
+                self._state = replace(self._state, outage_began_at=began_at)
+
+    def outage_over(self) -> None:
+        with self._lock:
+            self._state = replace(self._state, outage_began_at=None)
+
+
+class ScriptedChangeFeed:
+    """A change feed over a list of change documents, paged by position,
+    with faults queued in front of the next answers (`fail_next`)."""
+
+    def __init__(self, changes: list | None = None) -> None:
+        self.changes = list(changes or [])
+        self.faults: list[FeedAnswer] = []
+        self.requests: list[tuple[str | None, int]] = []
+
+    def fail_next(self, *answers: FeedAnswer) -> None:
+        self.faults.extend(answers)
+
+    def fetch(self, after: str | None, limit: int) -> FeedAnswer:
+        self.requests.append((after, limit))
+        if self.faults:
+            return self.faults.pop(0)
+        start = int(after or 0)
+        page = self.changes[start : start + limit]
+        end = start + len(page)
+        return FeedAnswer(FeedOutcome.PAGE, changes=page, next=str(end), more=end < len(self.changes))

@@ -1,5 +1,6 @@
 """One contract, two implementations: the mirror's writes, kept by the
-DynamoDB + KMS `MirrorStore` (on moto) and by the in-memory fake."""
+DynamoDB + KMS `MirrorStore` (on moto) and by the in-memory fake, and its
+state item (`MirrorStateStore` and its fake)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from chalicelib.aws import dynamo
 from chalicelib.mastodon.follows import FollowCounts, FollowStore
 from chalicelib.mirror import layout
 from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
+from chalicelib.mirror.state import MirrorState, MirrorStateStore, Progress
 from chalicelib.mirror.store import MirroredAccount, MirrorStore
 from chalicelib.upstream.tokens import ensure_key
 from devtools.fakes.mastodon import InMemoryFollowStore
-from devtools.fakes.mirror import InMemoryMirrorStore
+from devtools.fakes.mirror import InMemoryMirrorState, InMemoryMirrorStore
 from tests.conftest import TABLE
 
 KEY_ALIAS = "alias/lifeboat-upstream-tokens"
@@ -59,8 +61,8 @@ def post(upstream_id="p1", author="bob", created_at=NOW, deleted=False, text="he
 
 
 def test_an_account_is_kept_and_replaced_by_its_newer_state(mirror):
-    mirror.store.apply_account(AccountChange("alice", "Alice", NOW, False, BCRYPT))
-    mirror.store.apply_account(AccountChange("alice", "Alice B.", NOW, True, BCRYPT))
+    assert mirror.store.apply_account(AccountChange("alice", "Alice", NOW, False, BCRYPT)) is True
+    assert mirror.store.apply_account(AccountChange("alice", "Alice B.", NOW, True, BCRYPT)) is False
     assert mirror.store.account("alice") == MirroredAccount("alice", "Alice B.", NOW, True, True)
     assert mirror.store.account("nobody") is None
 
@@ -129,3 +131,33 @@ def test_many_posts_go_in_batches(mirror):
     changes = [post(f"p{n}", created_at=f"2026-12-01T00:00:{n % 60:02d}.{n:03d}Z") for n in range(60)]
     assert mirror.store.apply_posts(changes, retention_days=7).stored == 60
     assert all(mirror.store.post(layout.mirrored_post_id(c.created_at, c.upstream_id)) for c in changes)
+
+
+# -- the mirror's one state item ---------------------------------------------------
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def state(request):
+    if request.param == "memory":
+        return InMemoryMirrorState()
+    request.getfixturevalue("moto")
+    return MirrorStateStore(aws.new_client("dynamodb"), TABLE)
+
+
+def test_a_fresh_mirror_has_no_cursor(state):
+    assert state.load() == MirrorState()
+
+
+def test_progress_moves_the_cursor_adds_the_counts_and_clears_the_error(state):
+    state.record_error("transient: HTTP 500")
+    state.record(Progress("c1", accounts=2, posts=5, malformed=1, changed=True))
+    state.record(Progress("c2", posts=-1, changed=False, reached_end_at=NOW))
+    assert state.load() == MirrorState(cursor="c2", cursor_at=NOW, accounts=2, posts=4, malformed=1, version=1)
+
+
+def test_the_outage_mark_keeps_its_first_moment_until_over(state):
+    state.note_outage(NOW)
+    state.note_outage("2026-12-02T00:00:00.000Z")
+    assert state.load().outage_began_at == NOW
+    state.outage_over()
+    assert state.load().outage_began_at is None

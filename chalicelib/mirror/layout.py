@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 
 from chalicelib.core import ids
+from chalicelib.core.models import MIRRORED
 from chalicelib.mirror.changes import PostChange
 
-MIRRORED = "mirrored"
 SOURCE = "mirror"
 MIRROR_PREFIX = "MIRROR#"
 UPSTREAM_PREFIX = "UPSTREAM#"

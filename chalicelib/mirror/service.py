@@ -5,7 +5,8 @@ one is skipped, logged and counted), then applied by kind: accounts first
 (a page's posts and tokens may name them), then credentials, follows and
 posts. The cursor moves only after a page is applied, so a run that dies
 repeats the page, which changes nothing. Waits and failures:
-- 429/503: wait its Retry-After if the budget allows, else end the run;
+- 429/503: wait its Retry-After if the budget allows, else end the run
+  (at most TRANSIENT_RETRIES waits and back-offs together);
 - transient (5xx, no answer, a truncated page): back off, a few times;
 - 401: stop, record the error and count `MirrorUnauthorized` (the alarm).
 """
@@ -128,7 +129,10 @@ class Mirror:
                 report.stop = "unauthorized"
                 return report
             if answer.outcome == FeedOutcome.RETRY_AFTER:
-                if answer.retry_after_seconds >= time_left() - MARGIN_SECONDS:
+                # Waits count with failures: a primary that keeps asking us
+                # to wait (it is going down) ends the run, not its budget.
+                failures += 1
+                if failures > TRANSIENT_RETRIES or answer.retry_after_seconds >= time_left() - MARGIN_SECONDS:
                     report.stop = "retry_after"
                     return report
                 self._sleep(answer.retry_after_seconds)

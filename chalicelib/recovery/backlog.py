@@ -60,7 +60,8 @@ class BacklogStore:
         self._shards = shards
 
     def get_post(self, post_id: str) -> Post | None:
-        return layout.read_post(self._client, self._table, post_id)
+        # A parent may be a mirrored post of the primary.
+        return layout.read_post(self._client, self._table, post_id, self._shards)
 
     # -- claims ---------------------------------------------------------------
 

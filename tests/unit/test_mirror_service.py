@@ -144,3 +144,10 @@ def test_no_budget_no_request(budget):
     world = World([post(1)])
     assert world.run(budget=budget).stop == "budget"
     assert world.feed.requests == []
+
+
+def test_a_primary_that_keeps_asking_to_wait_ends_the_run():
+    world = World([post(1)])
+    world.feed.fail_next(*[FeedAnswer(FeedOutcome.RETRY_AFTER, retry_after_seconds=1.0)] * 10)
+    report = world.run()
+    assert (report.stop, world.slept) == ("retry_after", [1.0] * TRANSIENT_RETRIES)

@@ -2,12 +2,14 @@
 
 A routing table only: each view reads its input, calls one thing in
 chalicelib, and returns. Errors become HTTP responses in chalicelib.api.errors;
-`admin=True` routes check the admin token before the view runs.
+Every route declares its access: `admin=True`, or the token scope it needs
+(`scope=`), checked before the view runs.
 """
 
 from chalice import Chalice, Rate
 
 from chalicelib import observability, wiring
+from chalicelib.accounts.store import FOLLOW, READ, WRITE
 from chalicelib.api.middleware import middleware
 from chalicelib.api.requests import (
     CLIENT_API_CONTENT_TYPES,
@@ -27,7 +29,7 @@ from chalicelib.api.responses import (
     origin,
     post_created,
 )
-from chalicelib.api.routing import mastodon_router, router
+from chalicelib.api.routing import PUBLIC, mastodon_router, router
 from chalicelib.core.clock import remaining_seconds
 from chalicelib.core.parsing import flag
 
@@ -39,7 +41,7 @@ route = router(app)
 # -- posts ---------------------------------------------------------------------
 
 
-@route("/posts", methods=["POST"])
+@route("/posts", methods=["POST"], scope=WRITE)
 def create_post():
     request = app.current_request
     author = wiring.accounts().authenticate(authorization(request))
@@ -47,12 +49,12 @@ def create_post():
     return post_created(created)
 
 
-@route("/posts/{post_id}", methods=["GET"])
+@route("/posts/{post_id}", methods=["GET"], scope=PUBLIC)
 def get_post(post_id):
     return json_response(wiring.posts().get(post_id).to_public())
 
 
-@route("/posts/{post_id}", methods=["DELETE"])
+@route("/posts/{post_id}", methods=["DELETE"], scope=WRITE)
 def delete_post(post_id):
     author = wiring.accounts().authenticate(authorization(app.current_request))
     wiring.posts().delete(author, post_id)
@@ -62,20 +64,20 @@ def delete_post(post_id):
 # -- timelines and status ---------------------------------------------------------
 
 
-@route("/users/{username}/posts", methods=["GET"])
+@route("/users/{username}/posts", methods=["GET"], scope=PUBLIC)
 def user_posts(username):
     request = app.current_request
     page = wiring.posts().author_timeline(username, query_param(request, "cursor"), query_param(request, "limit"))
     return json_response(page)
 
 
-@route("/timeline/public", methods=["GET"])
+@route("/timeline/public", methods=["GET"], scope=PUBLIC)
 def public_timeline():
     request = app.current_request
     return json_response(wiring.posts().public_timeline(query_param(request, "cursor"), query_param(request, "limit")))
 
 
-@route("/status", methods=["GET"])
+@route("/status", methods=["GET"], scope=PUBLIC)
 def status():
     return json_response(wiring.recovery_admin().status())
 
@@ -83,22 +85,22 @@ def status():
 # -- feeds (loaded on the first feed request; feedgen only when one is rendered) ---
 
 
-@route("/users/{username}/feed.rss", methods=["GET"])
+@route("/users/{username}/feed.rss", methods=["GET"], scope=PUBLIC)
 def user_feed_rss(username):
     return feed_response(wiring.feeds().live(username, "rss", app.current_request.headers))
 
 
-@route("/users/{username}/feed.atom", methods=["GET"])
+@route("/users/{username}/feed.atom", methods=["GET"], scope=PUBLIC)
 def user_feed_atom(username):
     return feed_response(wiring.feeds().live(username, "atom", app.current_request.headers))
 
 
-@route("/timeline/public/feed.rss", methods=["GET"])
+@route("/timeline/public/feed.rss", methods=["GET"], scope=PUBLIC)
 def public_feed_rss():
     return feed_response(wiring.feeds().live(None, "rss", app.current_request.headers))
 
 
-@route("/timeline/public/feed.atom", methods=["GET"])
+@route("/timeline/public/feed.atom", methods=["GET"], scope=PUBLIC)
 def public_feed_atom():
     return feed_response(wiring.feeds().live(None, "atom", app.current_request.headers))
 
@@ -158,7 +160,7 @@ def replay_now():
 # -- the contract (docs/openapi.yaml) -----------------------------------------------
 
 
-@route("/openapi.json", methods=["GET"])
+@route("/openapi.json", methods=["GET"], scope=PUBLIC)
 def openapi_document():
     from chalicelib.api import openapi as openapi_document  # read on the first request only, never at cold start
 
@@ -178,25 +180,25 @@ def _status_page(request, page):
     return mastodon_page(request, page.statuses, page.oldest_id if page.has_more else None, page.newest_id)
 
 
-@mastodon_route("/api/v1/instance", methods=["GET"])
+@mastodon_route("/api/v1/instance", methods=["GET"], scope=PUBLIC)
 def mastodon_instance_v1():
     request = app.current_request
     return json_response(wiring.mastodon().instance_v1(instance_domain(request)))
 
 
-@mastodon_route("/api/v2/instance", methods=["GET"])
+@mastodon_route("/api/v2/instance", methods=["GET"], scope=PUBLIC)
 def mastodon_instance_v2():
     request = app.current_request
     return json_response(wiring.mastodon().instance_v2(instance_domain(request)))
 
 
-@mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"])
+@mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"], scope=READ)
 def mastodon_verify_credentials():
     request = app.current_request
     return json_response(wiring.mastodon().verify_credentials(_me(request), origin(request)))
 
 
-@mastodon_route("/api/v1/statuses", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES)
+@mastodon_route("/api/v1/statuses", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope=WRITE)
 def mastodon_create_status():
     request = app.current_request
     author = _me(request)
@@ -204,61 +206,65 @@ def mastodon_create_status():
     return json_response(wiring.mastodon().create_status(author, form_fields(request), key, origin(request)))
 
 
-@mastodon_route("/api/v1/statuses/{status_id}", methods=["GET"])
+@mastodon_route("/api/v1/statuses/{status_id}", methods=["GET"], scope=PUBLIC)
 def mastodon_get_status(status_id):
     return json_response(wiring.mastodon().get_status(status_id, origin(app.current_request)))
 
 
-@mastodon_route("/api/v1/statuses/{status_id}", methods=["DELETE"], content_types=CLIENT_API_CONTENT_TYPES)
+@mastodon_route("/api/v1/statuses/{status_id}", methods=["DELETE"], content_types=CLIENT_API_CONTENT_TYPES, scope=WRITE)
 def mastodon_delete_status(status_id):
     request = app.current_request
     return json_response(wiring.mastodon().delete_status(_me(request), status_id, origin(request)))
 
 
-@mastodon_route("/api/v1/timelines/home", methods=["GET"])
+@mastodon_route("/api/v1/timelines/home", methods=["GET"], scope=READ)
 def mastodon_home_timeline():
     request = app.current_request
     page = wiring.mastodon().home_timeline(_me(request), query_params(request), origin(request))
     return _status_page(request, page)
 
 
-@mastodon_route("/api/v1/timelines/public", methods=["GET"])
+@mastodon_route("/api/v1/timelines/public", methods=["GET"], scope=PUBLIC)
 def mastodon_public_timeline():
     request = app.current_request
     return _status_page(request, wiring.mastodon().public_timeline(query_params(request), origin(request)))
 
 
-@mastodon_route("/api/v1/accounts/lookup", methods=["GET"])
+@mastodon_route("/api/v1/accounts/lookup", methods=["GET"], scope=PUBLIC)
 def mastodon_lookup_account():
     request = app.current_request
     return json_response(wiring.mastodon().lookup(query_param(request, "acct"), origin(request)))
 
 
-@mastodon_route("/api/v1/accounts/{account_id}", methods=["GET"])
+@mastodon_route("/api/v1/accounts/{account_id}", methods=["GET"], scope=PUBLIC)
 def mastodon_account(account_id):
     return json_response(wiring.mastodon().account(account_id, origin(app.current_request)))
 
 
-@mastodon_route("/api/v1/accounts/{account_id}/statuses", methods=["GET"])
+@mastodon_route("/api/v1/accounts/{account_id}/statuses", methods=["GET"], scope=PUBLIC)
 def mastodon_account_statuses(account_id):
     request = app.current_request
     page = wiring.mastodon().account_statuses(account_id, query_params(request), origin(request))
     return _status_page(request, page)
 
 
-@mastodon_route("/api/v1/accounts/{account_id}/following", methods=["GET"])
+@mastodon_route("/api/v1/accounts/{account_id}/following", methods=["GET"], scope=PUBLIC)
 def mastodon_following(account_id):
     request = app.current_request
     accounts, next_max_id = wiring.mastodon().following(account_id, query_params(request), origin(request))
     return mastodon_page(request, accounts, next_max_id, None)
 
 
-@mastodon_route("/api/v1/accounts/{account_id}/follow", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES)
+@mastodon_route(
+    "/api/v1/accounts/{account_id}/follow", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope=FOLLOW
+)
 def mastodon_follow(account_id):
     return json_response(wiring.mastodon().follow(_me(app.current_request), account_id))
 
 
-@mastodon_route("/api/v1/accounts/{account_id}/unfollow", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES)
+@mastodon_route(
+    "/api/v1/accounts/{account_id}/unfollow", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope=FOLLOW
+)
 def mastodon_unfollow(account_id):
     return json_response(wiring.mastodon().unfollow(_me(app.current_request), account_id))
 

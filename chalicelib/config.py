@@ -82,6 +82,10 @@ class Settings:
     # The primary's domain, for Mastodon account addresses (user@domain);
     # empty accepts any domain as local.
     instance_domain: str = ""
+    # How long mirrored posts of the primary are kept (DynamoDB TTL).
+    mirror_retention_days: int = 7
+    # Whether the maintenance job mirrors the primary's change feed.
+    mirror_enabled: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,7 +119,18 @@ class Settings:
             instance_domain=env.get("INSTANCE_DOMAIN", "").strip().lower(),
             feed_items=_int(env, "FEED_ITEMS", 50, minimum=1),
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:8000",
+            mirror_retention_days=_int(env, "MIRROR_RETENTION_DAYS", 7, minimum=1),
+            mirror_enabled=_bool(env, "MIRROR_ENABLED"),
         )
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    word = env.get(name, "").strip().lower()
+    if word in ("", "0", "false", "no", "off"):
+        return False
+    if word in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false, got {word!r}")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -146,6 +161,8 @@ class UpstreamSettings:
     kind: str = "generic"
     # The KMS key that encrypts per-user upstream tokens (kind "mastodon").
     token_key_id: str = DEFAULT_TOKEN_KEY_ID
+    # The mirror's change feed (docs/DESIGN.md, "Warm standby").
+    changes_path: str = "/lifeboat/changes"
 
     @property
     def enabled(self) -> bool:
@@ -181,6 +198,7 @@ class UpstreamSettings:
             token_key_id=env.get("UPSTREAM_TOKEN_KEY_ID", "").strip() or DEFAULT_TOKEN_KEY_ID,
             health_path=_path(env, "UPSTREAM_HEALTH_PATH", "/health"),
             ingest_path=_path(env, "UPSTREAM_INGEST_PATH", "/posts"),
+            changes_path=_path(env, "UPSTREAM_CHANGES_PATH", "/lifeboat/changes"),
             timeout_seconds=_float(env, "UPSTREAM_TIMEOUT_SECONDS", 5.0),
         )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings
 from chalicelib.core import ids
@@ -18,7 +19,12 @@ from chalicelib.posts.checkpoints import ArchiveCheckpoints
 from chalicelib.posts.store import PostStore
 from chalicelib.recovery.service import Recovery
 
+if TYPE_CHECKING:
+    from chalicelib.mirror.service import Mirror
+
 SPOOL_SOURCE = "spool"
+# What the mirror leaves of a run to the archive and the feed publisher.
+MIRROR_RESERVE_SECONDS = 10.0
 
 
 @dataclass
@@ -32,6 +38,7 @@ class MaintenanceReport:
     folded_authors: set[str] = field(default_factory=set)
     recovery: dict = field(default_factory=dict)
     feeds: dict = field(default_factory=dict)
+    mirror: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -41,6 +48,7 @@ class MaintenanceReport:
             "archive_objects": len(self.archive_objects),
             "recovery": self.recovery,
             "feeds": self.feeds,
+            "mirror": self.mirror,
         }
 
 
@@ -55,7 +63,11 @@ class Maintenance:
         recovery: Recovery | None = None,
         clock=time.time,
         publisher: FeedPublisher | None = None,
+        mirror: Mirror | None = None,
+        backlog_empty: Callable[[], bool] = lambda: True,
     ) -> None:
+        self._mirror = mirror
+        self._backlog_empty = backlog_empty
         self._store = store
         self._spool = spool
         self._archive = archive
@@ -80,10 +92,22 @@ class Maintenance:
         self.fold_spool(report)
         if self._recovery is not None:
             report.recovery = self._recovery.run(remaining_seconds, hold_authors=frozenset(report.folded_authors))
+        if self._mirror is not None:
+            report.mirror = self.mirror(remaining_seconds, report.recovery.get("primary"))
         self.archive_new_posts(report)
         if self._publisher is not None:
             report.feeds = self._publisher.run(remaining_seconds, self._clock()).to_dict()
         return report
+
+    def mirror(self, remaining_seconds: Callable[[], float], primary: str | None) -> dict:
+        """Mirror the primary's change feed while it is up (after the replay,
+        which matters more), leaving `MIRROR_RESERVE_SECONDS` of the run to
+        the archive and the feeds; while it is not up, mark the outage."""
+        if primary != "up":
+            self._mirror.note_outage()
+            return {"skipped": f"primary {primary}"}
+        budget = lambda: remaining_seconds() - MIRROR_RESERVE_SECONDS  # noqa: E731 - a budget, read when asked
+        return self._mirror.run(budget, self._backlog_empty).to_dict()
 
     def fold_spool(self, report: MaintenanceReport) -> None:
         """Move spooled posts into DynamoDB, then archive and drop them.

@@ -11,6 +11,7 @@ it pays for loading it (docs/DESIGN.md, "Cold start")."""
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from chalicelib.maintenance import Maintenance
     from chalicelib.mastodon.api import MastodonApi
     from chalicelib.mastodon.follows import FollowStore
+    from chalicelib.mirror.service import Mirror
+    from chalicelib.mirror.state import MirrorStateStore
+    from chalicelib.mirror.store import MirrorStore
     from chalicelib.posts.checkpoints import ArchiveCheckpoints
     from chalicelib.recovery.admin import RecoveryAdmin
     from chalicelib.recovery.backlog import BacklogStore
@@ -178,6 +182,50 @@ def follow_store() -> FollowStore:
     return FollowStore(dynamodb(), settings().table_name, settings().max_following)
 
 
+@_per_call
+def mirror_store() -> MirrorStore:
+    """The mirror's writes: the primary's accounts, credentials, follows
+    and recent posts as Lifeboat's own items."""
+    from chalicelib.mirror.store import MirrorStore
+
+    configured = settings()
+    return MirrorStore(
+        dynamodb(),
+        kms(),
+        configured.table_name,
+        upstream_settings().token_key_id,
+        follow_store(),
+        configured.write_shards,
+    )
+
+
+@_per_call
+def mirror_state() -> MirrorStateStore:
+    from chalicelib.mirror.state import MirrorStateStore
+
+    return MirrorStateStore(dynamodb(), settings().table_name)
+
+
+@_singleton
+def mirror() -> Mirror | None:
+    """The mirror job, or None unless MIRROR_ENABLED and a generic primary
+    is configured (a Mastodon primary's feed adapter plugs in here)."""
+    from chalicelib.mirror.service import Mirror
+    from chalicelib.upstream.change_feed import GenericChangeFeed
+
+    configured = upstream_settings()
+    if not (settings().mirror_enabled and configured.enabled and configured.kind == "generic"):
+        return None
+    feed = GenericChangeFeed.from_settings(configured)
+    return Mirror(feed, mirror_store(), mirror_state(), settings().mirror_retention_days)
+
+
+def mirror_status() -> dict:
+    from chalicelib.mirror.service import status_of
+
+    return status_of(mirror_state().load(), time.time())
+
+
 @_singleton
 def mastodon() -> MastodonApi:
     from chalicelib.mastodon.api import MastodonApi
@@ -242,7 +290,7 @@ def recovery() -> Recovery:
 def recovery_admin() -> RecoveryAdmin:
     from chalicelib.recovery.admin import RecoveryAdmin
 
-    return RecoveryAdmin(backlog_store(), health_store(), settings())
+    return RecoveryAdmin(backlog_store(), health_store(), settings(), mirror_status=mirror_status)
 
 
 @_per_call
@@ -256,6 +304,7 @@ def health_store() -> HealthStore:
 def maintenance() -> Maintenance:
     from chalicelib.maintenance import Maintenance
     from chalicelib.posts.archive import Archive
+    from chalicelib.recovery.backlog import BacklogCounts
 
     bucket = settings().bucket_name
     return Maintenance(
@@ -266,6 +315,8 @@ def maintenance() -> Maintenance:
         settings(),
         recovery(),
         publisher=feed_publisher(),
+        mirror=mirror(),
+        backlog_empty=lambda: backlog_store().backlog_counts() == BacklogCounts(0, 0),
     )
 
 

@@ -43,6 +43,16 @@ def write_units(operation: str, params: dict) -> float:
             if kind == "Put":
                 units += kb * len(GSI_KEYS & set(item))
         return units
+    if operation == "BatchWriteItem":
+        # Standard writes: 1 WCU per started KB, and again per index the
+        # item carries (a delete is counted at its key's size).
+        units = 0.0
+        for requests in params["RequestItems"].values():
+            for request in requests:
+                item = request["PutRequest"]["Item"] if "PutRequest" in request else request["DeleteRequest"]["Key"]
+                kb = math.ceil(max(item_size(item), 1) / 1024)
+                units += kb * (1 + len(GSI_KEYS & set(item)))
+        return units
     if operation in ("PutItem", "UpdateItem", "DeleteItem"):
         item = params.get("Item") or params["Key"]
         return math.ceil(max(item_size(item), 1) / 1024)

@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from chalicelib.accounts.store import User
+from chalicelib.accounts.store import Grant, User
 from chalicelib.accounts.tokens import bearer_token, hashes_match, new_token, token_hash
 from chalicelib.core.models import is_username, validate_username
-from chalicelib.errors import BadRequest, NotFound, StoreUnavailable, Unauthorized, ValidationFailed
+from chalicelib.errors import BadRequest, Forbidden, NotFound, StoreUnavailable, Unauthorized, ValidationFailed
 
 
 class Users(Protocol):
@@ -22,13 +22,13 @@ class Users(Protocol):
 
     def get(self, username: str) -> User | None: ...
 
-    def username_for(self, hashed_token: str) -> str | None: ...
+    def grant_for(self, hashed_token: str) -> Grant | None: ...
 
     def replace_token(self, user: User, new_hash: str | None, issued_at: str | None) -> None: ...
 
 
 class TokenCache:
-    """Recently verified token hashes, per container.
+    """Recently verified token hashes and their grants, per container.
 
     Fresh entries save a GetItem per request; stale ones still let a known
     user post while DynamoDB is down, which is when the S3 spool matters.
@@ -42,18 +42,18 @@ class TokenCache:
         self._fresh = fresh_seconds
         self._stale = stale_seconds
         self._now = monotonic
-        self._entries: dict[str, tuple[str, float]] = {}
+        self._entries: dict[str, tuple[Grant, float]] = {}
         self._lock = threading.Lock()
 
-    def get(self, hashed_token: str, *, allow_stale: bool = False) -> str | None:
+    def get(self, hashed_token: str, *, allow_stale: bool = False) -> Grant | None:
         with self._lock:
-            username, verified_at = self._entries.get(hashed_token, (None, float("-inf")))
+            grant, verified_at = self._entries.get(hashed_token, (None, float("-inf")))
         age = self._now() - verified_at
-        return username if age <= (self._stale if allow_stale else self._fresh) else None
+        return grant if age <= (self._stale if allow_stale else self._fresh) else None
 
-    def put(self, hashed_token: str, username: str) -> None:
+    def put(self, hashed_token: str, grant: Grant) -> None:
         with self._lock:
-            self._entries[hashed_token] = (username, self._now())
+            self._entries[hashed_token] = (grant, self._now())
 
     def forget(self, hashed_token: str | None) -> None:
         with self._lock:
@@ -75,24 +75,36 @@ class Accounts:
         Raises StoreUnavailable only if DynamoDB is down and the token was
         not verified by this container within the stale window.
         """
+        return self.grant(authorization).username
+
+    def require_scope(self, authorization: str | None, scope: str) -> Grant:
+        """The token's grant if it carries `scope`; else Forbidden, as
+        Mastodon answers a token without the scope (Unauthorized first, for
+        no token or a bad one)."""
+        grant = self.grant(authorization)
+        if scope not in grant.scopes:
+            raise Forbidden("This action is outside the authorized scopes", code="insufficient_scope")
+        return grant
+
+    def grant(self, authorization: str | None) -> Grant:
         hashed = token_hash(bearer_token(authorization))
-        username = self._cache.get(hashed)
-        if username is not None:
-            return username
+        grant = self._cache.get(hashed)
+        if grant is not None:
+            return grant
         try:
-            username = self._users.username_for(hashed)
+            grant = self._users.grant_for(hashed)
         except StoreUnavailable:
             # Not re-stamped: only a successful read proves the token is
             # still live, so the stale window runs out however often it is used.
-            username = self._cache.get(hashed, allow_stale=True)
-            if username is None:
+            grant = self._cache.get(hashed, allow_stale=True)
+            if grant is None:
                 raise
-            return username
-        if username is None:
+            return grant
+        if grant is None:
             self._cache.forget(hashed)
             raise Unauthorized("the token is invalid or revoked", code="invalid_token")
-        self._cache.put(hashed, username)
-        return username
+        self._cache.put(hashed, grant)
+        return grant
 
     def require_admin(self, authorization: str | None) -> None:
         given = token_hash(bearer_token(authorization))

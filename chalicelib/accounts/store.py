@@ -12,6 +12,31 @@ from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
 from chalicelib.errors import Conflict
 
+# What a bearer token may do. Lifeboat's own tokens carry no scopes and may
+# do everything; tokens mirrored from the primary carry the primary's.
+READ, WRITE, FOLLOW = "read", "write", "follow"
+ALL_SCOPES = frozenset({READ, WRITE, FOLLOW})
+LIFEBOAT_SOURCE = "lifeboat"
+PRIMARY_SOURCE = "primary"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Who a token belongs to, and what it may do."""
+
+    username: str
+    scopes: frozenset[str] = ALL_SCOPES
+    source: str = LIFEBOAT_SOURCE
+
+
+def grant_from_values(values: dict) -> Grant:
+    scopes = values.get("scopes")
+    return Grant(
+        values["username"],
+        frozenset(scopes.split()) if scopes is not None else ALL_SCOPES,
+        values.get("source", LIFEBOAT_SOURCE),
+    )
+
 
 @dataclass(frozen=True)
 class User:
@@ -75,9 +100,30 @@ class UserStore:
         )
 
     def username_for(self, hashed_token: str) -> str | None:
+        grant = self.grant_for(hashed_token)
+        return grant.username if grant else None
+
+    def grant_for(self, hashed_token: str) -> Grant | None:
+        """The token's grant; None if it is unknown, or mirrored from the
+        primary for an account the primary has suspended (one more read,
+        for mirrored tokens only)."""
         with unavailable_as_domain_error("authenticate"):
             response = self._client.get_item(TableName=self._table, Key=dynamo.key(f"TOKEN#{hashed_token}", "TOKEN"))
-        return dynamo.from_item(response["Item"])["username"] if "Item" in response else None
+        if "Item" not in response:
+            return None
+        grant = grant_from_values(dynamo.from_item(response["Item"]))
+        if grant.source == PRIMARY_SOURCE and self._suspended(grant.username):
+            return None
+        return grant
+
+    def _suspended(self, username: str) -> bool:
+        with unavailable_as_domain_error("authenticate"):
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=dynamo.key(f"USER#{username}", "PROFILE"),
+                ProjectionExpression="suspended",
+            )
+        return bool(response.get("Item", {}).get("suspended", {}).get("BOOL", False))
 
     def replace_token(self, user: User, new_hash: str | None, issued_at: str | None) -> None:
         """Swap the user's token (None revokes it). Conditional on the token

@@ -1,35 +1,50 @@
 """Registering views: `app.route` with domain errors rendered as responses
-(ours, or Mastodon's), and `admin=True` routes that check the admin token
-before the view runs."""
+(ours, or Mastodon's), and every route's access declared with it: `admin=True`
+routes check the admin token, and `scope=` routes the token's scope (read,
+write, follow), before the view runs; `scope=PUBLIC` routes need no token."""
 
 from __future__ import annotations
 
 import functools
 
 from chalicelib import errors, wiring
+from chalicelib.accounts.store import FOLLOW, READ, WRITE
 from chalicelib.api.errors import as_domain_error, error_response, mastodon_error_response
 from chalicelib.api.requests import authorization
 from chalicelib.observability import logger
+
+PUBLIC = "public"
+ADMIN = "admin"
+SCOPES = frozenset({PUBLIC, ADMIN, READ, WRITE, FOLLOW})
 
 
 def router(app, render_error=error_response):
     """`app.route`, with domain errors turned into JSON error responses
     (`render_error` shapes them: ours, or Mastodon's). `admin=True` refuses
-    any request without the admin token, before the view reads anything."""
+    any request without the admin token, and `scope` (read, write, follow)
+    any token without that scope, before the view reads anything. Every
+    route says one of them (or `scope=PUBLIC`)."""
 
-    def route(path: str, *, admin: bool = False, **options):
+    def route(path: str, *, admin: bool = False, scope: str | None = None, **options):
+        access = ADMIN if admin else scope
+        if access not in SCOPES:
+            raise ValueError(f"route {path} must declare its scope (one of {sorted(SCOPES)}), or admin=True")
+
         def register(view):
             @functools.wraps(view)
             def guarded(*args, **kwargs):
                 try:
-                    if admin:
+                    if access == ADMIN:
                         wiring.accounts().require_admin(authorization(app.current_request))
+                    elif access != PUBLIC:
+                        wiring.accounts().require_scope(authorization(app.current_request), access)
                     return view(*args, **kwargs)
                 except (errors.LifeboatError, errors.StoreUnavailable) as exc:
                     if isinstance(exc, errors.StoreUnavailable):
                         logger.warning("store unavailable", extra={"reason": str(exc)})
                     return render_error(as_domain_error(exc))
 
+            guarded.scope = access
             return app.route(path, **options)(guarded)
 
         return register

@@ -22,6 +22,7 @@ BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit for one BatchGetItem
 # Rounds of UnprocessedKeys retried (with backoff) before the read gives up:
 # keys DynamoDB keeps leaving out mean it is throttling, so answer 503.
 BATCH_GET_ROUNDS = 6
+BATCH_WRITE_MAX_ITEMS = 25  # DynamoDB's limit for one BatchWriteItem
 
 
 def to_item(values: dict) -> dict:
@@ -117,6 +118,28 @@ def batch_get(client, table: str, keys: list[dict], what: str, *, consistent: bo
         else:
             raise StoreUnavailable(f"{what}: DynamoDB kept keys unprocessed")
     return found
+
+
+def batch_write(client, table: str, requests: list[dict], what: str) -> int:
+    """Apply Put/Delete `requests` (BatchWriteItem's WriteRequest shapes),
+    25 to a request, retrying the items DynamoDB left unprocessed with
+    backoff as AWS asks. No conditions, no transaction: for writes that are
+    idempotent states (the mirror). Returns the requests sent; raises
+    StoreUnavailable if items are still unprocessed after BATCH_GET_ROUNDS."""
+    sent = 0
+    for start in range(0, len(requests), BATCH_WRITE_MAX_ITEMS):
+        pending = {table: requests[start : start + BATCH_WRITE_MAX_ITEMS]}
+        for attempt in range(BATCH_GET_ROUNDS):
+            with unavailable_as_domain_error(what):
+                response = client.batch_write_item(RequestItems=pending)
+            sent += 1
+            pending = response.get("UnprocessedItems") or None
+            if not pending:
+                break
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not crypto
+        else:
+            raise StoreUnavailable(f"{what}: DynamoDB kept items unprocessed")
+    return sent
 
 
 def transact(client, items: list[dict], what: str, idempotent_as: str | None = None) -> None:

@@ -14,6 +14,8 @@ SENDING = "sending"
 REPLAYED = "replayed"
 FAILED = "failed"
 DELETED = "deleted"
+# A post of the primary kept by the warm standby's mirror: never replayed.
+MIRRORED = "mirrored"
 # A replayed post deleted here: its copy on the primary is to be deleted
 # (delete_pending), is being deleted by a replay run (deleting), or the
 # primary refused that for good (delete_failed, a dead letter). For readers

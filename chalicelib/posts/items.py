@@ -15,6 +15,7 @@ from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
 from chalicelib.aws.schema import BACKLOG_INDEX, BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
 from chalicelib.core.models import Post
+from chalicelib.mirror.layout import mirror_partition
 
 POST_SK = "POST"
 # Dead letters keep their Backlog index keys under this one partition: they
@@ -121,10 +122,32 @@ def post_from_values(values: dict) -> Post:
     return Post.from_record({name: value for name, value in values.items() if name not in _KEY_ATTRIBUTES})
 
 
-def read_post(client, table: str, post_id: str) -> Post | None:
-    """One post by id, strongly consistent; None if it is not stored."""
+# Mirrored posts of the primary live in the base table under their public
+# shard (chalicelib/mirror/layout.py): a "partition" of the base table is
+# queried like an index partition, on PK and SK.
+BASE_TABLE = ""
+
+
+def mirrored_post_key(post_id: str, shards: int) -> dict:
+    return dynamo.key(mirror_partition(shard_of(post_id, shards)), post_id)
+
+
+def key_names(index: str) -> tuple[str, str]:
+    return ("PK", "SK") if index == BASE_TABLE else index_keys(index)
+
+
+def index_argument(index: str) -> dict:
+    return {} if index == BASE_TABLE else {"IndexName": index}
+
+
+def read_post(client, table: str, post_id: str, shards: int | None = None) -> Post | None:
+    """One post by id, strongly consistent; None if it is not stored. With
+    `shards`, a post not written here may be a mirrored one (a second read,
+    only on a miss)."""
     with unavailable_as_domain_error("get post"):
         response = client.get_item(TableName=table, Key=post_key(post_id), ConsistentRead=True)
+        if "Item" not in response and shards is not None:
+            response = client.get_item(TableName=table, Key=mirrored_post_key(post_id, shards), ConsistentRead=True)
     return post_from_item(response["Item"]) if "Item" in response else None
 
 
@@ -140,7 +163,7 @@ def query_posts(
 ) -> list[Post]:
     """One page of an index partition; newest first unless `after_id`
     is given (then oldest first, between the two ids inclusive)."""
-    hash_key, range_key = index_keys(index)
+    hash_key, range_key = key_names(index)
     values = {":pk": {"S": partition}, ":before": {"S": before_id or AFTER_ALL_IDS}}
     condition = "#pk = :pk AND #sk < :before"
     if after_id is not None:
@@ -149,7 +172,7 @@ def query_posts(
     with unavailable_as_domain_error(f"query {index}"):
         response = client.query(
             TableName=table,
-            IndexName=index,
+            **index_argument(index),
             KeyConditionExpression=condition,
             ExpressionAttributeNames={"#pk": hash_key, "#sk": range_key},
             ExpressionAttributeValues=values,

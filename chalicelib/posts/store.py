@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from chalicelib.accounts.rate_limits import Charge, transact_charged
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
-from chalicelib.aws.schema import BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
+from chalicelib.aws.schema import BY_AUTHOR_INDEX, PUBLIC_INDEX
 from chalicelib.core.clock import iso_at
 from chalicelib.core.models import DELETE_PENDING, DELETED, FAILED, PENDING, REPLAYED, Post
 from chalicelib.errors import DuplicateIdempotencyKey, PostExists, StateChanged
@@ -249,7 +249,8 @@ class PostStore:
     # -- reads ------------------------------------------------------------
 
     def get_post(self, post_id: str) -> Post | None:
-        return layout.read_post(self._client, self._table, post_id)
+        """A post written here, or else a mirrored post of the primary."""
+        return layout.read_post(self._client, self._table, post_id, self._shards)
 
     def author_posts(self, author: str, before_id: str | None, limit: int) -> Page:
         posts = self._query(BY_AUTHOR_INDEX, layout.author_partition(author), before_id=before_id, limit=limit + 1)
@@ -259,18 +260,23 @@ class PostStore:
         """Newest first across all write shards: each shard is asked for one
         page and the results merged, so a page costs `shards` queries."""
 
-        def one_shard(shard: int) -> list[Post]:
-            return self._query(PUBLIC_INDEX, layout.public_partition(shard), before_id=before_id, limit=limit + 1)
+        def one(partition: tuple[str, str]) -> list[Post]:
+            index, key = partition
+            return self._query(index, key, before_id=before_id, limit=limit + 1)
 
-        with ThreadPoolExecutor(max_workers=min(self._shards, 16)) as pool:
-            merged = [post for posts in pool.map(one_shard, range(self._shards)) for post in posts]
+        with ThreadPoolExecutor(max_workers=min(2 * self._shards, 16)) as pool:
+            merged = [post for posts in pool.map(one, self.public_partitions()) for post in posts]
         merged.sort(key=lambda post: post.id, reverse=True)
         return Page(merged[:limit], len(merged) > limit)
 
     # -- id windows over several partitions (the Mastodon API) ------------------
 
     def public_partitions(self) -> list[tuple[str, str]]:
-        return [(PUBLIC_INDEX, layout.public_partition(shard)) for shard in range(self._shards)]
+        """Each shard's Public index partition and its mirrored posts'
+        base-table partition (docs/DESIGN.md, "Warm standby")."""
+        return [(PUBLIC_INDEX, layout.public_partition(shard)) for shard in range(self._shards)] + [
+            (layout.BASE_TABLE, layout.mirror_partition(shard)) for shard in range(self._shards)
+        ]
 
     @staticmethod
     def author_partition(author: str) -> tuple[str, str]:
@@ -300,11 +306,11 @@ class PostStore:
     def _query_window(
         self, index: str, partition: str, lowest: str, highest: str, limit: int, oldest_first: bool
     ) -> list[Post]:
-        hash_key, range_key = index_keys(index)
-        with unavailable_as_domain_error(f"query {index}"):
+        hash_key, range_key = layout.key_names(index)
+        with unavailable_as_domain_error(f"query {index or 'table'}"):
             response = self._client.query(
                 TableName=self._table,
-                IndexName=index,
+                **layout.index_argument(index),
                 KeyConditionExpression="#pk = :pk AND #sk BETWEEN :low AND :high",
                 ExpressionAttributeNames={"#pk": hash_key, "#sk": range_key},
                 ExpressionAttributeValues={":pk": {"S": partition}, ":low": {"S": lowest}, ":high": {"S": highest}},
@@ -316,7 +322,10 @@ class PostStore:
     def get_posts(self, post_ids: list[str]) -> dict[str, Post]:
         """Several posts by id (eventually consistent): one BatchGetItem per
         100 ids; ids that are not stored are absent from the answer."""
-        keys = [layout.post_key(post_id) for post_id in dict.fromkeys(post_ids)]
+        # Each id's own key and its mirrored key: one of them is stored.
+        unique = dict.fromkeys(post_ids)
+        keys = [layout.post_key(post_id) for post_id in unique]
+        keys += [layout.mirrored_post_key(post_id, self._shards) for post_id in unique]
         posts = map(layout.post_from_item, dynamo.batch_get(self._client, self._table, keys, "get posts"))
         return {post.id: post for post in posts}
 

@@ -5,6 +5,7 @@ what a replay would send, in order. None of them sends anything."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.core import ids
@@ -48,7 +49,15 @@ class HealthReader(Protocol):
 
 
 class RecoveryAdmin:
-    def __init__(self, store: AdminStore, health: HealthReader, settings: Settings, wall_clock=time.time) -> None:
+    def __init__(
+        self,
+        store: AdminStore,
+        health: HealthReader,
+        settings: Settings,
+        wall_clock=time.time,
+        mirror_status: Callable[[], dict] | None = None,
+    ) -> None:
+        self._mirror_status = mirror_status
         self._store = store
         self._health = health
         self._settings = settings
@@ -66,6 +75,7 @@ class RecoveryAdmin:
             "oldest_pending_at": oldest[0].created_at if oldest else None,
             "dead_letters": self._store.dead_letter_count(),
             **health.to_public(),
+            **({"mirror": self._mirror_status()} if self._mirror_status else {}),
         }
 
     def dead_letters(self, cursor: str | None, limit: str | None) -> dict:

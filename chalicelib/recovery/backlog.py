@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
 from chalicelib.aws.schema import BACKLOG_INDEX
+from chalicelib.core.ids import millis_from_iso
 from chalicelib.core.models import (
     DELETE_FAILED,
     DELETE_PENDING,
@@ -27,6 +28,7 @@ from chalicelib.core.models import (
     Post,
 )
 from chalicelib.errors import StateChanged
+from chalicelib.mirror.layout import upstream_marker_pk
 from chalicelib.posts import items as layout
 from chalicelib.posts.items import (
     BACKLOG_COUNT,
@@ -36,6 +38,10 @@ from chalicelib.posts.items import (
     UPSTREAM_DELETES_COUNT,
 )
 from chalicelib.posts.store import Page
+
+# How long the mark of a replayed post is kept: the mirror's change feed
+# brings the post back within minutes, or within days after a long lag.
+REPLAY_MARKER_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,8 @@ class BacklogStore:
         self._shards = shards
 
     def get_post(self, post_id: str) -> Post | None:
-        return layout.read_post(self._client, self._table, post_id)
+        # A parent may be a mirrored post of the primary.
+        return layout.read_post(self._client, self._table, post_id, self._shards)
 
     # -- claims ---------------------------------------------------------------
 
@@ -112,7 +119,17 @@ class BacklogStore:
             "REMOVE BacklogPK, BacklogSK, replay_owner, sending_since",
             {":done": {"S": REPLAYED}, ":uid": layout.string_or_null(upstream_id), ":at": {"S": at}},
         )
-        self._transact_or_state_changed(post, [update, self._count_backlog(post.id, -1)], "mark replayed")
+        writes = [update, self._count_backlog(post.id, -1)]
+        if upstream_id:
+            writes.append(self._put_replay_marker(post.id, upstream_id, at))
+        self._transact_or_state_changed(post, writes, "mark replayed")
+
+    def _put_replay_marker(self, post_id: str, upstream_id: str, at: str) -> dict:
+        """`UPSTREAM#<upstream_id>`: the primary's id of a post we sent, so
+        the mirror knows it when the change feed brings it back."""
+        expires = millis_from_iso(at) // 1000 + REPLAY_MARKER_DAYS * 86_400
+        item = {"PK": upstream_marker_pk(upstream_id), "SK": "POST", "post_id": post_id, "expires_at": expires}
+        return {"Put": {"TableName": self._table, "Item": dynamo.to_item(item)}}
 
     def mark_failed(self, post: Post, owner: str, reason: str, at: str) -> None:
         """sending -> failed: the post becomes a dead letter and stops

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.core.clock import iso_at
-from chalicelib.core.models import FAILED, REPLAYED, Post
+from chalicelib.core.models import FAILED, MIRRORED, REPLAYED, Post
 from chalicelib.errors import StateChanged
 from chalicelib.observability import count, logger
 from chalicelib.recovery.pacing import Circuit, RateGate
@@ -319,7 +319,8 @@ class ReplayRun:
             return ParentLink(progress.upstream_ids[parent_id])
         if parent_id not in self._settled_parents:
             parent = self._store.get_post(parent_id)
-            if parent is not None and parent.state == REPLAYED:
+            # A mirrored parent came from the primary: it has its id there.
+            if parent is not None and parent.state in (REPLAYED, MIRRORED):
                 self._settled_parents[parent_id] = ParentLink(parent.upstream_id)
             elif parent is None or parent.state == FAILED or parent.is_deleted:
                 self._settled_parents[parent_id] = TOP_LEVEL

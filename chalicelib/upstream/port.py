@@ -176,3 +176,30 @@ class ChangeSource(Protocol):
     ChangeFeedError, never a network or HTTP exception."""
 
     def fetch(self, after: str | None, limit: int) -> ChangePage: ...
+
+# -- the mirror's change feed ---------------------------------------------------
+
+
+class FeedOutcome(StrEnum):
+    PAGE = "page"
+    # 429 or 503: wait `retry_after_seconds`, then ask again.
+    RETRY_AFTER = "retry_after"
+    # No usable answer (5xx, a network error, a body that is not a page):
+    # back off and ask again.
+    TRANSIENT = "transient"
+    # Our token was refused: the mirror stops and raises an alarm.
+    UNAUTHORIZED = "unauthorized"
+
+
+@dataclass(frozen=True)
+class FeedAnswer:
+    """One answer of a change feed. For a PAGE, `changes` are the raw change
+    documents (the mirror parses each), `next` the cursor after them and
+    `more` whether the feed holds more now."""
+
+    outcome: FeedOutcome
+    changes: list = field(default_factory=list)
+    next: str | None = None
+    more: bool = False
+    retry_after_seconds: float = 0.0
+    detail: str = ""

@@ -113,7 +113,7 @@ class Transport:
                 return Answer(response.status, response.headers, response.read(max_body_bytes))
         except urllib.error.HTTPError as exc:
             with exc:
-                return Answer(exc.code, exc.headers, exc.read(_MAX_BODY_BYTES))
+                return Answer(exc.code, exc.headers, exc.read(max_body_bytes))
 
     def is_healthy(self, path: str, headers: Mapping[str, str] | None = None) -> bool:
         """True only for a 2xx within the timeout; refusals, timeouts, 3xx,

@@ -1,5 +1,6 @@
 """The fake primary's HTTP server: the ingest protocol behind its faults, the
-control hooks, and `FakePrimary`, the server in a background thread."""
+change feed for Lifeboat's mirror, the control hooks, and `FakePrimary`, the
+server in a background thread."""
 
 from __future__ import annotations
 
@@ -7,17 +8,28 @@ import hmac
 import json
 import math
 import threading
+import time
 import urllib.parse
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from devtools.fake_primary.changes import FeedFault
 from devtools.fake_primary.headers import rate_headers, retry_after_value
 from devtools.fake_primary.mode import Mode
-from devtools.fake_primary.state import DeletedPost, Plan, PrimaryState, ReceivedPost, Rejected, validate_payload
+from devtools.fake_primary.state import (
+    DeletedPost,
+    Plan,
+    PrimaryState,
+    ReceivedPost,
+    Rejected,
+    iso_at,
+    validate_payload,
+)
 
 DEFAULT_TOKEN = "fake-primary-token"
 MAX_BODY_BYTES = 1024 * 1024
 DELETE_PREFIX = "/posts/"
+CHANGES_PATH = "/lifeboat/changes"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -29,6 +41,9 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def do_GET(self) -> None:
+        if urllib.parse.urlsplit(self.path).path == CHANGES_PATH:
+            self._changes()
+            return
         routes = {
             "/health": self._health,
             "/received": lambda: self._json(200, [asdict(post) for post in self.server.state.received()]),
@@ -43,6 +58,12 @@ class Handler(BaseHTTPRequestHandler):
             "/posts": self._ingest,
             "/control": self._control,
             "/control/reset": self._reset,
+            "/control/users": lambda: self._controlled(self._add_user),
+            "/control/tokens": lambda: self._controlled(self._add_token),
+            "/control/follows": lambda: self._controlled(self._add_follow),
+            "/control/posts": lambda: self._controlled(self._add_post),
+            "/control/changes": lambda: self._controlled(self._add_changes),
+            "/control/feed-faults": lambda: self._controlled(self._add_feed_faults),
         }
         routes.get(self.path, self._not_found)()
 
@@ -157,6 +178,80 @@ class Handler(BaseHTTPRequestHandler):
             self._json(400, {"error": exc.args[0]})
         else:
             self._json(200, asdict(mode))
+
+    # -- the change feed ---------------------------------------------------------
+
+    def _changes(self) -> None:
+        state = self.server.state
+        state.count("feed_requests")
+        if state.mode.down:
+            self._unavailable(state.mode, {})
+            return
+        if not self._authorised():
+            self._json(401, {"error": "bad token"})
+            return
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        limit = query.get("limit", ["100"])[0]
+        page = state.changes.page(query.get("after", [None])[0], int(limit) if limit.isdigit() else 100)
+        fault = state.changes.next_fault()
+        if fault is None:
+            self._json(200, page)
+        elif fault.die_mid_page:
+            # Headers promise the whole page; the body stops half-way.
+            body = json.dumps(page).encode("utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+        else:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            self._json(fault.status, {"error": "injected feed fault"}, headers)
+
+    def _controlled(self, action) -> None:
+        """A control hook with a JSON object body: `action(body)`'s answer, or 400."""
+        try:
+            body = self._parse_json(self._read_body())
+            if not isinstance(body, dict):
+                raise Rejected(400, "body must be a JSON object")
+            self._json(200, action(body))
+        except Rejected as exc:
+            self._json(exc.status, {"error": exc.message})
+        except (KeyError, TypeError, ValueError) as exc:
+            self._json(400, {"error": f"bad control body: {exc!r}"})
+
+    def _add_user(self, body: dict) -> dict:
+        changes = self.server.state.changes
+        changes.add_user(body["username"], body.get("display_name", body["username"]), body.get("created_at") or
+                         iso_at(time.time()), bool(body.get("suspended", False)))  # fmt: skip
+        return {"username": body["username"]}
+
+    def _add_token(self, body: dict) -> dict:
+        """Only the digest is answered: the feed never carries a token."""
+        digest = self.server.state.changes.add_token(
+            body["username"], body["token"], body.get("scopes", "read write follow"), bool(body.get("revoked", False))
+        )
+        return {"token_sha256": digest}
+
+    def _add_follow(self, body: dict) -> dict:
+        self.server.state.changes.add_follow(body["follower"], body["followee"], bool(body.get("active", True)))
+        return {"follower": body["follower"], "followee": body["followee"]}
+
+    def _add_post(self, body: dict) -> dict:
+        upstream_id = self.server.state.add_direct_post(body["author"], body["text"], None, body.get("in_reply_to"))
+        return {"id": upstream_id}
+
+    def _add_changes(self, body: dict) -> dict:
+        if not isinstance(body.get("changes"), list):
+            raise Rejected(400, "changes must be a list")
+        self.server.state.changes.append(*body["changes"])
+        return {"added": len(body["changes"])}
+
+    def _add_feed_faults(self, body: dict) -> dict:
+        faults = [FeedFault(**fault) for fault in body["faults"]]
+        self.server.state.changes.add_faults(faults)
+        return {"queued": len(faults)}
 
     def _reset(self) -> None:
         self._read_body()

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from devtools.fake_primary.changes import ChangeLog
 from devtools.fake_primary.mode import Mode
 
 REQUIRED_STRINGS = ("id", "author", "text", "created_at")
@@ -24,6 +25,7 @@ COUNTERS = (
     "health_checks",
     "delete_requests",
     "deleted",
+    "feed_requests",
 )
 
 
@@ -111,6 +113,8 @@ class PrimaryState:
     seed: int | None = None
     mode: Mode = field(default_factory=Mode)
     stopping: threading.Event = field(default_factory=threading.Event)
+    # The change feed Lifeboat's mirror reads (users, tokens, follows, posts).
+    changes: ChangeLog = field(default_factory=ChangeLog)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -135,6 +139,7 @@ class PrimaryState:
     def reset(self) -> None:
         with self._lock:
             self._clear()
+            self.changes.clear()
 
     def count(self, name: str) -> None:
         with self._lock:
@@ -159,6 +164,7 @@ class PrimaryState:
                 return False
             post = next(post for post in self._posts if post.upstream_id == upstream_id)
             self._upstream_ids.discard(upstream_id)
+            self.changes.add_post(upstream_id, post.author, "", post.received_at, post.in_reply_to, deleted=True)
             self._deleted.append(DeletedPost(upstream_id, post.id, post.author, iso_at(time.time())))
             self._counters["deleted"] += 1
             return True
@@ -214,9 +220,15 @@ class PrimaryState:
             self._counters["accepted"] += 1
             return self._store(payload, key), True
 
-    def add_direct_post(self, author: str, text: str, key: str | None) -> str:
+    def add_direct_post(self, author: str, text: str, key: str | None, in_reply_to: str | None = None) -> str:
         """A post the author made on the primary itself; its upstream id."""
-        payload = {"id": "", "author": author, "text": text, "created_at": iso_at(time.time()), "in_reply_to": None}
+        payload = {
+            "id": "",
+            "author": author,
+            "text": text,
+            "created_at": iso_at(time.time()),
+            "in_reply_to": in_reply_to,
+        }
         with self._lock:
             return self._store(payload, key, direct=True).upstream_id
 
@@ -233,6 +245,8 @@ class PrimaryState:
             direct=direct,
         )
         self._posts.append(post)
+        # Every post reaches the feed, those Lifeboat replayed included.
+        self.changes.add_post(post.upstream_id, post.author, post.text, post.received_at, post.in_reply_to)
         if not direct:
             self._lifeboat_ids.add(post.id)
         self._upstream_ids.add(post.upstream_id)

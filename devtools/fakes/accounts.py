@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from chalicelib.accounts.store import User
+from chalicelib.accounts.store import Grant, User
 from chalicelib.errors import Conflict
 
 
@@ -32,6 +32,10 @@ class InMemoryUserStore:
     def username_for(self, hashed_token: str) -> str | None:
         with self._lock:
             return self._usernames_by_token.get(hashed_token)
+
+    def grant_for(self, hashed_token: str) -> Grant | None:
+        username = self.username_for(hashed_token)
+        return Grant(username) if username else None
 
     def replace_token(self, user: User, new_hash: str | None, issued_at: str | None) -> None:
         with self._lock:

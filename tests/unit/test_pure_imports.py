@@ -17,6 +17,8 @@ PURE_MODULES = [
     "chalicelib.mastodon.entities",
     "chalicelib.mastodon.forms",
     "chalicelib.mastodon.ids",
+    "chalicelib.mirror.changes",
+    "chalicelib.mirror.layout",
 ]
 FORBIDDEN = {"boto3", "botocore", "urllib.request", "http.client"}
 

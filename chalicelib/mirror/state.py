@@ -1,0 +1,90 @@
+"""The mirror's progress in one item, `MIRROR / STATE`: the feed cursor,
+when the feed's end was last reached, the counts `/status` shows, the last
+error, the mirror version (feed validators fold it in) and when the last
+outage began (posts created since may be our own replays)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.aws import dynamo
+from chalicelib.aws.clients import unavailable_as_domain_error
+
+STATE_KEY = ("MIRROR", "STATE")
+
+
+@dataclass(frozen=True)
+class MirrorState:
+    cursor: str | None = None
+    cursor_at: str | None = None
+    accounts: int = 0
+    posts: int = 0
+    malformed: int = 0
+    last_error: str | None = None
+    version: int = 0
+    outage_began_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What one page moved: the new cursor, the counts to add, and whether
+    the feed's end was reached (`reached_end_at`)."""
+
+    cursor: str
+    accounts: int = 0
+    posts: int = 0
+    malformed: int = 0
+    changed: bool = False
+    reached_end_at: str | None = None
+
+
+class MirrorStateStore:
+    """DynamoDB adapter for the mirror's one item. Takes its client."""
+
+    def __init__(self, client, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def load(self) -> MirrorState:
+        with unavailable_as_domain_error("read mirror state"):
+            response = self._client.get_item(TableName=self._table, Key=dynamo.key(*STATE_KEY), ConsistentRead=True)
+        values = dynamo.from_item(response.get("Item", {}))
+        known = {name: values[name] for name in MirrorState.__dataclass_fields__ if name in values}
+        return MirrorState(**known)
+
+    def record(self, progress: Progress) -> None:
+        """One UpdateItem per page: the cursor, the counts, the version if
+        the page changed what a timeline shows, the end if reached, and no
+        last error (this page was read)."""
+        values = {
+            ":cursor": {"S": progress.cursor},
+            ":accounts": {"N": str(progress.accounts)},
+            ":posts": {"N": str(progress.posts)},
+            ":malformed": {"N": str(progress.malformed)},
+            ":version": {"N": "1" if progress.changed else "0"},
+        }
+        update = "SET #cursor = :cursor"
+        if progress.reached_end_at:
+            update += ", cursor_at = :end"
+            values[":end"] = {"S": progress.reached_end_at}
+        update += " ADD accounts :accounts, posts :posts, malformed :malformed, version :version REMOVE last_error"
+        self._update(update, values, {"#cursor": "cursor"})
+
+    def record_error(self, error: str) -> None:
+        self._update("SET last_error = :error", {":error": {"S": error[:500]}})
+
+    def note_outage(self, began_at: str) -> None:
+        """The first moment an outage was seen, kept until `outage_over`."""
+        self._update("SET outage_began_at = if_not_exists(outage_began_at, :at)", {":at": {"S": began_at}})
+
+    def outage_over(self) -> None:
+        self._update("REMOVE outage_began_at", None)
+
+    def _update(self, expression: str, values: dict | None, names: dict | None = None) -> None:
+        extra = {"ExpressionAttributeValues": values} if values else {}
+        if names:
+            extra["ExpressionAttributeNames"] = names
+        with unavailable_as_domain_error("write mirror state"):
+            self._client.update_item(
+                TableName=self._table, Key=dynamo.key(*STATE_KEY), UpdateExpression=expression, **extra
+            )

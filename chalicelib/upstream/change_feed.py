@@ -1,0 +1,78 @@
+"""The generic primary's change feed, for the mirror.
+
+`GET {base_url}{changes_path}?after=<cursor>&limit=<n>` with the bearer
+token answers `200 {"changes": [...], "next": "<cursor>", "more": bool}`.
+Answers are classified as for ingest (`upstream.transport`): 429 and 503
+wait for their Retry-After, other failures are transient, 401 stops the
+mirror. A Mastodon primary's feed (accounts API, public timeline) would be
+another adapter answering the same `FeedAnswer`s.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Callable
+
+from chalicelib.config import UpstreamSettings
+from chalicelib.core.parsing import JsonRejected, loads_json
+from chalicelib.upstream.port import FeedAnswer, FeedOutcome
+from chalicelib.upstream.transport import ACCEPT_JSON, NETWORK_ERRORS, Transport, excerpt, retry_after_result
+
+MAX_PAGE = 500
+# A page of 500 changes of up to 5,000 characters each, with room to spare.
+MAX_PAGE_BYTES = 16 * 1024 * 1024
+MAX_CURSOR_CHARS = 1024
+
+
+class GenericChangeFeed:
+    def __init__(self, transport: Transport, path: str, token: str, clock: Callable[[], float] = time.time) -> None:
+        self._transport = transport
+        self._path = path
+        self._token = token
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"GenericChangeFeed(base_url={self._transport.base_url!r}, path={self._path!r})"
+
+    @classmethod
+    def from_settings(cls, settings: UpstreamSettings) -> GenericChangeFeed:
+        return cls(Transport(settings.url, settings.timeout_seconds), settings.changes_path, settings.token)
+
+    def fetch(self, after: str | None, limit: int) -> FeedAnswer:
+        query = {"limit": str(min(max(limit, 1), MAX_PAGE))}
+        if after is not None:
+            query["after"] = after
+        path = f"{self._path}?{urllib.parse.urlencode(query)}"
+        try:
+            answer = self._transport.exchange(
+                "GET", path, token=self._token, headers=ACCEPT_JSON, max_body_bytes=MAX_PAGE_BYTES
+            )
+        except NETWORK_ERRORS as exc:
+            return FeedAnswer(FeedOutcome.TRANSIENT, detail=type(exc).__name__)
+        if answer.status == 401:
+            return FeedAnswer(FeedOutcome.UNAUTHORIZED, detail=excerpt(answer.body, self._token))
+        wait = retry_after_result(answer, self._clock(), "", None)
+        if wait is not None:
+            return FeedAnswer(FeedOutcome.RETRY_AFTER, retry_after_seconds=wait.retry_after_seconds)
+        if answer.status != 200:
+            detail = f"HTTP {answer.status}: {excerpt(answer.body, self._token)}"
+            return FeedAnswer(FeedOutcome.TRANSIENT, detail=detail)
+        return _page(answer.body)
+
+
+def _page(body: bytes) -> FeedAnswer:
+    """A 200's body as a page; one that is not a page is transient (a
+    primary dying mid-answer sends a truncated body)."""
+    try:
+        document = loads_json(body)
+    except JsonRejected:
+        return FeedAnswer(FeedOutcome.TRANSIENT, detail="the page is not JSON")
+    if not isinstance(document, dict):
+        return FeedAnswer(FeedOutcome.TRANSIENT, detail="the page is not a JSON object")
+    changes, cursor, more = document.get("changes"), document.get("next"), document.get("more")
+    if not isinstance(changes, list) or not isinstance(more, bool):
+        return FeedAnswer(FeedOutcome.TRANSIENT, detail="the page lacks changes or more")
+    if not isinstance(cursor, str) or not 0 < len(cursor) <= MAX_CURSOR_CHARS:
+        return FeedAnswer(FeedOutcome.TRANSIENT, detail="the page's next cursor is missing or too long")
+    return FeedAnswer(FeedOutcome.PAGE, changes=changes, next=cursor, more=more)

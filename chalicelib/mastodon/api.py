@@ -190,7 +190,9 @@ class MastodonApi:
         rendered = []
         for post in posts:
             parent = parents.get(post.in_reply_to) if post.in_reply_to else None
-            rendered.append(render_status(post, accounts[post.author], origin, parent.author if parent else None))
+            # A mirrored post may arrive before its author's account does.
+            account = accounts.get(post.author) or render_unread_account(post.author, post, origin)
+            rendered.append(render_status(post, account, origin, parent.author if parent else None))
         return rendered
 
     # -- accounts --------------------------------------------------------

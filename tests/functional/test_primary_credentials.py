@@ -11,7 +11,7 @@ from chalicelib import wiring
 from chalicelib.accounts.tokens import token_hash
 from chalicelib.api.routing import SCOPES
 from chalicelib.aws import clients as aws
-from chalicelib.mirror.changes import AccountChange, CredentialChange
+from chalicelib.mirror.changes import AccountChange, CredentialChange, PostChange
 from chalicelib.upstream.tokens import ensure_key
 
 CREATED = "2026-01-01T00:00:00.000Z"
@@ -79,3 +79,14 @@ def test_every_route_declares_its_scope():
     assert len(views) > 30
     undeclared = [view.__name__ for view in views if getattr(view, "scope", None) not in SCOPES]
     assert undeclared == []
+
+
+def test_a_mirrored_post_whose_author_is_not_mirrored_yet_is_shown_not_a_500(api, mirror):
+    # The Mastodon source can deliver a post one cycle before its author's
+    # account; the status still renders, with the account read from the post.
+    mirror.apply_posts([PostChange("9001", "erin", "before her account", CREATED, None, False)], 7, check_ours=False)
+
+    reply = api.get("/api/v1/timelines/public")
+
+    assert reply.status == 200, reply.body
+    assert [(s["account"]["username"], s["content"]) for s in reply.body] == [("erin", "<p>before her account</p>")]

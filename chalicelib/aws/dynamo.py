@@ -107,16 +107,8 @@ def batch_get(client, table: str, keys: list[dict], what: str, *, consistent: bo
     found: list[dict] = []
     for start in range(0, len(keys), BATCH_GET_MAX_KEYS):
         request = {table: {"Keys": keys[start : start + BATCH_GET_MAX_KEYS], "ConsistentRead": consistent}}
-        for attempt in range(BATCH_GET_ROUNDS):
-            with unavailable_as_domain_error(what):
-                response = client.batch_get_item(RequestItems=request)
+        for response in _until_processed(client.batch_get_item, request, "UnprocessedKeys", what):
             found += response["Responses"].get(table, [])
-            request = response.get("UnprocessedKeys") or None
-            if not request:
-                break
-            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not crypto
-        else:
-            raise StoreUnavailable(f"{what}: DynamoDB kept keys unprocessed")
     return found
 
 
@@ -129,17 +121,24 @@ def batch_write(client, table: str, requests: list[dict], what: str) -> int:
     sent = 0
     for start in range(0, len(requests), BATCH_WRITE_MAX_ITEMS):
         pending = {table: requests[start : start + BATCH_WRITE_MAX_ITEMS]}
-        for attempt in range(BATCH_GET_ROUNDS):
-            with unavailable_as_domain_error(what):
-                response = client.batch_write_item(RequestItems=pending)
-            sent += 1
-            pending = response.get("UnprocessedItems") or None
-            if not pending:
-                break
-            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not crypto
-        else:
-            raise StoreUnavailable(f"{what}: DynamoDB kept items unprocessed")
+        sent += sum(1 for _ in _until_processed(client.batch_write_item, pending, "UnprocessedItems", what))
     return sent
+
+
+def _until_processed(call, request: dict, unprocessed: str, what: str):
+    """Each answer of `call(RequestItems=request)`, asked again for what the
+    answer's `unprocessed` part left, with jittered exponential backoff;
+    StoreUnavailable after BATCH_GET_ROUNDS rounds that all left some."""
+    for attempt in range(BATCH_GET_ROUNDS):
+        with unavailable_as_domain_error(what):
+            response = call(RequestItems=request)
+        yield response
+        request = response.get(unprocessed) or None
+        if not request:
+            return
+        time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not crypto
+    kind = "keys" if unprocessed == "UnprocessedKeys" else "items"
+    raise StoreUnavailable(f"{what}: DynamoDB kept {kind} unprocessed")
 
 
 def transact(client, items: list[dict], what: str, idempotent_as: str | None = None) -> None:

@@ -73,3 +73,28 @@ def test_keys_left_unprocessed_round_after_round_are_a_store_outage(client, slee
     stubber.assert_no_pending_responses()
     assert len(sleeps) == dynamo.BATCH_GET_ROUNDS
     assert all(0 <= slept <= 0.05 * 2**round_ for round_, slept in enumerate(sleeps))  # bounded, growing backoff
+
+
+def put(n: int) -> dict:
+    return {"PutRequest": {"Item": item(n)}}
+
+
+def test_unprocessed_writes_are_sent_again_until_every_item_is_written(client, sleeps):
+    stubber = Stubber(client)
+    stubber.add_response(
+        "batch_write_item", {"UnprocessedItems": {TABLE: [put(2)]}}, {"RequestItems": {TABLE: [put(1), put(2)]}}
+    )
+    stubber.add_response("batch_write_item", {"UnprocessedItems": {}}, {"RequestItems": {TABLE: [put(2)]}})
+    with stubber:
+        sent = dynamo.batch_write(client, TABLE, [put(1), put(2)], "mirror")
+    stubber.assert_no_pending_responses()
+    assert (sent, len(sleeps)) == (2, 1)
+
+
+def test_writes_dynamodb_never_takes_are_a_503_after_the_last_round(client, sleeps):
+    stubber = Stubber(client)
+    for _ in range(dynamo.BATCH_GET_ROUNDS):
+        stubber.add_response("batch_write_item", {"UnprocessedItems": {TABLE: [put(1)]}})
+    with stubber, pytest.raises(StoreUnavailable, match="kept items unprocessed"):
+        dynamo.batch_write(client, TABLE, [put(1)], "mirror")
+    stubber.assert_no_pending_responses()

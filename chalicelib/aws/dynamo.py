@@ -107,7 +107,9 @@ def batch_get(client, table: str, keys: list[dict], what: str, *, consistent: bo
     found: list[dict] = []
     for start in range(0, len(keys), BATCH_GET_MAX_KEYS):
         request = {table: {"Keys": keys[start : start + BATCH_GET_MAX_KEYS], "ConsistentRead": consistent}}
-        for response in _until_processed(client.batch_get_item, request, "UnprocessedKeys", what):
+        for response in _until_processed(
+            lambda ask: client.batch_get_item(RequestItems=ask), request, "UnprocessedKeys", what
+        ):
             found += response["Responses"].get(table, [])
     return found
 
@@ -121,17 +123,22 @@ def batch_write(client, table: str, requests: list[dict], what: str) -> int:
     sent = 0
     for start in range(0, len(requests), BATCH_WRITE_MAX_ITEMS):
         pending = {table: requests[start : start + BATCH_WRITE_MAX_ITEMS]}
-        sent += sum(1 for _ in _until_processed(client.batch_write_item, pending, "UnprocessedItems", what))
+        answers = _until_processed(
+            lambda ask: client.batch_write_item(RequestItems=ask), pending, "UnprocessedItems", what
+        )
+        sent += sum(1 for _ in answers)
     return sent
 
 
 def _until_processed(call, request: dict, unprocessed: str, what: str):
-    """Each answer of `call(RequestItems=request)`, asked again for what the
-    answer's `unprocessed` part left, with jittered exponential backoff;
-    StoreUnavailable after BATCH_GET_ROUNDS rounds that all left some."""
+    """Each answer of `call(request)`, asked again for what the answer's
+    `unprocessed` part left, with jittered exponential backoff;
+    StoreUnavailable after BATCH_GET_ROUNDS rounds that all left some. The
+    callers call the client themselves, so that the least-privilege test
+    finds each action where it is used."""
     for attempt in range(BATCH_GET_ROUNDS):
         with unavailable_as_domain_error(what):
-            response = call(RequestItems=request)
+            response = call(request)
         yield response
         request = response.get(unprocessed) or None
         if not request:

@@ -141,7 +141,9 @@ def id_factory() -> ids.UlidFactory:
 
 @_per_call
 def post_store() -> PostStore:
-    return PostStore(dynamodb(), settings().table_name, settings().write_shards)
+    return PostStore(
+        dynamodb(), settings().table_name, settings().write_shards, reads_mirror=settings().mirror_enabled
+    )
 
 
 @_per_call

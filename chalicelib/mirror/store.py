@@ -146,15 +146,7 @@ class MirrorStore:
     # -- follows ---------------------------------------------------------------
 
     def apply_follow(self, change: FollowChange, created_at: str) -> bool:
-        """The edge through the follow graph (its counts move only if the
-        edge changed). False if nothing changed, or the follower is at the
-        follow cap."""
-        if not change.active:
-            return self._follows.unfollow(change.follower, change.followee)
-        try:
-            return self._follows.follow(Follow(change.follower, change.followee), created_at)
-        except FollowLimitReached:
-            return False
+        return follow_through(self._follows, change, created_at)
 
     # -- posts ---------------------------------------------------------------
 
@@ -192,3 +184,15 @@ class MirrorStore:
         keys = [dynamo.key(layout.upstream_marker_pk(upstream_id), "POST") for upstream_id in upstream_ids]
         found = dynamo.batch_get(self._client, self._table, keys, "read replay markers")
         return {item["PK"]["S"].removeprefix(layout.UPSTREAM_PREFIX) for item in found}
+
+
+def follow_through(graph: FollowGraph, change: FollowChange, created_at: str) -> bool:
+    """A mirrored follow change applied through the follow graph (its counts
+    move only if the edge changed). False if nothing changed, or the follower
+    is at the follow cap. The adapter and its fake share it."""
+    if not change.active:
+        return graph.unfollow(change.follower, change.followee)
+    try:
+        return graph.follow(Follow(change.follower, change.followee), created_at)
+    except FollowLimitReached:
+        return False

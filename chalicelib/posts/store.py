@@ -37,11 +37,15 @@ class Page:
 class PostStore:
     """DynamoDB adapter for posts. Takes its client so tests can swap it."""
 
-    def __init__(self, client, table_name: str, shards: int, clock=time.time) -> None:
+    def __init__(self, client, table_name: str, shards: int, clock=time.time, *, reads_mirror: bool = False) -> None:
         self._client = client
         self._table = table_name
         self._shards = shards
         self._clock = clock
+        # Mirrored posts have their own partitions; a stack that does not
+        # mirror (MIRROR_ENABLED off) reads none of them, so its public pages
+        # and reads by id cost what they did before the mirror existed.
+        self._reads_mirror = reads_mirror
 
     # -- write path -------------------------------------------------------
 
@@ -250,7 +254,7 @@ class PostStore:
 
     def get_post(self, post_id: str) -> Post | None:
         """A post written here, or else a mirrored post of the primary."""
-        return layout.read_post(self._client, self._table, post_id, self._shards)
+        return layout.read_post(self._client, self._table, post_id, self._shards if self._reads_mirror else None)
 
     def author_posts(self, author: str, before_id: str | None, limit: int) -> Page:
         posts = self._query(BY_AUTHOR_INDEX, layout.author_partition(author), before_id=before_id, limit=limit + 1)
@@ -274,9 +278,10 @@ class PostStore:
     def public_partitions(self) -> list[tuple[str, str]]:
         """Each shard's Public index partition and its mirrored posts'
         base-table partition (docs/DESIGN.md, "Warm standby")."""
-        return [(PUBLIC_INDEX, layout.public_partition(shard)) for shard in range(self._shards)] + [
-            (layout.BASE_TABLE, layout.mirror_partition(shard)) for shard in range(self._shards)
-        ]
+        partitions = [(PUBLIC_INDEX, layout.public_partition(shard)) for shard in range(self._shards)]
+        if self._reads_mirror:
+            partitions += [(layout.BASE_TABLE, layout.mirror_partition(shard)) for shard in range(self._shards)]
+        return partitions
 
     @staticmethod
     def author_partition(author: str) -> tuple[str, str]:
@@ -325,7 +330,8 @@ class PostStore:
         # Each id's own key and its mirrored key: one of them is stored.
         unique = dict.fromkeys(post_ids)
         keys = [layout.post_key(post_id) for post_id in unique]
-        keys += [layout.mirrored_post_key(post_id, self._shards) for post_id in unique]
+        if self._reads_mirror:
+            keys += [layout.mirrored_post_key(post_id, self._shards) for post_id in unique]
         posts = map(layout.post_from_item, dynamo.batch_get(self._client, self._table, keys, "get posts"))
         return {post.id: post for post in posts}
 

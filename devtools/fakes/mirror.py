@@ -8,12 +8,10 @@ from dataclasses import replace
 
 from chalicelib.accounts.store import PRIMARY_SOURCE, Grant
 from chalicelib.core.models import Post
-from chalicelib.errors import FollowLimitReached
-from chalicelib.mastodon.follows import Follow
 from chalicelib.mirror import layout
 from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
 from chalicelib.mirror.state import MirrorState, Progress
-from chalicelib.mirror.store import FollowGraph, MirroredAccount, PostsApplied
+from chalicelib.mirror.store import FollowGraph, MirroredAccount, PostsApplied, follow_through
 from chalicelib.upstream.port import FeedAnswer, FeedOutcome
 
 
@@ -53,12 +51,7 @@ class InMemoryMirrorStore:
         return self._grants.get(token_sha256)
 
     def apply_follow(self, change: FollowChange, created_at: str) -> bool:
-        if not change.active:
-            return self._follows.unfollow(change.follower, change.followee)
-        try:
-            return self._follows.follow(Follow(change.follower, change.followee), created_at)
-        except FollowLimitReached:
-            return False
+        return follow_through(self._follows, change, created_at)
 
     def apply_posts(self, changes: list[PostChange], retention_days: int, *, check_ours: bool = True) -> PostsApplied:
         latest = {change.upstream_id: change for change in changes}

@@ -15,6 +15,12 @@ from chalicelib.upstream.tokens import ensure_key
 EARLY, LATE = "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z"
 
 
+@pytest.fixture(autouse=True)
+def mirroring(monkeypatch):
+    # Only a stack that mirrors reads the mirrored posts' partitions.
+    monkeypatch.setenv("MIRROR_ENABLED", "true")
+
+
 @pytest.fixture
 def mirror(api):
     ensure_key(aws.new_client("kms"), wiring.upstream_settings().token_key_id)

@@ -18,6 +18,12 @@ CREATED = "2026-01-01T00:00:00.000Z"
 OUTSIDE = {"error": "This action is outside the authorized scopes"}
 
 
+@pytest.fixture(autouse=True)
+def mirroring(monkeypatch):
+    # Only a stack that mirrors reads the mirrored posts' partitions.
+    monkeypatch.setenv("MIRROR_ENABLED", "true")
+
+
 @pytest.fixture
 def mirror(api):
     ensure_key(aws.new_client("kms"), wiring.upstream_settings().token_key_id)

@@ -89,6 +89,18 @@ def start_fake_primary(env: dict[str, str]):
     return primary
 
 
+def seed_fake_primary(env: dict[str, str], primary):
+    """Users, tokens, follows and posts on our own fake primary, mirrored
+    from the first run (SEED_PRIMARY=false for an empty one); the user whose
+    token the walkthrough posts with, or None."""
+    if primary is None or env.get("SEED_PRIMARY", "true").lower() in ("false", "0", "no"):
+        return None
+    from devtools.fake_primary.seed import seed
+
+    env.setdefault("MIRROR_ENABLED", "true")
+    return seed(primary)
+
+
 def create_resources() -> None:
     from chalicelib import wiring
     from chalicelib.aws import schema
@@ -222,6 +234,7 @@ def start(env: dict[str, str], stop: threading.Event, parts: contextlib.ExitStac
     primary = start_fake_primary(env)
     if primary is not None:
         parts.callback(primary.stop)
+    seeded = seed_fake_primary(env, primary)
     if stop.is_set():
         return
     create_resources()
@@ -237,6 +250,8 @@ def start(env: dict[str, str], stop: threading.Event, parts: contextlib.ExitStac
     print(f"Admin token ({source}): {env['ADMIN_TOKEN']}", flush=True)
     if primary is not None:
         print(f"Fake primary: {primary.url} (POST /control to break it, GET /received)", flush=True)
+        if seeded is not None:
+            print(f"Primary token of {seeded.username} ({seeded.scopes}): {seeded.token}", flush=True)
     else:
         print(f"Primary: {env['UPSTREAM_URL']}", flush=True)
     print(f"Ready: {base_url}", flush=True)

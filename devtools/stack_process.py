@@ -23,6 +23,7 @@ ANNOUNCEMENTS = (
     ("admin", r"^Admin token \([^)]*\): (\S+)"),
     ("aws", r"AWS endpoint (\S+)"),
     ("primary", r"^(?:Fake primary|Primary): (\S+)"),
+    ("primary_token", r"^Primary token of \S+ \([^)]*\): (\S+)"),
 )
 
 
@@ -34,7 +35,14 @@ def free_port() -> int:
 
 def launch(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     """./scripts/run on a free port, in its own process group, output piped."""
-    env = {**os.environ, "PORT": str(free_port()), "FAKE_PRIMARY_PORT": "0", "SCHEDULE_SECONDS": "1"}
+    # Tests and benchmarks bring their own data: no seeded primary unless asked.
+    env = {
+        **os.environ,
+        "PORT": str(free_port()),
+        "FAKE_PRIMARY_PORT": "0",
+        "SCHEDULE_SECONDS": "1",
+        "SEED_PRIMARY": "false",
+    }
     # Our own variables win over whatever the caller's shell had.
     for name in ("AWS_ENDPOINT_URL", "UPSTREAM_URL", "UPSTREAM_TOKEN"):
         env.pop(name, None)
@@ -65,6 +73,8 @@ class RunningStack:
     aws_endpoint: str
     primary_url: str
     output: list[str] = field(default_factory=list)
+    # The seeded walkthrough user's primary token (SEED_PRIMARY=true only).
+    primary_token: str | None = None
 
     def stop(self, timeout: float = 10) -> int:
         if self.process.poll() is None:
@@ -103,4 +113,5 @@ def start(extra_env: dict[str, str] | None = None, kind: type[Stack] = RunningSt
             match = re.search(pattern, line)
             if match:
                 found[name] = match.group(1)
-    return kind(process, found["ready"], found["admin"], found["aws"], found["primary"], output)
+    urls = (found["ready"], found["admin"], found["aws"], found["primary"])
+    return kind(process, *urls, output, found.get("primary_token"))

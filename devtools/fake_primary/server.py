@@ -376,9 +376,21 @@ class FakePrimary:
     def deleted(self) -> list[DeletedPost]:
         return self._state.deleted()
 
-    def add_direct_post(self, author: str, text: str, key: str | None = None) -> str:
-        """As if the author posted on the primary itself (under `key`)."""
-        return self._state.add_direct_post(author, text, key)
+    def add_direct_post(self, author: str, text: str, key: str | None = None, created_at: float | None = None) -> str:
+        """As if the author posted on the primary itself (under `key`, at
+        `created_at` or now)."""
+        return self._state.add_direct_post(author, text, key, created_at=created_at)
+
+    def add_user(self, username: str, display_name: str, suspended: bool = False) -> None:
+        """An account in the change feed, created now."""
+        self._state.changes.add_user(username, display_name, iso_at(time.time()), suspended)
+
+    def add_token(self, username: str, token: str, scopes: str, revoked: bool = False) -> str:
+        """A credential in the change feed; its SHA-256 digest."""
+        return self._state.changes.add_token(username, token, scopes, revoked)
+
+    def add_follow(self, follower: str, followee: str, active: bool = True) -> None:
+        self._state.changes.add_follow(follower, followee, active)
 
     def stats(self) -> dict[str, int]:
         return self._state.stats()

@@ -42,6 +42,12 @@ class ReceivedPost:
     # Made by the author on the primary itself, not replayed by Lifeboat.
     direct: bool = False
 
+    @property
+    def created_on_primary(self) -> str:
+        """When the primary's change feed says it was created: a direct post
+        when written, a replayed one when it arrived."""
+        return self.created_at if self.direct else self.received_at
+
     def answer(self) -> dict:
         """The post as the ingest answers with it."""
         fields = ("author", "text", "created_at", "in_reply_to")
@@ -164,7 +170,7 @@ class PrimaryState:
                 return False
             post = next(post for post in self._posts if post.upstream_id == upstream_id)
             self._upstream_ids.discard(upstream_id)
-            self.changes.add_post(upstream_id, post.author, "", post.received_at, post.in_reply_to, deleted=True)
+            self.changes.add_post(upstream_id, post.author, "", post.created_on_primary, post.in_reply_to, deleted=True)
             self._deleted.append(DeletedPost(upstream_id, post.id, post.author, iso_at(time.time())))
             self._counters["deleted"] += 1
             return True
@@ -220,13 +226,16 @@ class PrimaryState:
             self._counters["accepted"] += 1
             return self._store(payload, key), True
 
-    def add_direct_post(self, author: str, text: str, key: str | None, in_reply_to: str | None = None) -> str:
-        """A post the author made on the primary itself; its upstream id."""
+    def add_direct_post(
+        self, author: str, text: str, key: str | None, in_reply_to: str | None = None, created_at: float | None = None
+    ) -> str:
+        """A post the author made on the primary itself (now, unless
+        `created_at` says when); its upstream id."""
         payload = {
             "id": "",
             "author": author,
             "text": text,
-            "created_at": iso_at(time.time()),
+            "created_at": iso_at(time.time() if created_at is None else created_at),
             "in_reply_to": in_reply_to,
         }
         with self._lock:
@@ -246,7 +255,7 @@ class PrimaryState:
         )
         self._posts.append(post)
         # Every post reaches the feed, those Lifeboat replayed included.
-        self.changes.add_post(post.upstream_id, post.author, post.text, post.received_at, post.in_reply_to)
+        self.changes.add_post(post.upstream_id, post.author, post.text, post.created_on_primary, post.in_reply_to)
         if not direct:
             self._lifeboat_ids.add(post.id)
         self._upstream_ids.add(post.upstream_id)

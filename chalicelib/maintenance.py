@@ -14,7 +14,7 @@ from chalicelib.config import Settings
 from chalicelib.core import ids
 from chalicelib.errors import DuplicateIdempotencyKey, PostExists
 from chalicelib.feeds.publisher import FeedPublisher
-from chalicelib.observability import count
+from chalicelib.observability import count, logger
 from chalicelib.posts.archive import Archive, Spool
 from chalicelib.posts.checkpoints import ArchiveCheckpoints
 from chalicelib.posts.store import PostStore
@@ -122,7 +122,14 @@ class Maintenance:
             self._inbox.note_outage()
         share = INBOX_SHARE_WITH_FEED if feed_runs else 1.0
         kept = MIRROR_RESERVE_SECONDS + (remaining_seconds() - MIRROR_RESERVE_SECONDS) * (1 - share)
-        return self._inbox.run(lambda: remaining_seconds() - kept).to_dict()
+        try:
+            return self._inbox.run(lambda: remaining_seconds() - kept).to_dict()
+        except Exception as exc:
+            # Operator-pushed data, or a policy that denies its prefixes, must
+            # not stop the feed, the archive and the feeds behind it.
+            logger.exception("mirror inbox failed")
+            count("MirrorInboxFailed")
+            return {"stop": "error", "error": type(exc).__name__}
 
     def mirror(self, remaining_seconds: Callable[[], float], primary: str | None) -> dict:
         """Mirror the primary's change feed while it is up (after the replay,

@@ -128,3 +128,14 @@ def test_an_inbox_without_a_feed_marks_the_outage_itself(inbox_only):
     job(inbox, primary="down").run(lambda: 50.0)
     job(inbox, primary="unconfigured").run(lambda: 50.0)
     assert (inbox.outages, inbox.time_left) == (1, [40.0, 40.0])
+
+
+def test_a_failing_inbox_does_not_stop_the_feed_behind_it(inbox_only):
+    class Denied(Recorded):
+        def run(self, time_left, *_):
+            raise PermissionError("AccessDenied on mirror/inbox/")
+
+    feed = Recorded(MirrorReport())
+    report = job(Denied(InboxReport()), feed).run(lambda: 50.0)
+    assert report.inbox == {"stop": "error", "error": "PermissionError"}
+    assert feed.time_left == [40.0]

@@ -1,6 +1,6 @@
-"""One contract, two implementations, for what the mirror's S3 inbox
-stands on: the bucket (S3 on moto, and its in-memory fake) and the inbox
-position in the mirror's state item (DynamoDB, and its fake)."""
+"""One contract, two implementations: the mirror's S3 inbox bucket (S3 on
+moto) and its in-memory fake. (The inbox position in the mirror's state
+item is held to its fake in test_mirror_store_contract.py.)"""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import pytest
 from chalicelib.aws import clients as aws
 from chalicelib.mirror.inbox import InboxObject, ObjectChanged
 from chalicelib.mirror.inbox_bucket import S3InboxBucket
-from chalicelib.mirror.state import InboxPosition, MirrorState, MirrorStateStore, Progress
-from devtools.fakes.mirror import InMemoryInboxBucket, InMemoryMirrorState
-from tests.conftest import BUCKET, TABLE
+from devtools.fakes.mirror import InMemoryInboxBucket
+from tests.conftest import BUCKET
 
 BODY = b'{"a": 1}\n{"b": 2}\n{"c": 3}\n'
 
@@ -104,33 +103,3 @@ def test_a_rejected_object_moves_beside_its_reason(side):
     assert side.body("mirror/rejected/bad.bin") == b"\x1f\x8b\x08"
     assert json.loads(side.body("mirror/rejected/bad.bin.reason.json")) == {"reason": "not JSON Lines", "line": 1}
     assert side.bucket.list(10) == []
-
-
-@pytest.fixture(params=["dynamodb", "memory"])
-def state(request):
-    if request.param == "memory":
-        return InMemoryMirrorState()
-    request.getfixturevalue("moto")
-    return MirrorStateStore(aws.new_client("dynamodb"), TABLE)
-
-
-def test_an_inbox_batch_adds_its_counts_and_keeps_the_feeds_cursor_and_error(state):
-    state.record(Progress("c1", accounts=1, posts=2))
-    state.record_error("transient: HTTP 500")
-    position = InboxPosition("mirror/inbox/a.jsonl", '"e1"', offset=4096, line=500)
-    state.record(Progress(None, accounts=3, posts=4, malformed=1, changed=True), position)
-    assert state.load() == MirrorState(
-        cursor="c1", accounts=4, posts=6, malformed=1, version=1, last_error="transient: HTTP 500", inbox=position
-    )
-
-
-def test_the_inbox_position_moves_and_is_removed_when_the_object_is_done(state):
-    first = InboxPosition("mirror/inbox/a.jsonl", '"e1"', offset=10, line=1)
-    later = InboxPosition("mirror/inbox/a.jsonl", '"e1"', offset=20, line=2)
-    state.record(Progress(None), first)
-    state.record(Progress(None), later)
-    assert state.load().inbox == later
-    state.record(Progress(None, posts=1))  # the object's last batch: no position
-    assert state.load().inbox == later
-    state.inbox_done()
-    assert state.load() == MirrorState(posts=1)

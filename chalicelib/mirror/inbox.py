@@ -178,7 +178,8 @@ class Inbox:
         report = InboxReport()
         try:
             state = self._state.load()
-            for obj in self._bucket.list(LIST_LIMIT):
+            listed = self._bucket.list(LIST_LIMIT)
+            for obj in listed:
                 if time_left() <= MARGIN_SECONDS:
                     report.stop = "budget"
                     return report
@@ -192,7 +193,8 @@ class Inbox:
             logger.warning("mirror inbox: storage unavailable", extra={"error": str(exc)})
             report.stop = "unavailable"
             return report
-        report.stop = "empty"
+        # A full listing may have left keys for the next run.
+        report.stop = "listed" if len(listed) == LIST_LIMIT else "empty"
         return report
 
     def _ingest(

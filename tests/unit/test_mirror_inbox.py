@@ -256,3 +256,15 @@ def test_an_empty_inbox_costs_one_listing_and_no_state_write():
     report = world.run()
     assert (report.objects, report.stop) == (0, "empty")
     assert world.state.load() == InMemoryMirrorState().load()
+
+
+def test_a_run_takes_a_listing_of_objects_and_leaves_the_rest_to_the_next(monkeypatch):
+    monkeypatch.setattr(inbox_module, "LIST_LIMIT", 2)
+    world = World()
+    for name in "abc":
+        world.put(f"{name}.jsonl", jsonl(account(name * 3)))
+    first = world.run()
+    assert (first.objects, first.stop) == (2, "listed")
+    second = world.run()
+    assert (second.objects, second.stop) == (1, "empty")
+    assert world.keys() == [f"mirror/done/{name}.jsonl" for name in "abc"]

@@ -1,6 +1,7 @@
-"""The scheduled maintenance job: fold the S3 spool into DynamoDB, write
-new posts to the S3 archive in batches, and publish the changed feeds. Every step is idempotent, so a run
-that dies part-way is simply repeated by the next one."""
+"""The scheduled maintenance job: fold the S3 spool into DynamoDB, replay,
+mirror the primary (its S3 inbox and its change feed), write new posts to
+the S3 archive in batches, and publish the changed feeds. Every step is
+idempotent, so a run that dies part-way is simply repeated by the next one."""
 
 from __future__ import annotations
 
@@ -13,18 +14,22 @@ from chalicelib.config import Settings
 from chalicelib.core import ids
 from chalicelib.errors import DuplicateIdempotencyKey, PostExists
 from chalicelib.feeds.publisher import FeedPublisher
-from chalicelib.observability import count
+from chalicelib.observability import count, logger
 from chalicelib.posts.archive import Archive, Spool
 from chalicelib.posts.checkpoints import ArchiveCheckpoints
 from chalicelib.posts.store import PostStore
 from chalicelib.recovery.service import Recovery
 
 if TYPE_CHECKING:
+    from chalicelib.mirror.inbox import Inbox
     from chalicelib.mirror.service import Mirror
 
 SPOOL_SOURCE = "spool"
 # What the mirror leaves of a run to the archive and the feed publisher.
 MIRROR_RESERVE_SECONDS = 10.0
+# The inbox's share of the mirror's time when the feed runs too, so that
+# neither a big export nor a long feed starves the other.
+INBOX_SHARE_WITH_FEED = 0.5
 
 
 @dataclass
@@ -39,6 +44,7 @@ class MaintenanceReport:
     recovery: dict = field(default_factory=dict)
     feeds: dict = field(default_factory=dict)
     mirror: dict = field(default_factory=dict)
+    inbox: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -49,6 +55,7 @@ class MaintenanceReport:
             "recovery": self.recovery,
             "feeds": self.feeds,
             "mirror": self.mirror,
+            "inbox": self.inbox,
         }
 
 
@@ -65,8 +72,10 @@ class Maintenance:
         publisher: FeedPublisher | None = None,
         mirror: Mirror | None = None,
         backlog_empty: Callable[[], bool] = lambda: True,
+        inbox: Inbox | None = None,
     ) -> None:
         self._mirror = mirror
+        self._inbox = inbox
         self._backlog_empty = backlog_empty
         self._store = store
         self._spool = spool
@@ -79,8 +88,9 @@ class Maintenance:
 
     def run(self, remaining_seconds: Callable[[], float] = lambda: 60.0) -> MaintenanceReport:
         """Fold the spool first, so spooled posts are replayed too; then
-        health check and replay; then archive; then publish the feeds that
-        changed (last: the fold and deletes it follows change them).
+        health check and replay; then the mirror (its S3 inbox, then its
+        change feed); then archive; then publish the feeds that changed
+        (last: the fold and deletes it follows change them).
 
         The replay keeps each author's order only if it sees all their
         older posts: it does not start while the spool still holds posts
@@ -92,12 +102,34 @@ class Maintenance:
         self.fold_spool(report)
         if self._recovery is not None:
             report.recovery = self._recovery.run(remaining_seconds, hold_authors=frozenset(report.folded_authors))
+        primary = report.recovery.get("primary")
+        if self._inbox is not None:
+            report.inbox = self.ingest_inbox(remaining_seconds, primary)
         if self._mirror is not None:
-            report.mirror = self.mirror(remaining_seconds, report.recovery.get("primary"))
+            report.mirror = self.mirror(remaining_seconds, primary)
         self.archive_new_posts(report)
         if self._publisher is not None:
             report.feeds = self._publisher.run(remaining_seconds, self._clock()).to_dict()
         return report
+
+    def ingest_inbox(self, remaining_seconds: Callable[[], float], primary: str | None) -> dict:
+        """Ingest the S3 inbox whether the primary is up or not (it is what
+        an operator pushed), before the feed and with INBOX_SHARE_WITH_FEED
+        of the mirror's time if the feed runs after it. Without a feed, this
+        marks the outage that the feed would."""
+        feed_runs = self._mirror is not None and primary == "up"
+        if self._mirror is None and primary not in ("up", "unconfigured"):
+            self._inbox.note_outage()
+        share = INBOX_SHARE_WITH_FEED if feed_runs else 1.0
+        kept = MIRROR_RESERVE_SECONDS + (remaining_seconds() - MIRROR_RESERVE_SECONDS) * (1 - share)
+        try:
+            return self._inbox.run(lambda: remaining_seconds() - kept).to_dict()
+        except Exception as exc:
+            # Operator-pushed data, or a policy that denies its prefixes, must
+            # not stop the feed, the archive and the feeds behind it.
+            logger.exception("mirror inbox failed")
+            count("MirrorInboxFailed")
+            return {"stop": "error", "error": type(exc).__name__}
 
     def mirror(self, remaining_seconds: Callable[[], float], primary: str | None) -> dict:
         """Mirror the primary's change feed while it is up (after the replay,

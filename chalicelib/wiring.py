@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from chalicelib.maintenance import Maintenance
     from chalicelib.mastodon.api import MastodonApi
     from chalicelib.mastodon.follows import FollowStore
+    from chalicelib.mirror.inbox import Inbox
     from chalicelib.mirror.service import Mirror
     from chalicelib.mirror.state import MirrorStateStore
     from chalicelib.mirror.store import MirrorStore
@@ -222,6 +223,19 @@ def mirror() -> Mirror | None:
     return Mirror(feed, mirror_store(), mirror_state(), settings().mirror_retention_days)
 
 
+@_singleton
+def mirror_inbox() -> Inbox | None:
+    """The S3 inbox (pushed change documents), whenever MIRROR_ENABLED:
+    with a change feed or without one, with a primary or none."""
+    from chalicelib.mirror.inbox import Inbox
+    from chalicelib.mirror.inbox_bucket import S3InboxBucket
+
+    if not settings().mirror_enabled:
+        return None
+    bucket = S3InboxBucket(s3(), settings().bucket_name)
+    return Inbox(bucket, mirror_store(), mirror_state(), settings().mirror_retention_days)
+
+
 def mirror_status() -> dict:
     from chalicelib.mirror.service import status_of
 
@@ -318,6 +332,7 @@ def maintenance() -> Maintenance:
         recovery(),
         publisher=feed_publisher(),
         mirror=mirror(),
+        inbox=mirror_inbox(),
         backlog_empty=lambda: backlog_store().backlog_counts() == BacklogCounts(0, 0),
     )
 

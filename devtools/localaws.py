@@ -1,6 +1,6 @@
 """moto as the local AWS, for ./scripts/run and the tests.
 
-moto keeps DynamoDB's API but not its costs or its isolation. Five patches
+moto keeps DynamoDB's API but not its costs or its isolation. Six patches
 to moto, applied once by `patch_moto_dynamodb()`, make the local stack
 behave like DynamoDB at any table size:
 
@@ -29,6 +29,9 @@ behave like DynamoDB at any table size:
   and every copy of one, every replaced S3 object, so memory grew with
   every write. The lists now hold their instances weakly: they still show
   every live one.
+- **CopyObject honours `x-amz-copy-source-if-match`,** as S3 does (moto
+  checks only if-none-match): the mirror's inbox moves an object only if it
+  is still the version it read.
 
 Each patch checks that moto's internals still have the shape it relies on,
 and raises `MotoChanged` if not, rather than quietly computing something
@@ -48,6 +51,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 _LOCK = threading.RLock()
 _STATE = threading.local()  # per thread: the transaction or query in progress
@@ -69,6 +73,7 @@ def patch_moto_dynamodb() -> None:
     query_by_partition()
     write_plain_attribute_values()
     forget_model_instances()
+    copy_source_if_match()
 
 
 def _patch(owner: type, name: str, make: Callable[[Callable], Callable]) -> bool:
@@ -741,3 +746,26 @@ def start_moto_server():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     return server, f"http://127.0.0.1:{server._server.server_port}"
+
+
+# -- CopyObject's x-amz-copy-source-if-match -------------------------------------
+
+
+def copy_source_if_match() -> None:
+    from moto.s3.exceptions import PreconditionFailed
+    from moto.s3.responses import S3Response
+
+    def make(original):
+        def copy_object(self):
+            wanted = self.headers.get("x-amz-copy-source-if-match")
+            if wanted is not None:
+                source = unquote(urlparse(self.headers["x-amz-copy-source"]).path).lstrip("/")
+                bucket, key = source.split("/", 1)
+                current = self.backend.get_object(bucket, key)
+                if current is not None and wanted not in (current.etag, current.etag.strip('"')):
+                    raise PreconditionFailed(failed_condition="x-amz-copy-source-If-Match")
+            return original(self)
+
+        return copy_object
+
+    _patch(S3Response, "copy_object", make)

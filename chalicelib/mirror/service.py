@@ -14,8 +14,8 @@ repeats the page, which changes nothing. Waits and failures:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
 from chalicelib.core import ids
@@ -100,9 +100,8 @@ class Mirror:
         page_size: int = PAGE_SIZE,
     ) -> None:
         self._feed = feed
-        self._writes = writes
+        self._applier = ChangeApplier(writes, retention_days, clock)
         self._state = state
-        self._retention_days = retention_days
         self._clock = clock
         self._sleep = sleep
         self._page_size = page_size
@@ -160,14 +159,40 @@ class Mirror:
         return report
 
     def _apply_page(self, answer: FeedAnswer, outage_began_at: str | None, report: MirrorReport) -> Progress:
+        applied = self._applier.apply(answer.changes, outage_began_at, report)
+        return replace(applied, cursor=answer.next, reached_end_at=None if answer.more else iso_at(self._clock()))
+
+
+class ChangeApplier:
+    """Applies a batch of change documents through MirrorWrites: the feed's
+    pages and the S3 inbox's batches alike (mirror/inbox.py)."""
+
+    def __init__(self, writes: MirrorWrites, retention_days: int, clock: Callable[[], float] = time.time) -> None:
+        self._writes = writes
+        self._retention_days = retention_days
+        self._clock = clock
+
+    def apply(
+        self,
+        documents: Sequence[object],
+        outage_began_at: str | None,
+        report: MirrorReport,
+        where: Callable[[int], dict] = lambda _: {},
+    ) -> Progress:
+        """Parse and apply `documents` by kind; a malformed one (or a
+        MalformedChange in its place: a line the inbox could not decode) is
+        skipped, logged with `where(index)` and counted. The Progress has
+        no cursor: the caller knows where the batch came from."""
         parsed = {AccountChange: [], CredentialChange: [], FollowChange: [], PostChange: []}
         malformed = 0
-        for document in answer.changes:
+        for index, document in enumerate(documents):
             try:
+                if isinstance(document, MalformedChange):
+                    raise document
                 change = parse_change(document)
             except MalformedChange as bad:
                 malformed += 1
-                logger.warning("mirror: malformed change skipped", extra={"reason": bad.reason})
+                logger.warning("mirror: malformed change skipped", extra={"reason": bad.reason, **where(index)})
                 continue
             parsed[type(change)].append(change)
         if malformed:
@@ -177,7 +202,7 @@ class Mirror:
         self._writes.apply_credentials(parsed[CredentialChange])
         follows = sum(self._writes.apply_follow(change, now) for change in parsed[FollowChange])
         posts = self._apply_posts(parsed[PostChange], outage_began_at)
-        report.changes += len(answer.changes)
+        report.changes += len(documents)
         report.malformed += malformed
         report.accounts += len(parsed[AccountChange])
         report.credentials += len(parsed[CredentialChange])
@@ -186,12 +211,11 @@ class Mirror:
         report.posts_deleted += posts.deleted
         report.posts_ours += posts.ours
         return Progress(
-            cursor=answer.next,
+            cursor=None,
             accounts=new_accounts,
             posts=posts.stored - posts.deleted,
             malformed=malformed,
             changed=bool(posts.stored or posts.deleted or follows or parsed[AccountChange]),
-            reached_end_at=None if answer.more else now,
         )
 
     def _apply_posts(self, changes: list[PostChange], outage_began_at: str | None) -> PostsApplied:

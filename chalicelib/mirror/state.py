@@ -1,16 +1,29 @@
 """The mirror's progress in one item, `MIRROR / STATE`: the feed cursor,
 when the feed's end was last reached, the counts `/status` shows, the last
-error, the mirror version (feed validators fold it in) and when the last
-outage began (posts created since may be our own replays)."""
+error, the mirror version (feed validators fold it in), when the last
+outage began (posts created since may be our own replays) and how far the
+S3 inbox has read the object it is part-way through (`inbox`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
 
 STATE_KEY = ("MIRROR", "STATE")
+
+
+@dataclass(frozen=True)
+class InboxPosition:
+    """Where the inbox stopped in an object it did not finish: the byte
+    `offset` where its next line starts (`line`: lines read before it), for
+    the object's version `etag` (a replaced object starts over)."""
+
+    key: str
+    etag: str
+    offset: int
+    line: int
 
 
 @dataclass(frozen=True)
@@ -23,14 +36,16 @@ class MirrorState:
     last_error: str | None = None
     version: int = 0
     outage_began_at: str | None = None
+    inbox: InboxPosition | None = None
 
 
 @dataclass(frozen=True)
 class Progress:
-    """What one page moved: the new cursor, the counts to add, and whether
-    the feed's end was reached (`reached_end_at`)."""
+    """What one page moved: the new cursor (None for an inbox batch, which
+    leaves the feed's cursor and last error alone), the counts to add, and
+    whether the feed's end was reached (`reached_end_at`)."""
 
-    cursor: str
+    cursor: str | None
     accounts: int = 0
     posts: int = 0
     malformed: int = 0
@@ -50,25 +65,42 @@ class MirrorStateStore:
             response = self._client.get_item(TableName=self._table, Key=dynamo.key(*STATE_KEY), ConsistentRead=True)
         values = dynamo.from_item(response.get("Item", {}))
         known = {name: values[name] for name in MirrorState.__dataclass_fields__ if name in values}
+        if "inbox" in known:
+            known["inbox"] = InboxPosition(**known["inbox"])
         return MirrorState(**known)
 
-    def record(self, progress: Progress) -> None:
+    def record(self, progress: Progress, inbox: InboxPosition | None = None) -> None:
         """One UpdateItem per page: the cursor, the counts, the version if
         the page changed what a timeline shows, the end if reached, and no
-        last error (this page was read)."""
+        last error (this page was read). An inbox batch sets no cursor and
+        keeps the feed's last error, but moves `inbox` with its counts."""
         values = {
-            ":cursor": {"S": progress.cursor},
             ":accounts": {"N": str(progress.accounts)},
             ":posts": {"N": str(progress.posts)},
             ":malformed": {"N": str(progress.malformed)},
             ":version": {"N": "1" if progress.changed else "0"},
         }
-        update = "SET #cursor = :cursor"
+        names = {}
+        sets = []
+        if progress.cursor is not None:
+            sets.append("#cursor = :cursor")
+            values[":cursor"] = {"S": progress.cursor}
+            names["#cursor"] = "cursor"
         if progress.reached_end_at:
-            update += ", cursor_at = :end"
+            sets.append("cursor_at = :end")
             values[":end"] = {"S": progress.reached_end_at}
-        update += " ADD accounts :accounts, posts :posts, malformed :malformed, version :version REMOVE last_error"
-        self._update(update, values, {"#cursor": "cursor"})
+        if inbox is not None:
+            sets.append("inbox = :inbox")
+            values[":inbox"] = {"M": dynamo.to_item(asdict(inbox))}
+        update = f"SET {', '.join(sets)} " if sets else ""
+        update += "ADD accounts :accounts, posts :posts, malformed :malformed, version :version"
+        if progress.cursor is not None:
+            update += " REMOVE last_error"
+        self._update(update, values, names)
+
+    def inbox_done(self) -> None:
+        """The inbox finished its object: no position to resume from."""
+        self._update("REMOVE inbox", None)
 
     def record_error(self, error: str) -> None:
         self._update("SET last_error = :error", {":error": {"S": error[:500]}})

@@ -3,14 +3,25 @@ test_mirror_store_contract.py holds it to the DynamoDB adapter)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 
 from chalicelib.accounts.store import PRIMARY_SOURCE, Grant
 from chalicelib.core.models import Post
 from chalicelib.mirror import layout
 from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
-from chalicelib.mirror.state import MirrorState, Progress
+from chalicelib.mirror.inbox import (
+    DONE_PREFIX,
+    INBOX_PREFIX,
+    REASON_SUFFIX,
+    REJECTED_PREFIX,
+    InboxObject,
+    ObjectChanged,
+)
+from chalicelib.mirror.state import InboxPosition, MirrorState, Progress
 from chalicelib.mirror.store import FollowGraph, MirroredAccount, PostsApplied, follow_through
 from chalicelib.upstream.port import FeedAnswer, FeedOutcome
 
@@ -86,18 +97,24 @@ class InMemoryMirrorState:
     def load(self) -> MirrorState:
         return self._state
 
-    def record(self, progress: Progress) -> None:
+    def record(self, progress: Progress, inbox: InboxPosition | None = None) -> None:
         with self._lock:
+            feed_page = progress.cursor is not None
             self._state = replace(
                 self._state,
-                cursor=progress.cursor,
+                cursor=progress.cursor if feed_page else self._state.cursor,
                 cursor_at=progress.reached_end_at or self._state.cursor_at,
                 accounts=self._state.accounts + progress.accounts,
                 posts=self._state.posts + progress.posts,
                 malformed=self._state.malformed + progress.malformed,
                 version=self._state.version + (1 if progress.changed else 0),
-                last_error=None,
+                last_error=None if feed_page else self._state.last_error,
+                inbox=inbox or self._state.inbox,
             )
+
+    def inbox_done(self) -> None:
+        with self._lock:
+            self._state = replace(self._state, inbox=None)
 
     def record_error(self, error: str) -> None:
         with self._lock:
@@ -133,3 +150,56 @@ class ScriptedChangeFeed:
         page = self.changes[start : start + limit]
         end = start + len(page)
         return FeedAnswer(FeedOutcome.PAGE, changes=page, next=str(end), more=end < len(self.changes))
+
+
+class InMemoryInboxBucket:
+    """The bucket's `mirror/` prefixes in memory (held to `S3InboxBucket`
+    by tests/functional/test_inbox_bucket_contract.py). `chunk_bytes` is
+    small by default, so lines straddle chunks as they do on S3."""
+
+    def __init__(self, chunk_bytes: int = 7) -> None:
+        self.objects: dict[str, bytes] = {}
+        self._chunk_bytes = chunk_bytes
+        self.reads: list[tuple[str, int]] = []  # (key, offset) of each read begun
+
+    def put(self, key: str, body: bytes) -> None:
+        self.objects[key] = body
+
+    def list(self, limit: int) -> list[InboxObject]:
+        # S3's MaxKeys counts folder markers below the inbox's own.
+        keys = sorted(key for key in self.objects if key.startswith(INBOX_PREFIX) and key != INBOX_PREFIX)[:limit]
+        return [InboxObject(key, len(self.objects[key]), _etag(self.objects[key])) for key in keys if key[-1] != "/"]
+
+    def chunks(self, obj: InboxObject, offset: int) -> Iterator[bytes]:
+        if offset >= obj.size:
+            return
+        body = self._current(obj)
+        self.reads.append((obj.key, offset))
+        for start in range(offset, len(body), self._chunk_bytes):
+            yield body[start : start + self._chunk_bytes]
+
+    def move_to_done(self, obj: InboxObject) -> bool:
+        return self._move(obj, DONE_PREFIX)
+
+    def reject(self, obj: InboxObject, reason: dict) -> None:
+        self.objects[f"{REJECTED_PREFIX}{obj.name}{REASON_SUFFIX}"] = json.dumps(reason).encode()
+        self._move(obj, REJECTED_PREFIX)
+
+    def _move(self, obj: InboxObject, prefix: str) -> bool:
+        try:
+            body = self._current(obj)
+        except ObjectChanged:
+            return False
+        self.objects[f"{prefix}{obj.name}"] = body
+        del self.objects[obj.key]
+        return True
+
+    def _current(self, obj: InboxObject) -> bytes:
+        body = self.objects.get(obj.key)
+        if body is None or _etag(body) != obj.etag:
+            raise ObjectChanged(obj.key)
+        return body
+
+
+def _etag(body: bytes) -> str:
+    return f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'

@@ -14,7 +14,7 @@ from chalicelib.aws import dynamo
 from chalicelib.mastodon.follows import FollowCounts, FollowStore
 from chalicelib.mirror import layout
 from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
-from chalicelib.mirror.state import MirrorState, MirrorStateStore, Progress
+from chalicelib.mirror.state import InboxPosition, MirrorState, MirrorStateStore, Progress
 from chalicelib.mirror.store import MirroredAccount, MirrorStore
 from chalicelib.upstream.tokens import ensure_key
 from devtools.fakes.mastodon import InMemoryFollowStore
@@ -161,3 +161,25 @@ def test_the_outage_mark_keeps_its_first_moment_until_over(state):
     assert state.load().outage_began_at == NOW
     state.outage_over()
     assert state.load().outage_began_at is None
+
+
+def test_an_inbox_batch_adds_its_counts_and_keeps_the_feeds_cursor_and_error(state):
+    state.record(Progress("c1", accounts=1, posts=2))
+    state.record_error("transient: HTTP 500")
+    position = InboxPosition("mirror/inbox/a.jsonl", '"e1"', offset=4096, line=500)
+    state.record(Progress(None, accounts=3, posts=4, malformed=1, changed=True), position)
+    assert state.load() == MirrorState(
+        cursor="c1", accounts=4, posts=6, malformed=1, version=1, last_error="transient: HTTP 500", inbox=position
+    )
+
+
+def test_the_inbox_position_moves_and_is_removed_when_the_object_is_done(state):
+    first = InboxPosition("mirror/inbox/a.jsonl", '"e1"', offset=10, line=1)
+    later = InboxPosition("mirror/inbox/a.jsonl", '"e1"', offset=20, line=2)
+    state.record(Progress(None), first)
+    state.record(Progress(None), later)
+    assert state.load().inbox == later
+    state.record(Progress(None, posts=1))  # the object's last batch: no position
+    assert state.load().inbox == later
+    state.inbox_done()
+    assert state.load() == MirrorState(posts=1)

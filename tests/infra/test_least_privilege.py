@@ -20,10 +20,12 @@ import pytest
 from botocore import xform_name
 
 from chalicelib.aws import schema
+from chalicelib.mirror.inbox import DONE_PREFIX, INBOX_PREFIX, REJECTED_PREFIX
 from tests.infra.cfn import as_list, of_type, resolve, statements
 from tests.infra.conftest import ROOT
 
-# boto3 client method -> the IAM action AWS checks for it.
+# boto3 client method -> the IAM action AWS checks for it (a tuple: it checks
+# each of them).
 CLIENT_CALL_ACTIONS = {
     "get_item": "dynamodb:GetItem",
     "put_item": "dynamodb:PutItem",
@@ -36,6 +38,8 @@ CLIENT_CALL_ACTIONS = {
     "get_object": "s3:GetObject",
     "head_object": "s3:GetObject",
     "delete_object": "s3:DeleteObject",
+    # GetObject on the source, PutObject on the destination.
+    "copy_object": ("s3:GetObject", "s3:PutObject"),
     "list_objects_v2": "s3:ListBucket",
     "get_parameter": "ssm:GetParameter",
     "encrypt": "kms:Encrypt",
@@ -136,7 +140,10 @@ def scan_chalicelib() -> tuple[list[Call], set[str]]:
 
 def called_actions() -> set[str]:
     calls, item_kinds = scan_chalicelib()
-    actions = {CLIENT_CALL_ACTIONS[call.method] for call in calls if call.method in CLIENT_CALL_ACTIONS}
+    actions = set()
+    for call in calls:
+        mapped = CLIENT_CALL_ACTIONS.get(call.method, ())
+        actions.update((mapped,) if isinstance(mapped, str) else mapped)
     if any(call.method in TRANSACT_CALLS for call in calls):
         actions |= {TRANSACT_ITEM_ACTIONS[kind] for kind in item_kinds}
     return actions
@@ -246,17 +253,33 @@ def test_table_actions_name_only_this_table_and_its_indexes(resources):
         ]
 
 
+# Each object action, and the prefixes it may act on: the mirror's inbox is
+# read and emptied, and only written to where its objects move.
+APP_PREFIXES = [schema.SPOOL_PREFIX, schema.ARCHIVE_PREFIX, "feeds/"]
+OBJECT_ACTION_PREFIXES = {
+    "s3:GetObject": [*APP_PREFIXES, INBOX_PREFIX],
+    "s3:DeleteObject": [*APP_PREFIXES, INBOX_PREFIX],
+    "s3:PutObject": [*APP_PREFIXES, DONE_PREFIX, REJECTED_PREFIX],
+}
+
+
 def test_object_actions_name_only_the_apps_prefixes(resources):
-    prefixes = [schema.SPOOL_PREFIX, schema.ARCHIVE_PREFIX, "feeds/"]
     lists = _statements_where(resources, lambda statement: "s3:ListBucket" in as_list(statement["Action"]))
     for statement in lists:
         assert as_list(statement["Action"]) == ["s3:ListBucket"]
         assert statement["Resource"] == [{"Fn::GetAtt": ["DataBucket", "Arn"]}]
-        assert statement["Condition"] == {"StringLike": {"s3:prefix": [p + "*" for p in prefixes]}}
+        assert statement["Condition"] == {"StringLike": {"s3:prefix": [p + "*" for p in [*APP_PREFIXES, INBOX_PREFIX]]}}
+    # Every role carries the policy: the same statement may come twice.
+    granted: dict[str, set[str]] = {}
     for statement in _statements_where(
         resources, lambda statement: _acts_on("s3:")(statement) and statement not in lists
     ):
-        assert statement["Resource"] == [{"Fn::Sub": "${DataBucket.Arn}/" + p + "*"} for p in prefixes]
+        for action in as_list(statement["Action"]):
+            granted.setdefault(action, set()).update(json.dumps(r) for r in as_list(statement["Resource"]))
+    assert granted == {
+        action: {json.dumps({"Fn::Sub": "${DataBucket.Arn}/" + p + "*"}) for p in prefixes}
+        for action, prefixes in OBJECT_ACTION_PREFIXES.items()
+    }
 
 
 def test_logs_go_only_to_the_functions_own_log_groups(resources):

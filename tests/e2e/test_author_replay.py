@@ -88,40 +88,45 @@ class Answers:
         return reply
 
 
-def test_a_mirrored_user_is_replayed_with_their_own_token_which_is_then_forgotten(api, mastodon, capfd, caplog):
+def test_mirrored_users_are_replayed_with_their_own_tokens_which_are_then_forgotten(api, mastodon, capfd, caplog):
     caplog.set_level(logging.INFO)
-    token = "app-token-of-ana-0123456789"
-    mirror_user("ana", token)
+    ana, bo = "app-token-of-ana-0123456789", "app-token-of-bo-0123456789"
+    mirror_user("ana", ana)
+    mirror_user("bo", bo)
     answers = Answers(api)
 
-    # During the outage, with the app's own token and no admin step: the
-    # native API, the Mastodon API, and a reply.
-    first = answers.call("POST", "/posts", {"text": "ana during the outage #1"}, token=token).body
-    second = answers.call("POST", "/api/v1/statuses", {"status": "ana #2, from her app"}, token=token).body
-    answers.call("POST", "/posts", {"text": "ana #3 replying", "in_reply_to": first["id"]}, token=token)
+    # During the outage, with their apps' own tokens and no admin step: the
+    # native API, the Mastodon API, and replies across authors.
+    first = answers.call("POST", "/posts", {"text": "ana during the outage #1"}, token=ana).body
+    answers.call("POST", "/posts", {"text": "bo #1 replying to ana", "in_reply_to": first["id"]}, token=bo)
+    second = answers.call("POST", "/api/v1/statuses", {"status": "ana #2, from her app"}, token=ana).body
+    answers.call("POST", "/api/v1/statuses", {"status": "bo #2"}, token=bo)
+    answers.call("POST", "/posts", {"text": "ana #3 replying", "in_reply_to": first["id"]}, token=ana)
     run_job()
     assert mastodon.statuses() == []
     stored = kept_items()
-    assert len(stored) == 2, "the token is kept once, however many posts: the user item and its marker"
-    assert token.encode() not in repr(stored).encode()
+    assert len(stored) == 4, "each token is kept once, however many posts: the user item and its marker"
+    assert ana not in repr(stored) and bo not in repr(stored)
 
     mastodon.configure(down=False)
     drain()
 
-    statuses = mastodon.statuses()
-    assert [(s.author, s.text) for s in statuses] == [
-        ("ana", "ana during the outage #1"),
-        ("ana", "ana #2, from her app"),
-        ("ana", "ana #3 replying"),
-    ], "exactly once, in order, as ana"
-    assert [int(s.id) for s in statuses] == sorted(int(s.id) for s in statuses)
-    assert statuses[2].in_reply_to_id == statuses[0].id
+    statuses = mastodon.statuses()  # in the order they arrived
+    by_author = {name: [s.text for s in statuses if s.author == name] for name in ("ana", "bo")}
+    assert by_author == {
+        "ana": ["ana during the outage #1", "ana #2, from her app", "ana #3 replying"],
+        "bo": ["bo #1 replying to ana", "bo #2"],
+    }, "exactly once, in each author's order, each as its author"
+    assert len(statuses) == 5, "nothing else arrived"
+    texts = {s.text: s for s in statuses}
+    assert texts["bo #1 replying to ana"].in_reply_to_id == texts["ana during the outage #1"].id
+    assert texts["ana #3 replying"].in_reply_to_id == texts["ana during the outage #1"].id
     assert answers.call("GET", f"/posts/{first['id']}").body["state"] == "replayed"
-    assert kept_items() == [], "forgotten once ana's backlog is empty"
+    assert kept_items() == [], "forgotten once their backlogs are empty"
 
-    # A delete of a replayed post must go upstream as ana too: it keeps the
+    # A delete of a replayed post must go upstream as ana too: it keeps her
     # token again, and it is forgotten again once that delete is done.
-    assert answers.call("DELETE", f"/api/v1/statuses/{second['id']}", token=token).status == 200
+    assert answers.call("DELETE", f"/api/v1/statuses/{second['id']}", token=ana).status == 200
     assert len(kept_items()) == 2
     drain()
     assert [(s.author, s.text) for s in mastodon.deleted()] == [("ana", "ana #2, from her app")]
@@ -129,9 +134,10 @@ def test_a_mirrored_user_is_replayed_with_their_own_token_which_is_then_forgotte
 
     recorded = capfd.readouterr()
     logged = recorded.out + recorded.err + caplog.text
-    assert "replay finished" in logged, "the logs were captured: the check below is not vacuous"
-    assert token not in logged
-    assert all(token not in answer for answer in answers.seen) and len(answers.seen) == 5
+    assert "replay finished" in logged, "the logs were captured: the checks below are not vacuous"
+    assert ana not in logged and bo not in logged
+    assert len(answers.seen) == 7
+    assert all(ana not in answer and bo not in answer for answer in answers.seen)
 
 
 def test_a_kept_token_the_primary_refuses_falls_back_to_the_admin_registered_one(api, mastodon):

@@ -9,7 +9,10 @@ each item, where an Update or a ConditionCheck is charged at the item's
 size (read back after the post: these items only grow), a Put at the item
 it writes, plus 1 per started KB for each index whose keys a Put carries.
 A cancelled transaction (the first post's check that finds no token) is
-counted as if charged in full: an upper bound.
+counted as if charged in full: an upper bound. Then the replay into the
+fake Mastodon (a real server on loopback): the token reads and KMS
+Decrypts per post sent, for the author whose token was kept and for one
+with an admin-registered token only.
 Usage: .venv/bin/python -m scripts.count_kept_token_requests [--posts N]
 """
 
@@ -25,6 +28,7 @@ from scripts.count_requests import GSI_KEYS, item_size
 
 TEXT = "A typical post of about a hundred characters, written while the primary was down. "
 PRIMARY_TOKEN = "mastodon-app-token-" + "x" * 24  # the length of a Mastodon access token (43)
+REGISTERED_TOKEN = "registered-token-of-bo-" + "y" * 20
 BCRYPT = "$2b$12$" + "a" * 53
 
 
@@ -32,15 +36,19 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.transactions: list[dict] = []
+        self.reads: list[tuple[str, dict]] = []
 
     def __call__(self, model, params, **_):
         self.calls[f"{model.service_model.service_id}:{model.name}"] += 1
         if model.name == "TransactWriteItems":
             self.transactions.append(params)
+        if model.name == "GetItem":
+            self.reads.append((model.name, params))
 
     def reset(self) -> None:
         self.calls.clear()
         self.transactions.clear()
+        self.reads.clear()
 
 
 def write_units(transactions: list[dict], reader, table: str) -> float:
@@ -68,11 +76,15 @@ def measure(posts: int) -> None:
     from chalicelib.aws import dynamo, schema
     from chalicelib.mirror.changes import AccountChange, CredentialChange
     from chalicelib.upstream.tokens import ensure_key
+    from devtools.fake_mastodon import FakeMastodon
     from devtools.localaws import serialize_moto_dynamodb
 
     serialize_moto_dynamodb()
     table = "lifeboat-local"
-    with mock_aws(), Client(app.app, stage_name="local") as client:
+    primary = FakeMastodon({PRIMARY_TOKEN: "ana", REGISTERED_TOKEN: "bo"})
+    os.environ["UPSTREAM_URL"] = primary.url
+    primary.configure(down=True)
+    with primary, mock_aws(), Client(app.app, stage_name="local") as client:
         wiring.reset()
         schema.ensure_resources(aws.new_client("dynamodb"), aws.new_client("s3"), table, table)
         ensure_key(wiring.kms(), wiring.upstream_settings().token_key_id)
@@ -125,6 +137,39 @@ def measure(posts: int) -> None:
             "(moto's ciphertexts)"
         )
 
+        registered = client.http.put(
+            "/admin/users/bo/upstream-token", headers=admin, body=json.dumps({"token": REGISTERED_TOKEN})
+        )
+        assert registered.status_code == 204, registered.body
+        primary.configure(down=False)
+        recorder.reset()
+        for _ in range(50):
+            wiring.maintenance().run(lambda: 60.0)
+            if wiring.recovery_admin().status()["backlog"] == 0:
+                break
+        sent = Counter(status.author for status in primary.statuses())
+        for author, label in (("ana", "kept token"), ("bo", "admin-registered token only")):
+            reads = token_reads(recorder.reads, author)
+            print(
+                f"replay, {label}: {sent[author]} posts sent; per post: "
+                + ", ".join(f"{what} {n / sent[author]:.3f}" for what, n in sorted(reads.items()))
+            )
+        print(f"replay: KMS Decrypt {recorder.calls['KMS:Decrypt']} in all")
+
+
+def token_reads(reads: list[tuple[str, dict]], author: str) -> Counter[str]:
+    """The GetItems of `author`'s tokens during the replay, by kind."""
+    found: Counter[str] = Counter()
+    for name, params in reads:
+        key = params.get("Key", {})
+        if name != "GetItem" or key.get("PK", {}).get("S") != f"USER#{author}":
+            continue
+        if params.get("ProjectionExpression") == "kept_token":
+            found["kept-token GetItem"] += 1
+        elif key["SK"]["S"] == "UPSTREAM_TOKEN":
+            found["registered-token GetItem"] += 1
+    return found
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -139,6 +184,8 @@ def main() -> None:
         UPSTREAM_URL="http://127.0.0.1:9",
         UPSTREAM_KIND="mastodon",
         MIRROR_ENABLED="true",
+        HEALTH_UP_AFTER="1",
+        REPLAY_MAX_RPS="1000",
     )
     for name in ("AWS_ENDPOINT_URL", "UPSTREAM_TOKEN"):
         os.environ.pop(name, None)

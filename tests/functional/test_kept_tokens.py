@@ -164,3 +164,22 @@ def test_a_generic_primary_keeps_nothing(api, monkeypatch):
 
     assert len(calls.named("TransactWriteItems")) == 1 and calls.named("Encrypt") == []
     assert "kept_token" not in user_item() and markers() == []
+
+
+def test_retiring_many_authors_drops_exactly_those_quiet_since(api):
+    store, names = wiring.mirror_store(), [f"user{n}" for n in range(40)]
+    for name in names:
+        store.apply_account(AccountChange(name, name, CREATED, False, None))
+    store.apply_credentials([CredentialChange(name, token_hash(f"token-{name}"), ALL_SCOPES, False) for name in names])
+    for name in names:
+        assert api.post("/posts", {"text": f"{name} posts"}, token=f"token-{name}").status == 201
+    # The last ten post again after this moment: they are not quiet.
+    moment = wiring.dynamodb().get_item(TableName=TABLE, Key=dynamo.key("USER#user29", "PROFILE"))["Item"]
+    for name in names[30:]:
+        api.post("/posts", {"text": f"{name} again"}, token=f"token-{name}")
+
+    retired = wiring.kept_tokens().retire(quiet_before=moment["feed_changed_at"]["S"] + "~")
+
+    assert retired == 30
+    assert sorted(item["SK"]["S"] for item in markers()) == sorted(names[30:])
+    assert [wiring.kept_tokens().get(name) for name in names[29:31]] == [None, "token-user30"]

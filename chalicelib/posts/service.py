@@ -144,19 +144,22 @@ class PostService:
             raise Conflict("the post made with this Idempotency-Key was deleted", code="idempotency_key_used")
         return earlier
 
-    def _keeping_token(self, author: str, primary: PrimaryCredential | None, write: Callable[[Keeping | None], None]):
+    def _keeping_token(
+        self, author: str, primary: PrimaryCredential | None, write: Callable[[Keeping | None], None]
+    ) -> None:
         """`write` with the author's primary token kept for the replay: first
         only checked (the stored one is this one: a condition, no extra
         write); if it is not, sealed (KMS) and written with it. A token
         that cannot be sealed now is not kept: the replay falls back to the
         admin-registered one."""
         if primary is None or self._sealer() is None:
-            return write(None)
+            write(None)
+            return
         try:
-            return write(Keeping(primary.sha256))
+            write(Keeping(primary.sha256))
         except KeptTokenDiffers:
             sealed = self._seal(author, primary)
-            return write(Keeping(primary.sha256, sealed) if sealed else None)
+            write(Keeping(primary.sha256, sealed) if sealed else None)
 
     def _seal(self, author: str, primary: PrimaryCredential | None) -> SealedToken | None:
         sealer = self._sealer() if primary is not None else None
@@ -165,6 +168,7 @@ class PostService:
         try:
             return sealer.seal(author, primary)
         except StoreUnavailable as exc:
+            count("PrimaryTokensNotKept")
             logger.warning("the primary token could not be sealed; not kept", extra={"reason": str(exc)})
             return None
 

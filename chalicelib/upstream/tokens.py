@@ -32,11 +32,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from botocore.exceptions import ClientError
+
 from chalicelib.accounts import kept_tokens as kept
 from chalicelib.accounts.tokens import token_hash
 from chalicelib.aws import dynamo
-from chalicelib.aws.clients import unavailable_as_domain_error
-from chalicelib.errors import ValidationFailed
+from chalicelib.aws.clients import error_code, unavailable_as_domain_error
+from chalicelib.errors import StoreUnavailable, ValidationFailed
 
 ITEM_SK = "UPSTREAM_TOKEN"
 # The encryption contexts' purposes: a ciphertext of one kind never
@@ -146,8 +148,13 @@ class TokenSealer:
         return f"TokenSealer({self._cipher!r})"
 
     def seal(self, username: str, credential: kept.PrimaryCredential) -> kept.SealedToken:
-        """Raises StoreUnavailable when KMS cannot answer now."""
-        return kept.SealedToken.of(credential.sha256, self._cipher.encrypt(username, credential.token))
+        """Raises StoreUnavailable when KMS does not seal it: down now, or
+        refusing (a disabled key, a policy): a post must not fail for it."""
+        try:
+            blob = self._cipher.encrypt(username, credential.token)
+        except ClientError as exc:
+            raise StoreUnavailable(f"seal primary token: {error_code(exc)}") from exc
+        return kept.SealedToken.of(credential.sha256, blob)
 
 
 class UpstreamTokens:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
 from chalicelib import wiring
 from chalicelib.accounts.tokens import token_hash
@@ -183,3 +184,17 @@ def test_retiring_many_authors_drops_exactly_those_quiet_since(api):
     assert retired == 30
     assert sorted(item["SK"]["S"] for item in markers()) == sorted(names[30:])
     assert [wiring.kept_tokens().get(name) for name in names[29:31]] == [None, "token-user30"]
+
+
+def test_a_key_that_refuses_to_seal_costs_the_post_nothing_and_the_next_post_keeps_the_token(api):
+    def disabled(**_):
+        error = {"Error": {"Code": "DisabledException", "Message": "the key is disabled"}}
+        raise ClientError(error, "Encrypt")
+
+    wiring.kms().meta.events.register_first("before-send.kms.Encrypt", disabled)
+    assert api.post("/posts", {"text": "while the key is disabled"}, token=TOKEN).status == 201
+    assert "kept_token" not in user_item() and markers() == []
+
+    wiring.kms().meta.events.unregister("before-send.kms.Encrypt", disabled)
+    assert api.post("/posts", {"text": "once it is back"}, token=TOKEN).status == 201
+    assert wiring.kept_tokens().get("ana") == TOKEN

@@ -44,9 +44,9 @@ route = router(app)
 @route("/posts", methods=["POST"], scope=WRITE)
 def create_post():
     request = app.current_request
-    author = wiring.accounts().authenticate(authorization(request))
-    created = wiring.posts().create(author, json_body(request), request.headers.get("idempotency-key"))
-    return post_created(created)
+    author = wiring.accounts().author(authorization(request))
+    key = request.headers.get("idempotency-key")
+    return post_created(wiring.posts().create(author.username, json_body(request), key, author.primary))
 
 
 @route("/posts/{post_id}", methods=["GET"], scope=PUBLIC)
@@ -56,8 +56,8 @@ def get_post(post_id):
 
 @route("/posts/{post_id}", methods=["DELETE"], scope=WRITE)
 def delete_post(post_id):
-    author = wiring.accounts().authenticate(authorization(app.current_request))
-    wiring.posts().delete(author, post_id)
+    author = wiring.accounts().author(authorization(app.current_request))
+    wiring.posts().delete(author.username, post_id, author.primary)
     return no_content()
 
 
@@ -201,9 +201,10 @@ def mastodon_verify_credentials():
 @mastodon_route("/api/v1/statuses", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope=WRITE)
 def mastodon_create_status():
     request = app.current_request
-    author = _me(request)
+    author = wiring.accounts().author(authorization(request))
     key = request.headers.get("idempotency-key")
-    return json_response(wiring.mastodon().create_status(author, form_fields(request), key, origin(request)))
+    form = form_fields(request)
+    return json_response(wiring.mastodon().create_status(author.username, form, key, origin(request), author.primary))
 
 
 @mastodon_route("/api/v1/statuses/{status_id}", methods=["GET"], scope=PUBLIC)
@@ -214,7 +215,8 @@ def mastodon_get_status(status_id):
 @mastodon_route("/api/v1/statuses/{status_id}", methods=["DELETE"], content_types=CLIENT_API_CONTENT_TYPES, scope=WRITE)
 def mastodon_delete_status(status_id):
     request = app.current_request
-    return json_response(wiring.mastodon().delete_status(_me(request), status_id, origin(request)))
+    author = wiring.accounts().author(authorization(request))
+    return json_response(wiring.mastodon().delete_status(author.username, status_id, origin(request), author.primary))
 
 
 @mastodon_route("/api/v1/timelines/home", methods=["GET"], scope=READ)

@@ -149,12 +149,13 @@ class Maintenance:
         the spool object. A crash between steps repeats them harmlessly.
         """
         for key in self._spool.keys(self._settings.spool_fold_batch):
-            post, fingerprint = self._spool.read(key)
+            post, fingerprint, kept_token = self._spool.read(key)
             report.folded_authors.add(post.author)
             post = post.with_changes(source=SPOOL_SOURCE)
             now = int(self._clock())
             try:
-                self._store.fold_spooled(post, fingerprint, now + self._settings.idempotency_ttl_seconds, now)
+                expires = now + self._settings.idempotency_ttl_seconds
+                self._store.fold_spooled(post, fingerprint, expires, now, kept_token)
                 report.folded += 1
                 count("PostsFolded")
             except DuplicateIdempotencyKey:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from chalicelib.recovery.health_store import HealthStore
     from chalicelib.recovery.service import Recovery
     from chalicelib.upstream.port import Upstream
-    from chalicelib.upstream.tokens import UpstreamTokens
+    from chalicelib.upstream.tokens import KeptTokens, TokenSealer, UpstreamTokens
 
 Built = TypeVar("Built")
 
@@ -175,7 +175,7 @@ def accounts() -> Accounts:
 @_singleton
 def posts() -> PostService:
     spool = Spool(s3(), settings().bucket_name)
-    return PostService(post_store(), spool, user_store(), settings(), id_factory())
+    return PostService(post_store(), spool, user_store(), settings(), id_factory(), sealer=token_sealer)
 
 
 @_per_call
@@ -271,7 +271,7 @@ def upstream() -> Upstream | None:
     if not configured.enabled:
         return None
     if configured.kind == "mastodon":
-        return MastodonUpstream.from_settings(configured, upstream_tokens().get)
+        return MastodonUpstream.from_settings(configured, upstream_tokens().get, kept=kept_tokens())
     return GenericIngestUpstream.from_settings(configured)
 
 
@@ -292,6 +292,33 @@ def upstream_tokens() -> UpstreamTokens:
     return UpstreamTokens(dynamodb(), kms(), settings().table_name, upstream_settings().token_key_id)
 
 
+def keeps_primary_tokens() -> bool:
+    """Whether posts made with the primary's own tokens keep them for the
+    replay: only a Mastodon primary is replayed into as each author."""
+    configured = upstream_settings()
+    return configured.enabled and configured.kind == "mastodon"
+
+
+@_singleton
+def token_sealer() -> TokenSealer | None:
+    """Seals the primary token a post was made with (KMS), or None when the
+    primary does not need it. Built by the first such post of a container."""
+    from chalicelib.upstream.tokens import KEPT_TOKEN_PURPOSE, TokenCipher, TokenSealer
+
+    if not keeps_primary_tokens():
+        return None
+    return TokenSealer(TokenCipher(kms(), upstream_settings().token_key_id, KEPT_TOKEN_PURPOSE))
+
+
+@_singleton
+def kept_tokens() -> KeptTokens:
+    """The authors' kept primary tokens, as the replay reads and retires them."""
+    from chalicelib.upstream.tokens import KEPT_TOKEN_PURPOSE, KeptTokens, TokenCipher
+
+    cipher = TokenCipher(kms(), upstream_settings().token_key_id, KEPT_TOKEN_PURPOSE)
+    return KeptTokens(dynamodb(), cipher, settings().table_name, settings().write_shards)
+
+
 @_singleton
 def recovery() -> Recovery:
     from chalicelib.aws.lease import Lease
@@ -299,7 +326,8 @@ def recovery() -> Recovery:
 
     lease = Lease(dynamodb(), settings().table_name, LEASE_NAME)
     spool = Spool(s3(), settings().bucket_name)
-    return Recovery(backlog_store(), health_store(), lease, upstream(), settings(), spool=spool)
+    retire = kept_tokens() if keeps_primary_tokens() else None
+    return Recovery(backlog_store(), health_store(), lease, upstream(), settings(), spool=spool, kept_tokens=retire)
 
 
 @_singleton

@@ -23,12 +23,17 @@ GSI_KEYS = {"AuthorPK", "PublicPK", "BacklogPK"}
 
 def item_size(item: dict) -> int:
     """DynamoDB's item size: attribute names plus values, in bytes (close
-    enough for numbers: their digits)."""
+    enough for numbers: their digits; binary by its length)."""
     size = 0
     for name, typed in item.items():
         size += len(name.encode())
         ((kind, value),) = typed.items()
-        size += len(str(value).encode("utf-8", "surrogatepass")) if kind in ("S", "N") else len(json.dumps(value))
+        if kind == "B":
+            size += len(value)
+        elif kind in ("S", "N"):
+            size += len(str(value).encode("utf-8", "surrogatepass"))
+        else:
+            size += len(json.dumps(value, default=str))
     return size
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from chalicelib.accounts.store import Grant, User
+from chalicelib.accounts.kept_tokens import PrimaryCredential
+from chalicelib.accounts.store import PRIMARY_SOURCE, Grant, User
 from chalicelib.accounts.tokens import bearer_token, hashes_match, new_token, token_hash
 from chalicelib.core.models import is_username, validate_username
 from chalicelib.errors import BadRequest, Forbidden, NotFound, StoreUnavailable, Unauthorized, ValidationFailed
@@ -60,6 +62,16 @@ class TokenCache:
             self._entries.pop(hashed_token, None)
 
 
+@dataclass(frozen=True)
+class Author:
+    """Who a write is by, and the primary's own token it was made with
+    (a mirrored credential), which the replay may post with; None for a
+    Lifeboat token."""
+
+    username: str
+    primary: PrimaryCredential | None = None
+
+
 class Accounts:
     """Authentication and user administration."""
 
@@ -86,8 +98,18 @@ class Accounts:
             raise Forbidden("This action is outside the authorized scopes", code="insufficient_scope")
         return grant
 
+    def author(self, authorization: str | None) -> Author:
+        """`authenticate` for a write: the username, and the bearer token
+        itself if the primary issued it."""
+        token = bearer_token(authorization)
+        hashed = token_hash(token)
+        grant = self._grant(hashed)
+        return Author(grant.username, PrimaryCredential(token, hashed) if grant.source == PRIMARY_SOURCE else None)
+
     def grant(self, authorization: str | None) -> Grant:
-        hashed = token_hash(bearer_token(authorization))
+        return self._grant(token_hash(bearer_token(authorization)))
+
+    def _grant(self, hashed: str) -> Grant:
         grant = self._cache.get(hashed)
         if grant is not None:
             return grant

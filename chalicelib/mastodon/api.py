@@ -35,6 +35,7 @@ from chalicelib.mastodon.forms import form_value, parse_status_form, query_flag
 from chalicelib.mastodon.ids import Window
 
 if TYPE_CHECKING:
+    from chalicelib.accounts.kept_tokens import PrimaryCredential
     from chalicelib.posts.service import Created
     from chalicelib.posts.store import Page
 
@@ -49,9 +50,9 @@ def not_found() -> NotFound:
 class MastodonPosts(Protocol):
     """What the Mastodon API needs of the post service."""
 
-    def create_validated(self, author: str, new: NewPost) -> Created: ...
+    def create_validated(self, author: str, new: NewPost, primary: PrimaryCredential | None = None) -> Created: ...
 
-    def delete(self, author: str, post_id: str) -> None: ...
+    def delete(self, author: str, post_id: str, primary: PrimaryCredential | None = None) -> None: ...
 
     def public_window(self, lowest: str, highest: str, limit: int, oldest_first: bool = False) -> Page: ...
 
@@ -99,10 +100,18 @@ class MastodonApi:
 
     # -- statuses --------------------------------------------------------
 
-    def create_status(self, author: str, form: dict[str, list[str]], key: str | None, origin: str) -> dict:
+    def create_status(
+        self,
+        author: str,
+        form: dict[str, list[str]],
+        key: str | None,
+        origin: str,
+        primary: PrimaryCredential | None = None,
+    ) -> dict:
         """Store the status and return it. Once stored (in DynamoDB or the
         spool) it is answered 200 even if DynamoDB cannot be read for the
-        account: a 503 would make the client post it again."""
+        account: a 503 would make the client post it again. `primary`: the
+        primary's own token it was made with, kept for the replay."""
         new = parse_status_form(form, key, self._settings.max_post_chars)
         parent = form_value(form, "in_reply_to_id")
         parent_post = None
@@ -111,7 +120,7 @@ class MastodonApi:
             if parent_post is None:
                 raise NotFound("The post you are trying to reply to does not appear to exist.", code="unknown_parent")
             new = NewPost(new.text, parent_post.id, new.idempotency_key, new.spoiler_text, new.language)
-        created = self._posts.create_validated(author, new)
+        created = self._posts.create_validated(author, new, primary)
         if not created.spooled:
             try:
                 return self._render([created.post], origin)[0]
@@ -127,7 +136,7 @@ class MastodonApi:
             raise not_found()
         return self._render([post], origin)[0]
 
-    def delete_status(self, author: str, status_id: str, origin: str) -> dict:
+    def delete_status(self, author: str, status_id: str, origin: str, primary: PrimaryCredential | None = None) -> dict:
         """Delete and return the status with its source `text`, as Mastodon
         does (clients offer "delete and redraft" with it)."""
         post = self._find_post(status_id)
@@ -136,7 +145,7 @@ class MastodonApi:
         if post.author != author:
             raise Forbidden("This action is not allowed", code="not_author")
         rendered = self._render([post], origin)[0]
-        self._posts.delete(author, post.id)
+        self._posts.delete(author, post.id, primary)
         return {**rendered, "text": post.text}
 
     def _find_post(self, status_id: str) -> Post | None:

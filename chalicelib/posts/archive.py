@@ -8,9 +8,11 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
+from typing import NamedTuple
 
 from botocore.exceptions import ClientError
 
+from chalicelib.accounts.kept_tokens import SealedToken
 from chalicelib.aws.clients import error_code, unavailable_as_domain_error
 from chalicelib.aws.schema import ARCHIVE_PREFIX, SPOOL_PREFIX
 from chalicelib.core.models import Post
@@ -84,6 +86,15 @@ def _hour_prefixes(since: datetime, until: datetime) -> Iterator[str]:
         hour += timedelta(hours=1)
 
 
+class Spooled(NamedTuple):
+    """A spooled post, the fingerprint of its request, and the primary token
+    it was made with, sealed (None for a Lifeboat token)."""
+
+    post: Post
+    fingerprint: str
+    kept_token: SealedToken | None = None
+
+
 class Spool:
     """Posts accepted while DynamoDB was unavailable, one object each.
 
@@ -96,11 +107,15 @@ class Spool:
         self._client = client
         self._bucket = bucket
 
-    def put(self, post: Post, fingerprint: str) -> Post:
-        """Spool the post, or return the post already spooled under the same
-        Idempotency-Key. Raises StoreUnavailable if S3 is unreachable too."""
+    def put(self, post: Post, fingerprint: str, kept_token: SealedToken | None = None) -> Post:
+        """Spool the post (with the sealed primary token it was made with,
+        for the fold to keep), or return the post already spooled under the
+        same Idempotency-Key. Raises StoreUnavailable if S3 is unreachable too."""
         key = spool_key(post)
-        body = json.dumps({"post": post.to_record(), "fingerprint": fingerprint}).encode("utf-8")
+        document = {"post": post.to_record(), "fingerprint": fingerprint}
+        if kept_token is not None:
+            document["kept_token"] = kept_token.to_record()
+        body = json.dumps(document).encode("utf-8")
         try:
             with unavailable_as_domain_error("write spool"):
                 self._client.put_object(
@@ -110,7 +125,7 @@ class Spool:
         except ClientError as exc:
             if error_code(exc) != "PreconditionFailed":
                 raise
-        spooled, spooled_fingerprint = self.read(key)
+        spooled, spooled_fingerprint, _ = self.read(key)
         if spooled_fingerprint != fingerprint:
             raise ValidationFailed(
                 "this Idempotency-Key was already used for a different post", code="idempotency_key_reused"
@@ -122,11 +137,12 @@ class Spool:
             response = self._client.list_objects_v2(Bucket=self._bucket, Prefix=SPOOL_PREFIX, MaxKeys=limit)
         return [obj["Key"] for obj in response.get("Contents", [])]
 
-    def read(self, key: str) -> tuple[Post, str]:
+    def read(self, key: str) -> Spooled:
         with unavailable_as_domain_error("read spool"):
             body = self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         document = json.loads(body)
-        return Post.from_record(document["post"]), document["fingerprint"]
+        kept_token = SealedToken.from_record(document.get("kept_token"))
+        return Spooled(Post.from_record(document["post"]), document["fingerprint"], kept_token)
 
     def delete(self, key: str) -> None:
         with unavailable_as_domain_error("delete spool"):

@@ -7,8 +7,11 @@ request names); the adapters it is given own the I/O.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
+from chalicelib.accounts.kept_tokens import Keeping, KeptTokenDiffers, PrimaryCredential, SealedToken
 from chalicelib.accounts.rate_limits import posts_limit, writes_limit
 from chalicelib.accounts.store import UserStore
 from chalicelib.config import Settings
@@ -45,10 +48,26 @@ class Created:
     repeated: bool = False
 
 
+class Sealer(Protocol):
+    """KMS for the primary token a post was made with (`upstream.tokens.TokenSealer`)."""
+
+    def seal(self, username: str, credential: PrimaryCredential) -> SealedToken: ...
+
+
 class PostService:
     def __init__(
-        self, store: PostStore, spool: Spool, users: UserStore, settings: Settings, id_factory: ids.UlidFactory
+        self,
+        store: PostStore,
+        spool: Spool,
+        users: UserStore,
+        settings: Settings,
+        id_factory: ids.UlidFactory,
+        sealer: Callable[[], Sealer | None] = lambda: None,
     ) -> None:
+        """`sealer` gives what seals an author's primary token for the
+        replay, or None when the primary does not need it (only a Mastodon
+        primary replays as each author)."""
+        self._sealer = sealer
         self._store = store
         self._spool = spool
         self._users = users
@@ -59,16 +78,20 @@ class PostService:
 
     # -- writes -------------------------------------------------------------
 
-    def create(self, author: str, body: object, idempotency_key: str | None) -> Created:
+    def create(
+        self, author: str, body: object, idempotency_key: str | None, primary: PrimaryCredential | None = None
+    ) -> Created:
         """Validate and store a post durably; see docs/DESIGN.md, write path.
 
         Returns once the post is in DynamoDB (or, if DynamoDB refuses, in
         the S3 spool). Raises ValidationFailed, Conflict, or Unavailable
-        when neither store takes it.
+        when neither store takes it. A post made with the primary's own
+        token (`primary`) keeps that token for its replay.
         """
-        return self.create_validated(author, parse_new_post(body, idempotency_key, self._settings.max_post_chars))
+        new = parse_new_post(body, idempotency_key, self._settings.max_post_chars)
+        return self.create_validated(author, new, primary)
 
-    def create_validated(self, author: str, new: NewPost) -> Created:
+    def create_validated(self, author: str, new: NewPost, primary: PrimaryCredential | None = None) -> Created:
         """`create` for a request another API has already validated into a
         NewPost (the Mastodon API): the same rules from here on."""
         post_id = self._ids.new()
@@ -84,13 +107,17 @@ class PostService:
         )
         try:
             self._require_parent(new)
-            self._store.create_post(post, new.fingerprint, *self._idempotency_window(), self._post_limit.charge(author))
+            charge, window = self._post_limit.charge(author), self._idempotency_window()
+            store = self._store
+            self._keeping_token(
+                author, primary, lambda keeping: store.create_post(post, new.fingerprint, *window, charge, keeping)
+            )
         except PostExists as exists:
             post = _our_committed_post(exists, post)
         except DuplicateIdempotencyKey as duplicate:
             return Created(self._earlier_post(duplicate, new), repeated=True)
         except StoreUnavailable:
-            return self._spool_instead(post, new)
+            return self._spool_instead(post, new, primary)
         count("PostsAccepted")
         return Created(post)
 
@@ -117,11 +144,39 @@ class PostService:
             raise Conflict("the post made with this Idempotency-Key was deleted", code="idempotency_key_used")
         return earlier
 
-    def _spool_instead(self, post: Post, new: NewPost) -> Created:
+    def _keeping_token(
+        self, author: str, primary: PrimaryCredential | None, write: Callable[[Keeping | None], None]
+    ) -> None:
+        """`write` with the author's primary token kept for the replay: first
+        only checked (the stored one is this one: a condition, no extra
+        write); if it is not, sealed (KMS) and written with it. A token
+        that cannot be sealed now is not kept: the replay falls back to the
+        admin-registered one."""
+        if primary is None or self._sealer() is None:
+            write(None)
+            return
+        try:
+            write(Keeping(primary.sha256))
+        except KeptTokenDiffers:
+            sealed = self._seal(author, primary)
+            write(Keeping(primary.sha256, sealed) if sealed else None)
+
+    def _seal(self, author: str, primary: PrimaryCredential | None) -> SealedToken | None:
+        sealer = self._sealer() if primary is not None else None
+        if sealer is None:
+            return None
+        try:
+            return sealer.seal(author, primary)
+        except StoreUnavailable as exc:
+            count("PrimaryTokensNotKept")
+            logger.warning("the primary token could not be sealed; not kept", extra={"reason": str(exc)})
+            return None
+
+    def _spool_instead(self, post: Post, new: NewPost, primary: PrimaryCredential | None) -> Created:
         # A DynamoDB write may time out after it committed; the spooled copy
         # has the same id, so folding it in later is a no-op, not a twin.
         try:
-            spooled = self._spool.put(post, new.fingerprint)
+            spooled = self._spool.put(post, new.fingerprint, self._seal(post.author, primary))
         except StoreUnavailable as exc:
             count("PostsRefused")
             logger.error("neither DynamoDB nor S3 accepted a post", extra={"reason": str(exc)})
@@ -132,19 +187,20 @@ class PostService:
         logger.warning("DynamoDB refused a post; spooled to S3", extra={"post_id": spooled.id})
         return Created(spooled, spooled=True, repeated=spooled.id != post.id)
 
-    def delete(self, author: str, post_id: str) -> None:
+    def delete(self, author: str, post_id: str, primary: PrimaryCredential | None = None) -> None:
         """Delete the author's own post: it leaves every timeline and the
         backlog, and is never reinserted upstream; a post already replayed
-        is queued for deletion on the primary too. Raises RateLimited past
+        is queued for deletion on the primary too (made with the primary's
+        own token, `primary`, it keeps it for that). Raises RateLimited past
         the author's WRITES_PER_MINUTE."""
         deleted_at = utc_now_iso()
         for _ in range(_DELETE_ATTEMPTS):
-            if self._try_delete(author, post_id, deleted_at):
+            if self._try_delete(author, post_id, deleted_at, primary):
                 count("PostsDeleted")
                 return
         raise Conflict("the post is changing right now; try again", code="post_busy")
 
-    def _try_delete(self, author: str, post_id: str, deleted_at: str) -> bool:
+    def _try_delete(self, author: str, post_id: str, deleted_at: str, primary: PrimaryCredential | None) -> bool:
         """One read, decide and write; False if the post changed meanwhile
         (replayed or deleted), so the caller reads and decides again."""
         post = self._store.get_post(post_id) if ids.is_ulid(post_id) else None
@@ -155,9 +211,13 @@ class PostService:
             raise Forbidden("only the author may delete a post", code="not_author")
         if post.state == SENDING:
             raise Conflict("the post is being reinserted upstream right now; retry shortly", code="post_busy")
-        mark = self._store.queue_upstream_delete if post.state == REPLAYED else self._store.mark_deleted
+        charge = self._write_limit.charge(author)
         try:
-            mark(post, deleted_at, self._write_limit.charge(author))
+            if post.state == REPLAYED:
+                queue = self._store.queue_upstream_delete
+                self._keeping_token(author, primary, lambda keeping: queue(post, deleted_at, charge, keeping))
+            else:
+                self._store.mark_deleted(post, deleted_at, charge)
         except StateChanged:
             return False
         return True

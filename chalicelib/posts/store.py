@@ -12,6 +12,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from chalicelib.accounts import kept_tokens
+from chalicelib.accounts.kept_tokens import Keeping, KeptTokenDiffers
 from chalicelib.accounts.rate_limits import Charge, transact_charged
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
@@ -50,7 +52,13 @@ class PostStore:
     # -- write path -------------------------------------------------------
 
     def create_post(
-        self, post: Post, fingerprint: str, idempotency_expires_at: int, now: int, charge: Charge | None = None
+        self,
+        post: Post,
+        fingerprint: str,
+        idempotency_expires_at: int,
+        now: int,
+        charge: Charge | None = None,
+        keeping: Keeping | None = None,
     ) -> None:
         """Store a new post, its backlog count, its idempotency record and
         its author's rate-limit count (`charge`, if any) in one transaction,
@@ -64,13 +72,17 @@ class PostStore:
         DuplicateIdempotencyKey if the author's key is already live (before
         the rate limit: a retry gets its post back), RateLimited if the
         author's window is full, StoreUnavailable if DynamoDB cannot take
-        the write now.
+        the write now. With `keeping`, the author's kept primary token is
+        checked or written (`accounts.kept_tokens`): KeptTokenDiffers when
+        the check fails and nothing else did.
         """
         changed_at = self._now_iso()
+        marker = feed_store.user_marker_update(self._table, post.author, changed_at, new_post_id=post.id)
         items = {
             "post": self._put_new_post(post),
             "backlog": self._count_backlog(post.id, +1, feed_changed_at=changed_at),
-            "feed_marker": feed_store.user_marker_update(self._table, post.author, changed_at, new_post_id=post.id),
+            "feed_marker": kept_tokens.keeping_on(marker, keeping),
+            **self._kept_marker(post.author, keeping),
         }
         if post.idempotency_key:
             items["idempotency"] = self._put_idempotency(post, fingerprint, idempotency_expires_at, now)
@@ -87,9 +99,24 @@ class PostStore:
             if "idempotency" in failed:
                 record = old.get("idempotency") or {}
                 raise DuplicateIdempotencyKey(record.get("post_id", ""), record.get("fingerprint", "")) from cancelled
+            if "feed_marker" in failed and keeping is not None:
+                raise KeptTokenDiffers from cancelled
             raise
 
-    def fold_spooled(self, post: Post, fingerprint: str, idempotency_expires_at: int, now: int) -> None:
+    def _kept_marker(self, author: str, keeping: Keeping | None) -> dict:
+        """The marker of a kept token being written, for the replay to retire it."""
+        if keeping is None or keeping.sealed is None:
+            return {}
+        return {"kept_marker": kept_tokens.marker_put(self._table, self._shards, author, keeping.sealed)}
+
+    def fold_spooled(
+        self,
+        post: Post,
+        fingerprint: str,
+        idempotency_expires_at: int,
+        now: int,
+        kept_token: kept_tokens.SealedToken | None = None,
+    ) -> None:
         """Store a post that was accepted into the S3 spool (it got 202).
 
         Raises PostExists if its id is stored (an earlier fold, or its own
@@ -98,14 +125,18 @@ class PostStore:
         retry after the outage reached DynamoDB: that copy is the post).
         A key since reused for a *different* post must not drop this one:
         it is stored without the key, which stays with the newer post, and
-        is replayed under its own id as the key instead.
+        is replayed under its own id as the key instead. The primary token
+        the post was made with (`kept_token`, sealed in the spool) is kept
+        with it.
         """
+        keeping = Keeping(kept_token.sha256, kept_token) if kept_token else None
         try:
-            self.create_post(post, fingerprint, idempotency_expires_at, now)
+            self.create_post(post, fingerprint, idempotency_expires_at, now, keeping=keeping)
         except DuplicateIdempotencyKey as taken:
             if taken.fingerprint == fingerprint:
                 raise
-            self.create_post(post.with_changes(idempotency_key=None), fingerprint, idempotency_expires_at, now)
+            unkeyed = post.with_changes(idempotency_key=None)
+            self.create_post(unkeyed, fingerprint, idempotency_expires_at, now, keeping=keeping)
 
     def _put_new_post(self, post: Post) -> dict:
         return {
@@ -209,14 +240,18 @@ class PostStore:
         except dynamo.TransactionCancelled as cancelled:
             raise StateChanged(post.id) from cancelled
 
-    def queue_upstream_delete(self, post: Post, deleted_at: str, charge: Charge | None = None) -> None:
+    def queue_upstream_delete(
+        self, post: Post, deleted_at: str, charge: Charge | None = None, keeping: Keeping | None = None
+    ) -> None:
         """replayed -> delete_pending: the post is deleted here as
         `mark_deleted` deletes it (out of every timeline, feed markers
         bumped), and its copy on the primary joins the upstream deletes.
 
         Conditional on the post still being replayed, so a concurrent
         delete of it makes one queued delete: the other gets StateChanged.
-        Counts against the author's write limit like `mark_deleted`.
+        Counts against the author's write limit like `mark_deleted`, and
+        checks or keeps the author's primary token (`keeping`) as
+        `create_post` does: the replay deletes the copy as the author.
         """
         shard = layout.shard_of(post.id, self._shards)
         update = {
@@ -242,12 +277,17 @@ class PostStore:
             self._count_backlog(
                 post.id, +1, feed_changed_at=changed_at, feed_deleted=True, counter=UPSTREAM_DELETES_COUNT
             ),
-            feed_store.user_marker_update(self._table, post.author, changed_at, deleted_post_id=post.id),
+            kept_tokens.keeping_on(
+                feed_store.user_marker_update(self._table, post.author, changed_at, deleted_post_id=post.id), keeping
+            ),
             feed_store.dirty_user_update(self._table, shard, post.author),
+            *self._kept_marker(post.author, keeping).values(),
         ]
         try:
             transact_charged(self._client, self._table, items, "queue upstream delete", charge, idempotent_as=post.id)
         except dynamo.TransactionCancelled as cancelled:
+            if keeping is not None and cancelled.failed(2) and not cancelled.failed(0):
+                raise KeptTokenDiffers from cancelled
             raise StateChanged(post.id) from cancelled
 
     # -- reads ------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from chalicelib.core import ids
 from chalicelib.core.clock import iso_at
 from chalicelib.core.models import Post
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, StoreUnavailable
 from chalicelib.observability import gauge, logger
 from chalicelib.recovery.health import DOWN, UP, HealthState, observe, transition
 from chalicelib.recovery.replay import ReplayReport, ReplayRun, ReplayStore, StopReason, resolved
@@ -74,8 +74,16 @@ class SpoolProbe(Protocol):
     def keys(self, limit: int) -> list[str]: ...
 
 
+class KeptTokenRetirer(Protocol):
+    """The authors' kept primary tokens (`upstream.tokens.KeptTokens`)."""
+
+    def retire(self, quiet_before: str, keep_going: Callable[[], bool]) -> int: ...
+
+
 class Recovery:
-    """Health check, then (when the primary is up) replay, then metrics."""
+    """Health check, then (when the primary is up) replay, then metrics.
+    With `kept_tokens`, a run that empties the backlog retires the kept
+    primary tokens of the authors it has nothing left of."""
 
     def __init__(
         self,
@@ -88,8 +96,10 @@ class Recovery:
         clock=time.monotonic,
         sleep=time.sleep,
         spool: SpoolProbe | None = None,
+        kept_tokens: KeptTokenRetirer | None = None,
     ) -> None:
         self._store = store
+        self._kept_tokens = kept_tokens
         self._health = health
         self._lease = lease
         self._upstream = upstream
@@ -173,12 +183,15 @@ class Recovery:
             sleep=self._sleep,
         )
         while True:
+            read_at = self._wall_clock()
             whole = next_window(self._store, self._settings.replay_window_per_shard)
             # Leaving out whole authors keeps every other author's lane a
             # prefix of their backlog.
             window = [post for post in whole if post.author not in hold_authors]
             if not window:
                 report.stopped_because = StopReason.FOLDED_AUTHORS_WAIT if whole else StopReason.DRAINED
+                if not whole:
+                    self._retire_kept_tokens(read_at, give_up_at)
                 return
             resolved_before = resolved(report)
             stopped = run.send_window(window, report)
@@ -189,6 +202,24 @@ class Recovery:
                 if stopped == StopReason.CIRCUIT_OPEN:
                     self._mark_down(f"replay stopped after {self._settings.replay_circuit_failures} failed sends")
                 return
+
+    def _retire_kept_tokens(self, read_at: float, give_up_at: float) -> None:
+        """The backlog was empty when read at `read_at`: every author who
+        posted or deleted before it, by more than the Backlog index's settle
+        time (ARCHIVE_SETTLE_SECONDS), has nothing left to send, so their
+        kept tokens go, within the run's time. A later post keeps its token
+        again: its write's condition finds none stored. A store that cannot
+        answer now leaves them to the next drained run."""
+        if self._kept_tokens is None:
+            return
+        quiet_before = iso_at(read_at - self._settings.archive_settle_seconds)
+        try:
+            retired = self._kept_tokens.retire(quiet_before, lambda: self._clock() < give_up_at)
+        except StoreUnavailable as exc:
+            logger.warning("kept tokens not retired now", extra={"reason": str(exc)})
+            return
+        if retired:
+            logger.info("kept primary tokens retired", extra={"retired": retired})
 
     def _mark_down(self, reason: str) -> None:
         for _ in range(HEALTH_SAVE_ATTEMPTS):

@@ -11,18 +11,25 @@ with that id instead of posting again. docs/DESIGN.md gives the residual
 risk. A post deleted here after it was replayed is deleted there as its
 author (`DELETE /api/v1/statuses/:id`). The HTTP and the answers every
 primary shares are `upstream.transport`'s.
+
+Each author's token is the one they made their posts with during the outage
+(kept by the write path, `kept`) if there is one, else the one the admin
+registered (`tokens`). A 401 with the kept token (revoked or expired on the
+primary) drops it, and the same request goes again with the registered one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.config import UpstreamSettings
 from chalicelib.core.parsing import JsonRejected, loads_json
 from chalicelib.errors import StoreUnavailable
+from chalicelib.observability import logger
 from chalicelib.upstream.headers import parse_rate_limit
 from chalicelib.upstream.mastodon_feed import html_to_text
 from chalicelib.upstream.port import Outcome, SendResult, UpstreamDelete, UpstreamPost, no_upstream_id
@@ -50,6 +57,15 @@ SEARCH_LIMIT = 40
 # The 4xx that are not this post's problem: 408 is the server timing out,
 # and a 409 from Mastodon is not "already there" as on the generic primary.
 RETRYABLE_4XX = frozenset({408, 409})
+UNAUTHORIZED = 401
+
+
+class KeptTokenSource(Protocol):
+    """The authors' own tokens kept from their outage posts (`upstream.tokens.KeptTokens`)."""
+
+    def get(self, username: str) -> str | None: ...
+
+    def refused(self, username: str, token: str) -> None: ...
 
 
 def plain_text(content_html: str) -> str:
@@ -59,9 +75,10 @@ def plain_text(content_html: str) -> str:
 
 
 class MastodonUpstream:
-    """The `Upstream` port for a Mastodon server. `tokens(author)` gives the
-    author's access token there, or None when none is registered (the post
-    is then dead-lettered until the admin registers one and retries it)."""
+    """The `Upstream` port for a Mastodon server. `kept` gives the token an
+    author posted with during the outage, if kept; `tokens(author)` the one
+    the admin registered, or None (with neither, the post is dead-lettered
+    until the admin registers one and retries it)."""
 
     def __init__(
         self,
@@ -70,14 +87,18 @@ class MastodonUpstream:
         timeout_seconds: float = 5.0,
         opener: OpenerDirector | None = None,
         clock: Callable[[], float] = time.time,
+        kept: KeptTokenSource | None = None,
     ) -> None:
         self._http = Transport(base_url, timeout_seconds, opener)
         self._tokens = tokens
+        self._kept = kept
         self._clock = clock
 
     @classmethod
-    def from_settings(cls, settings: UpstreamSettings, tokens: Callable[[str], str | None]) -> MastodonUpstream:
-        return cls(settings.url, tokens, timeout_seconds=settings.timeout_seconds)
+    def from_settings(
+        cls, settings: UpstreamSettings, tokens: Callable[[str], str | None], kept: KeptTokenSource | None = None
+    ) -> MastodonUpstream:
+        return cls(settings.url, tokens, timeout_seconds=settings.timeout_seconds, kept=kept)
 
     def __repr__(self) -> str:
         return f"MastodonUpstream(base_url={self._http.base_url!r}, timeout_seconds={self._http.timeout_seconds!r})"
@@ -86,9 +107,9 @@ class MastodonUpstream:
         return self._http.is_healthy("/api/v1/instance", ACCEPT_JSON)
 
     def send(self, post: UpstreamPost) -> SendResult:
-        token = self._token_for(post.author)
-        if isinstance(token, SendResult):
-            return token
+        return self._as_author(post.author, lambda token: self._send_as(post, token))
+
+    def _send_as(self, post: UpstreamPost, token: str) -> SendResult:
         try:
             if post.previous_attempts > 0:
                 found = self._landed_earlier(post, token)
@@ -117,9 +138,9 @@ class MastodonUpstream:
         (gone already, so a repeat of a delete that landed) are done."""
         if copy.upstream_id is None:
             return no_upstream_id(copy)
-        token = self._token_for(copy.author)
-        if isinstance(token, SendResult):
-            return token
+        return self._as_author(copy.author, lambda token: self._delete_as(copy, token))
+
+    def _delete_as(self, copy: UpstreamDelete, token: str) -> SendResult:
         path = f"/api/v1/statuses/{urllib.parse.quote(copy.upstream_id, safe='')}"
         try:
             answer = self._exchange("DELETE", path, token)
@@ -127,8 +148,26 @@ class MastodonUpstream:
             return unreachable(exc)
         return deleted(answer, parse_rate_limit(answer.headers, self._clock())) or self._classify(answer, token)
 
+    def _as_author(self, author: str, call: Callable[[str], SendResult]) -> SendResult:
+        """`call` with the author's kept token, if any, and with the
+        registered one if there is none or the primary refused it (401)."""
+        try:
+            kept = self._kept.get(author) if self._kept is not None else None
+        except StoreUnavailable:
+            return SendResult(Outcome.TRANSIENT, detail="kept token unavailable")
+        if kept is not None:
+            result = call(kept)
+            if result.status != UNAUTHORIZED:
+                return result
+            logger.warning("the primary refused a kept token; trying the registered one", extra={"author": author})
+            # If it cannot be dropped now, the next send is refused again and drops it then.
+            with contextlib.suppress(StoreUnavailable):
+                self._kept.refused(author, kept)
+        token = self._token_for(author)
+        return token if isinstance(token, SendResult) else call(token)
+
     def _token_for(self, author: str) -> str | SendResult:
-        """The author's token, or the outcome for a post that cannot go without one."""
+        """The author's registered token, or the outcome for a post that cannot go without one."""
         try:
             token = self._tokens(author)
         except StoreUnavailable:

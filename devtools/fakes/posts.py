@@ -29,7 +29,7 @@ from chalicelib.core.models import (
     Post,
 )
 from chalicelib.errors import PostExists, StateChanged, ValidationFailed
-from chalicelib.posts.archive import spool_key
+from chalicelib.posts.archive import Spooled, spool_key
 from chalicelib.posts.store import Page
 from chalicelib.recovery.backlog import BacklogCounts
 
@@ -71,7 +71,13 @@ class InMemoryPostStore:
         self.table = table or PostTable()
 
     def create_post(
-        self, post: Post, fingerprint: str = "", idempotency_expires_at: int = 0, now: int = 0, charge=None
+        self,
+        post: Post,
+        fingerprint: str = "",
+        idempotency_expires_at: int = 0,
+        now: int = 0,
+        charge=None,
+        keeping=None,
     ):
         with self.table.lock:
             if post.id in self.table.posts:
@@ -88,7 +94,7 @@ class InMemoryPostStore:
     def mark_deleted(self, post: Post, deleted_at: str, charge=None) -> None:
         self.table.move(post.id, {post.state}, None, state=DELETED, deleted_at=deleted_at)
 
-    def queue_upstream_delete(self, post: Post, deleted_at: str, charge=None) -> None:
+    def queue_upstream_delete(self, post: Post, deleted_at: str, charge=None, keeping=None) -> None:
         self.table.move(post.id, {REPLAYED}, None, state=DELETE_PENDING, deleted_at=deleted_at)
 
     def author_posts(self, author: str, before_id: str | None, limit: int) -> Page:
@@ -181,12 +187,12 @@ class InMemorySpool:
     same key, so a retry with the same Idempotency-Key finds the first."""
 
     def __init__(self) -> None:
-        self._documents: dict[str, tuple[Post, str]] = {}
+        self._documents: dict[str, Spooled] = {}
         self._lock = threading.Lock()
 
-    def put(self, post: Post, fingerprint: str) -> Post:
+    def put(self, post: Post, fingerprint: str, kept_token=None) -> Post:
         with self._lock:
-            spooled = self._documents.setdefault(spool_key(post), (post, fingerprint))
+            spooled = self._documents.setdefault(spool_key(post), Spooled(post, fingerprint, kept_token))
         if spooled[1] != fingerprint:
             raise ValidationFailed(
                 "this Idempotency-Key was already used for a different post", code="idempotency_key_reused"
@@ -197,7 +203,7 @@ class InMemorySpool:
         with self._lock:
             return sorted(self._documents)[:limit]
 
-    def read(self, key: str) -> tuple[Post, str]:
+    def read(self, key: str) -> Spooled:
         with self._lock:
             return self._documents[key]
 

@@ -35,8 +35,8 @@ def test_spooled_posts_are_listed_read_back_and_deleted(spool):
 
     keys = spool.keys(10)
     assert {spool.read(key)[0].id: spool.read(key) for key in keys} == {
-        first.id: (first, "f1"),
-        second.id: (second, "f2"),
+        first.id: (first, "f1", None),
+        second.id: (second, "f2", None),
     }
     assert len(spool.keys(1)) == 1
 

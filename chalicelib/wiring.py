@@ -326,7 +326,8 @@ def maintenance() -> Maintenance:
 def feed_store() -> FeedStore:
     from chalicelib.feeds.markers import FeedStore
 
-    return FeedStore(dynamodb(), settings().table_name, settings().write_shards)
+    configured = settings()
+    return FeedStore(dynamodb(), configured.table_name, configured.write_shards, reads_mirror=configured.mirror_enabled)
 
 
 @_singleton

@@ -338,13 +338,17 @@ class PostStore:
     def posts_between(self, shard: int, after_id: str, before_id: str, limit: int) -> list[Post]:
         """Live posts of one public shard with after_id < id < before_id,
         oldest first: what the archiver has not archived yet."""
-        posts = self._query(
-            PUBLIC_INDEX,
-            layout.public_partition(shard),
-            after_id=after_id or BEFORE_ALL_IDS,
-            before_id=before_id,
-            limit=limit,
-        )
+        return self._between(PUBLIC_INDEX, layout.public_partition(shard), after_id, before_id, limit)
+
+    def mirrored_posts_between(self, shard: int, after_id: str, before_id: str, limit: int) -> list[Post]:
+        """The same over a shard's mirrored posts (the feed publisher's
+        candidates); none unless the store reads the mirror."""
+        if not self._reads_mirror:
+            return []
+        return self._between(layout.BASE_TABLE, layout.mirror_partition(shard), after_id, before_id, limit)
+
+    def _between(self, index: str, partition: str, after_id: str, before_id: str, limit: int) -> list[Post]:
+        posts = self._query(index, partition, after_id=after_id or BEFORE_ALL_IDS, before_id=before_id, limit=limit)
         return [post for post in posts if after_id < post.id < before_id]
 
     def _query(

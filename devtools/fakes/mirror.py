@@ -4,9 +4,12 @@ test_mirror_store_contract.py holds it to the DynamoDB adapter)."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from chalicelib.accounts.store import PRIMARY_SOURCE, Grant
+from chalicelib.core.clock import iso_at
 from chalicelib.core.models import Post
 from chalicelib.mirror import layout
 from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
@@ -79,8 +82,9 @@ class InMemoryMirrorState:
     """The mirror's one item, in memory (held to `MirrorStateStore` by
     tests/functional/test_mirror_store_contract.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._state = MirrorState()
+        self._clock = clock
         self._lock = threading.Lock()
 
     def load(self) -> MirrorState:
@@ -96,6 +100,7 @@ class InMemoryMirrorState:
                 posts=self._state.posts + progress.posts,
                 malformed=self._state.malformed + progress.malformed,
                 version=self._state.version + (1 if progress.changed else 0),
+                changed_at=iso_at(self._clock()) if progress.changed else self._state.changed_at,
                 last_error=None,
             )
 

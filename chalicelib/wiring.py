@@ -162,7 +162,7 @@ def archive_checkpoints() -> ArchiveCheckpoints:
 
 @_per_call
 def user_store() -> UserStore:
-    return UserStore(dynamodb(), settings().table_name)
+    return UserStore(dynamodb(), settings().table_name, mirrored_accounts=settings().mirror_enabled)
 
 
 @_singleton

@@ -163,7 +163,7 @@ def archive_checkpoints() -> ArchiveCheckpoints:
 
 @_per_call
 def user_store() -> UserStore:
-    return UserStore(dynamodb(), settings().table_name)
+    return UserStore(dynamodb(), settings().table_name, mirrored_accounts=settings().mirror_enabled)
 
 
 @_singleton
@@ -369,7 +369,8 @@ def maintenance() -> Maintenance:
 def feed_store() -> FeedStore:
     from chalicelib.feeds.markers import FeedStore
 
-    return FeedStore(dynamodb(), settings().table_name, settings().write_shards)
+    configured = settings()
+    return FeedStore(dynamodb(), configured.table_name, configured.write_shards, reads_mirror=configured.mirror_enabled)
 
 
 @_singleton

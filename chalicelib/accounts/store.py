@@ -47,6 +47,8 @@ class User:
     # Kept by the post transactions (create +1, delete -1).
     posts_count: int = 0
     last_post_id: str | None = None
+    # A mirrored account the primary suspended: no sign-in, no posts shown.
+    suspended: bool = False
 
     def to_public(self) -> dict:
         return {
@@ -58,11 +60,14 @@ class User:
 
 
 class UserStore:
-    """DynamoDB adapter for users and their token hashes."""
+    """DynamoDB adapter for users and their token hashes. With
+    `mirrored_accounts` (MIRROR_ENABLED), any account may be one the primary
+    suspends, so Lifeboat's own tokens are checked against the suspension too."""
 
-    def __init__(self, client, table_name: str) -> None:
+    def __init__(self, client, table_name: str, *, mirrored_accounts: bool = False) -> None:
         self._client = client
         self._table = table_name
+        self._mirrored_accounts = mirrored_accounts
 
     def create(self, user: User) -> None:
         """Raises Conflict if the username exists; user and token item are
@@ -97,6 +102,7 @@ class UserStore:
             values.get("token_issued_at"),
             max(0, values.get("posts_count", 0)),
             values.get("last_post_id"),
+            bool(values.get("suspended", False)),
         )
 
     def username_for(self, hashed_token: str) -> str | None:
@@ -104,15 +110,17 @@ class UserStore:
         return grant.username if grant else None
 
     def grant_for(self, hashed_token: str) -> Grant | None:
-        """The token's grant; None if it is unknown, or mirrored from the
-        primary for an account the primary has suspended (one more read,
-        for mirrored tokens only)."""
+        """The token's grant; None if it is unknown, or its account is one
+        the primary has suspended (one more read on a cache miss: for
+        mirrored tokens, and with mirrored accounts for Lifeboat's own too,
+        since an admin may have issued one to a mirrored account)."""
         with unavailable_as_domain_error("authenticate"):
             response = self._client.get_item(TableName=self._table, Key=dynamo.key(f"TOKEN#{hashed_token}", "TOKEN"))
         if "Item" not in response:
             return None
         grant = grant_from_values(dynamo.from_item(response["Item"]))
-        if grant.source == PRIMARY_SOURCE and self._suspended(grant.username):
+        checked = grant.source == PRIMARY_SOURCE or self._mirrored_accounts
+        if checked and self._suspended(grant.username):
             return None
         return grant
 

@@ -18,6 +18,13 @@ sent under one of three sets of validators:
   second apart, nor one whose write commits a little after its timestamp.
 - behind: younger, and the body misses one of the marker's last changes.
   `Cache-Control: no-cache`, under an ETag that nothing matches later.
+
+A mirror change (the marker's `mirror` mark) names no post, so no body can
+prove it shows it: a young one is taken as shown, under the checked ETag.
+The mirror moves its version only once the page's writes were acknowledged,
+so only an index lagging those writes can make that wrong, and a checked
+copy lives until the change settles (docs/DESIGN.md, "Feeds of mirrored
+posts").
 """
 
 from __future__ import annotations
@@ -88,6 +95,11 @@ class Feeds:
         kind = FeedKind(kind)
         timeline = timeline_of(username)
         stored = self._markers.marker(timeline)
+        if stored.suspended:
+            # The primary suspended the account: its page is gone (404, not
+            # 410: a suspension can be lifted, and a reader should not
+            # unsubscribe for good).
+            raise NotFound(f"account {username} is suspended", code="account_suspended")
         channel = self.channel(timeline, kind)
         standing = Standing.SETTLED if self.is_settled(stored) else Standing.CHECKED
         headers = _validators(stored, channel, kind, standing)
@@ -130,7 +142,7 @@ class Feeds:
 
     def is_settled(self, marker: Marker) -> bool:
         """True once the indexes can be trusted to show the marker's change."""
-        age_ms = int(self._clock() * 1000) - ids.millis_from_iso(marker.changed_at)
+        age_ms = int(self._clock() * 1000) - ids.millis_from_iso(marker.last_changed_at)
         return age_ms >= self._settings.archive_settle_seconds * 1000
 
     def _latest(self, timeline: Timeline) -> list[Post]:
@@ -159,8 +171,8 @@ def _validators(stored: Marker, channel: FeedChannel, kind: FeedKind, standing: 
     if standing is Standing.SETTLED:
         marker = stored.as_feed_marker()
     else:
-        early = ids.iso_from_millis(ids.millis_from_iso(stored.changed_at) - 1000)
-        marker = FeedMarker(changed_at=early, version=f"{stored.version}:{standing.value}")
+        early = ids.iso_from_millis(ids.millis_from_iso(stored.last_changed_at) - 1000)
+        marker = FeedMarker(changed_at=early, version=f"{stored.edition}:{standing.value}")
     headers = feed_headers(kind, etag=etag_for(marker, channel, kind), last_modified=last_modified_for(marker))
     return (headers | {"Cache-Control": "no-cache"}) if standing is Standing.BEHIND else headers
 

@@ -18,6 +18,13 @@ built here, so the attribute names live in one place); this module reads them.
 The two ids let a reader check that a body rendered from the (eventually
 consistent) indexes already shows the marker's last changes; see
 `render.shows_last_changes`.
+
+Mirrored posts are written in batches by the mirror, which touches none of
+these items: with `reads_mirror`, every marker read also reads the mirror's
+state item (`MIRROR / STATE`, in the same BatchGetItem), whose version moves
+with every page that stored or deleted posts or changed an account. It is
+folded into the public marker, and into the marker of every mirrored
+account (`source: mirror`): only those can have mirrored posts.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from chalicelib.aws.clients import unavailable_as_domain_error
 from chalicelib.core.ids import iso_from_millis
 from chalicelib.errors import NotFound
 from chalicelib.feeds.render import FeedMarker, Lane, Timeline
+from chalicelib.mirror.layout import SOURCE as MIRROR_SOURCE
+from chalicelib.mirror.state import STATE_KEY as MIRROR_STATE_KEY
 
 FEED_VERSION = "feed_version"
 FEED_CHANGED_AT = "feed_changed_at"
@@ -107,26 +116,52 @@ def dirty_user_update(table: str, shard: int, username: str) -> dict:
 
 
 @dataclass(frozen=True)
+class MirrorMark:
+    """The mirror's share of a marker: its version and when it last moved."""
+
+    version: int
+    changed_at: str
+    caught_up_at: str | None = None  # when the mirror last reached the feed's end
+
+
+@dataclass(frozen=True)
 class Marker:
     """A timeline's marker as stored: a counter, the time of the last change,
     and one lane per part of the index that changed (each public shard, or
-    the author)."""
+    the author); for a timeline that shows mirrored posts, the mirror's
+    mark; for an account the primary suspended, `suspended`."""
 
     version: int
     changed_at: str
     lanes: tuple[Lane, ...] = ()
+    mirror: MirrorMark | None = None
+    suspended: bool = False
+
+    @property
+    def edition(self) -> str:
+        """Names what the feed shows: moves with the timeline's own version
+        and with the mirror's, so both validators and published copies see
+        a mirrored post."""
+        return str(self.version) if self.mirror is None else f"{self.version}+m{self.mirror.version}"
+
+    @property
+    def last_changed_at(self) -> str:
+        """The later of the timeline's last change and the mirror's."""
+        return max(self.changed_at, self.mirror.changed_at) if self.mirror else self.changed_at
 
     def as_feed_marker(self) -> FeedMarker:
-        return FeedMarker(changed_at=self.changed_at, version=str(self.version))
+        return FeedMarker(changed_at=self.last_changed_at, version=self.edition)
 
 
 class FeedStore:
-    """Reads markers, the dirty set and publish bookkeeping. Takes its client."""
+    """Reads markers, the dirty set and publish bookkeeping. Takes its client.
+    With `reads_mirror` (MIRROR_ENABLED), markers fold in the mirror's state."""
 
-    def __init__(self, client, table_name: str, shards: int) -> None:
+    def __init__(self, client, table_name: str, shards: int, *, reads_mirror: bool = False) -> None:
         self._client = client
         self._table = table_name
         self._shards = shards
+        self._reads_mirror = reads_mirror
 
     # -- markers -----------------------------------------------------------
 
@@ -137,27 +172,41 @@ class FeedStore:
     def public_marker(self) -> Marker:
         """Sum of the shards' versions and the latest of their times: one BatchGetItem."""
         keys = [dynamo.key(f"COUNTER#backlog#{shard}", _COUNTER_SK) for shard in range(self._shards)]
-        counters = self._batch_get(keys, "read public feed marker")
+        counters, mirror = self._with_mirror(keys, "read public feed marker")
         return Marker(
             version=sum(item.get(FEED_VERSION, 0) for item in counters),
             changed_at=max((item.get(FEED_CHANGED_AT, EPOCH_ISO) for item in counters), default=EPOCH_ISO),
             lanes=tuple(lane for item in counters if (lane := _lane(item)) is not None),
+            mirror=mirror,
         )
 
     def user_markers(self, usernames: list[str]) -> dict[str, Marker]:
         """Markers of the users that exist; a user never posted to has
         version 0, changed when the user was created."""
         keys = [dynamo.key(f"USER#{name}", _USER_SK) for name in usernames]
-        users = self._batch_get(keys, "read user feed markers")
+        users, mirror = self._with_mirror(keys, "read user feed markers")
         return {
             user["username"]: Marker(
                 user.get(FEED_VERSION, 0),
                 user.get(FEED_CHANGED_AT, user["created_at"]),
                 tuple(lane for lane in [_lane(user)] if lane is not None),
+                mirror=mirror if user.get("source") == MIRROR_SOURCE else None,
+                suspended=bool(user.get("suspended", False)),
             )
             for user in users
             if "username" in user
         }
+
+    def _with_mirror(self, keys: list[dict], what: str) -> tuple[list[dict], MirrorMark | None]:
+        """The items at `keys` and, with `reads_mirror`, the mirror's mark,
+        read in the same BatchGetItem (no request more per marker)."""
+        if not self._reads_mirror:
+            return self._batch_get(keys, what), None
+        items = self._batch_get([*keys, dynamo.key(*MIRROR_STATE_KEY)], what)
+        state_pk = MIRROR_STATE_KEY[0]
+        state = next((item for item in items if item["PK"] == state_pk), {})
+        mirror = MirrorMark(state.get("version", 0), state.get("changed_at", EPOCH_ISO), state.get("cursor_at"))
+        return [item for item in items if item["PK"] != state_pk], mirror
 
     # -- the dirty set --------------------------------------------------------
 
@@ -207,36 +256,40 @@ class FeedStore:
 
     # -- what was published ---------------------------------------------------
 
-    def published_versions(self, timelines: list[Timeline]) -> dict[Timeline, int]:
-        """The marker version each timeline's static copy was last published at."""
+    def published_editions(self, timelines: list[Timeline]) -> dict[Timeline, str]:
+        """The marker edition (`Marker.edition`) each timeline's static copy
+        was last published at. A copy recorded before editions has only a
+        number, which no edition equals: it is published once more."""
         by_key = {f"FEEDS#published#{timeline.path}": timeline for timeline in timelines}
         keys = [dynamo.key(pk, _PUBLISHED_SK) for pk in by_key]
-        return {by_key[item["PK"]]: item["version"] for item in self._batch_get(keys, "read published feeds")}
+        found = self._batch_get(keys, "read published feeds")
+        return {by_key[item["PK"]]: item["edition"] for item in found if "edition" in item}
 
-    def record_published(self, timeline: Timeline, version: int) -> None:
+    def record_published(self, timeline: Timeline, edition: str) -> None:
         with unavailable_as_domain_error("record published feed"):
             self._client.put_item(
                 TableName=self._table,
                 Item=dynamo.to_item(
-                    {"PK": f"FEEDS#published#{timeline.path}", "SK": _PUBLISHED_SK, "version": version}
+                    {"PK": f"FEEDS#published#{timeline.path}", "SK": _PUBLISHED_SK, "edition": edition}
                 ),
             )
 
     # -- the publisher's checkpoint per write shard -----------------------------
 
-    def checkpoint(self, shard: int) -> str:
+    def checkpoint(self, shard: int, *, mirrored: bool = False) -> str:
+        """Where the publisher stands in a shard's posts (or, `mirrored`,
+        in its mirrored posts)."""
         with unavailable_as_domain_error("read feed checkpoint"):
-            response = self._client.get_item(
-                TableName=self._table, Key=dynamo.key(f"FEEDS#{shard}", _CHECKPOINT_SK), ConsistentRead=True
-            )
+            key = dynamo.key(_checkpoint_pk(shard, mirrored), _CHECKPOINT_SK)
+            response = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
         return dynamo.from_item(response["Item"])["last_id"] if "Item" in response else ""
 
-    def advance_checkpoint(self, shard: int, new: str) -> None:
+    def advance_checkpoint(self, shard: int, new: str, *, mirrored: bool = False) -> None:
         """Move the checkpoint; the publisher holds a lease, so no condition is needed."""
         with unavailable_as_domain_error("advance feed checkpoint"):
             self._client.put_item(
                 TableName=self._table,
-                Item=dynamo.to_item({"PK": f"FEEDS#{shard}", "SK": _CHECKPOINT_SK, "last_id": new}),
+                Item=dynamo.to_item({"PK": _checkpoint_pk(shard, mirrored), "SK": _CHECKPOINT_SK, "last_id": new}),
             )
 
     def _batch_get(self, keys: list[dict], what: str) -> list[dict]:
@@ -259,6 +312,10 @@ def marker_of(store: MarkerReads, timeline: Timeline) -> Marker:
     if timeline.username not in found:
         raise NotFound(f"no user {timeline.username}", code="user_not_found")
     return found[timeline.username]
+
+
+def _checkpoint_pk(shard: int, mirrored: bool) -> str:
+    return f"FEEDS#mirror#{shard}" if mirrored else f"FEEDS#{shard}"
 
 
 def _lane(item: dict) -> Lane | None:

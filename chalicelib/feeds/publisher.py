@@ -19,7 +19,7 @@ from chalicelib.config import Settings
 from chalicelib.core import ids
 from chalicelib.core.models import Post
 from chalicelib.feeds.live import Feeds
-from chalicelib.feeds.markers import FeedStore, Marker
+from chalicelib.feeds.markers import FeedStore, Marker, MirrorMark
 from chalicelib.feeds.render import PUBLIC_TIMELINE, Timeline
 from chalicelib.feeds.static import StaticFeeds
 
@@ -32,9 +32,12 @@ PUBLISH_SAFETY_SECONDS = 5
 
 
 class NewPosts(Protocol):
-    """The posts of one public shard between two ids, oldest first."""
+    """The posts of one public shard between two ids, oldest first: the
+    posts written here, and (with the mirror) the mirrored ones."""
 
     def posts_between(self, shard: int, after_id: str, before_id: str, limit: int) -> list[Post]: ...
+
+    def mirrored_posts_between(self, shard: int, after_id: str, before_id: str, limit: int) -> list[Post]: ...
 
 
 @dataclass
@@ -80,15 +83,18 @@ class FeedPublisher:
 
     def _publish(self, report: PublishReport, remaining_seconds: Callable[[], float], now: float) -> None:
         dirty = self._markers.dirty_users()
-        authors, moves = self._authors_after_checkpoints(now)
-        users = self._markers.user_markers(sorted(authors | set(dirty)))
-        markers = {PUBLIC_TIMELINE: self._markers.public_marker()} | {Timeline(n): m for n, m in users.items()}
-        published = self._markers.published_versions(list(markers))
+        public = self._markers.public_marker()
+        settled_before = _settle_bound(now, self._settings)
+        authors, moves = self._authors_after_checkpoints(now, self._store.posts_between, settled_before)
+        mirrored_authors, mirror_moves = self._mirrored_authors(now, public.mirror)
+        users = self._markers.user_markers(sorted(authors | mirrored_authors | set(dirty)))
+        markers = {PUBLIC_TIMELINE: public} | {Timeline(n): m for n, m in users.items()}
+        published = self._markers.published_editions(list(markers))
         for timeline, marker in markers.items():
             if remaining_seconds() < PUBLISH_SAFETY_SECONDS:
                 report.skipped_because = "out_of_time"
                 return
-            if published.get(timeline) != marker.version:
+            if published.get(timeline) != marker.edition:
                 self._publish_one(timeline, marker, report)
         for username, shards in dirty.items():
             marker = markers.get(Timeline(username))
@@ -96,29 +102,56 @@ class FeedPublisher:
                 self._markers.forget_dirty_user(username, shards, marker)
         for shard, last_id in moves.items():
             self._markers.advance_checkpoint(shard, last_id)
+        for shard, last_id in mirror_moves.items():
+            self._markers.advance_checkpoint(shard, last_id, mirrored=True)
 
     def _publish_one(self, timeline: Timeline, marker: Marker, report: PublishReport) -> None:
-        for kind, body in self._feeds.render_every_kind(timeline).items():
-            self._static.put(timeline, kind, body)
-            report.objects += 1
+        if marker.suspended:
+            # The account's page is gone (the live route answers 404): so is its copy.
+            report.objects += self._static.remove(timeline)
+        else:
+            for kind, body in self._feeds.render_every_kind(timeline).items():
+                self._static.put(timeline, kind, body)
+                report.objects += 1
         report.feeds += 1
         if self._feeds.is_settled(marker):
-            self._markers.record_published(timeline, marker.version)
+            self._markers.record_published(timeline, marker.edition)
 
-    def _authors_after_checkpoints(self, now: float) -> tuple[set[str], dict[int, str]]:
+    def _mirrored_authors(self, now: float, mirror: MirrorMark | None) -> tuple[set[str], dict[int, str]]:
+        """Authors of the mirrored posts after each shard's mirror checkpoint.
+        A mirrored post's id carries the primary's created_at, so it is
+        stored a mirror lag after its time: a checkpoint moves only past
+        ids older than the settle time before the mirror last reached the
+        feed's end, by when every post created earlier was stored."""
+        if mirror is None:
+            return set(), {}
+        if mirror.caught_up_at is None:
+            bound = ids.smallest_ulid_at(0)  # never caught up yet: nothing is behind us for sure
+        else:
+            caught_up = min(ids.millis_from_iso(mirror.caught_up_at) / 1000, now)
+            bound = _settle_bound(caught_up, self._settings)
+        return self._authors_after_checkpoints(now, self._store.mirrored_posts_between, bound, mirrored=True)
+
+    def _authors_after_checkpoints(
+        self, now: float, posts_between: Callable[..., list[Post]], settled_before: str, *, mirrored: bool = False
+    ) -> tuple[set[str], dict[int, str]]:
         """Authors of the posts after each shard's checkpoint, and where each
-        checkpoint may move: to the newest settled post only, because a post's
-        id is made before its write commits and may show up late."""
-        now_ms = int(now * 1000)
-        settled_before = ids.smallest_ulid_at(now_ms - self._settings.archive_settle_seconds * 1000)
-        until = ids.smallest_ulid_at(now_ms + 1000)
+        checkpoint may move: to the newest post before `settled_before` only,
+        because a post's id is made before its write commits and may show up
+        late."""
+        until = ids.smallest_ulid_at(int(now * 1000) + 1000)
         authors: set[str] = set()
         moves: dict[int, str] = {}
         for shard in range(self._settings.write_shards):
-            checkpoint = self._markers.checkpoint(shard)
-            posts = self._store.posts_between(shard, checkpoint, until, self._settings.archive_batch_max)
+            checkpoint = self._markers.checkpoint(shard, mirrored=mirrored)
+            posts = posts_between(shard, checkpoint, until, self._settings.archive_batch_max)
             authors |= {post.author for post in posts}
             settled = [post.id for post in posts if post.id < settled_before]
             if settled:
                 moves[shard] = settled[-1]
         return authors, moves
+
+
+def _settle_bound(moment: float, settings: Settings) -> str:
+    """The smallest id of the settle time before `moment`: posts below it are settled."""
+    return ids.smallest_ulid_at(int(moment * 1000) - settings.archive_settle_seconds * 1000)

@@ -30,3 +30,12 @@ class StaticFeeds:
                 CacheControl=STATIC_CACHE_CONTROL,
             )
         return key
+
+    def remove(self, timeline: Timeline) -> int:
+        """Delete the timeline's copies (an account the primary suspended).
+        S3 deletes a missing key without complaint. Returns the keys deleted."""
+        keys = [static_key(timeline, kind) for kind in FeedKind]
+        with unavailable_as_domain_error("delete static feed"):
+            for key in keys:
+                self._client.delete_object(Bucket=self._bucket, Key=key)
+        return len(keys)

@@ -179,7 +179,8 @@ class MastodonApi:
     def account_statuses(self, account_id: str, params: dict[str, str], origin: str) -> StatusPage:
         window = mastodon_ids.window_from_params(params)
         user = self._user(account_id)
-        if query_flag(params, "pinned") or query_flag(params, "only_media"):
+        # A suspended account's statuses are gone (Mastodon answers [] too).
+        if user.suspended or query_flag(params, "pinned") or query_flag(params, "only_media"):
             return StatusPage([], False, None, None)
         return self._page(self._posts.authors_window([user.username], *_bounds(window)), window, origin)
 

@@ -48,7 +48,10 @@ class AccountFacts:
 
 
 def render_account(user: User, facts: AccountFacts, origin: str) -> dict:
-    return _account(user.username, user.created_at, facts, origin)
+    account = _account(user.username, user.created_at, facts, origin)
+    # Mastodon's serializer adds `suspended` (only when true) and blanks
+    # what the account said of itself.
+    return {**account, "suspended": True, "display_name": ""} if user.suspended else account
 
 
 def _account(name: str, created_at: str, facts: AccountFacts, origin: str) -> dict:

@@ -1,15 +1,19 @@
 """The mirror's progress in one item, `MIRROR / STATE`: the feed cursor,
 when the feed's end was last reached, the counts `/status` shows, the last
-error, the mirror version (feed validators fold it in), when the last
-outage began (posts created since may be our own replays) and how far the
-S3 inbox has read the object it is part-way through (`inbox`)."""
+error, the mirror version and the time it last moved (feed validators fold
+both in: docs/DESIGN.md, "Feeds of mirrored posts"), when the last outage
+began (posts created since may be our own replays) and how far the S3 inbox
+has read the object it is part-way through (`inbox`)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
+from chalicelib.core.clock import iso_at
 
 STATE_KEY = ("MIRROR", "STATE")
 
@@ -35,6 +39,7 @@ class MirrorState:
     malformed: int = 0
     last_error: str | None = None
     version: int = 0
+    changed_at: str | None = None  # when `version` last moved
     outage_began_at: str | None = None
     inbox: InboxPosition | None = None
 
@@ -56,9 +61,10 @@ class Progress:
 class MirrorStateStore:
     """DynamoDB adapter for the mirror's one item. Takes its client."""
 
-    def __init__(self, client, table_name: str) -> None:
+    def __init__(self, client, table_name: str, clock: Callable[[], float] = time.time) -> None:
         self._client = client
         self._table = table_name
+        self._clock = clock
 
     def load(self) -> MirrorState:
         with unavailable_as_domain_error("read mirror state"):
@@ -71,9 +77,11 @@ class MirrorStateStore:
 
     def record(self, progress: Progress, inbox: InboxPosition | None = None) -> None:
         """One UpdateItem per page: the cursor, the counts, the version if
-        the page changed what a timeline shows, the end if reached, and no
-        last error (this page was read). An inbox batch sets no cursor and
-        keeps the feed's last error, but moves `inbox` with its counts."""
+        the page changed what a timeline shows (with the time, stamped after
+        the page's writes were acknowledged: feeds measure the settle time
+        from it), the end if reached, and no last error (this page was read).
+        An inbox batch sets no cursor and keeps the feed's last error, but
+        moves `inbox` with its counts."""
         values = {
             ":accounts": {"N": str(progress.accounts)},
             ":posts": {"N": str(progress.posts)},
@@ -86,6 +94,9 @@ class MirrorStateStore:
             sets.append("#cursor = :cursor")
             values[":cursor"] = {"S": progress.cursor}
             names["#cursor"] = "cursor"
+        if progress.changed:
+            sets.append("changed_at = :changed_at")
+            values[":changed_at"] = {"S": iso_at(self._clock())}
         if progress.reached_end_at:
             sets.append("cursor_at = :end")
             values[":end"] = {"S": progress.reached_end_at}

@@ -225,7 +225,7 @@ class PostService:
     # -- reads --------------------------------------------------------------
 
     def get(self, post_id: str) -> Post:
-        return _live(self._store.get_post(post_id) if ids.is_ulid(post_id) else None, post_id)
+        return _live(self._store.get_shown_post(post_id) if ids.is_ulid(post_id) else None, post_id)
 
     def get_any_state(self, post_id: str) -> Post:
         """The post whatever its state, deleted included: for operators."""
@@ -236,8 +236,11 @@ class PostService:
 
     def author_timeline(self, username: str, cursor: str | None, limit: str | None) -> dict:
         before, size = self._page_request(cursor, limit)
-        if not is_username(username) or self._users.get(username) is None:
+        user = self._users.get(username) if is_username(username) else None
+        if user is None:
             raise NotFound(f"no user {username}", code="user_not_found")
+        if user.suspended:
+            raise NotFound(f"account {username} is suspended", code="account_suspended")
         return _page_body(self._store.author_posts(username, before, size))
 
     def public_timeline(self, cursor: str | None, limit: str | None) -> dict:

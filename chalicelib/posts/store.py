@@ -28,6 +28,10 @@ from chalicelib.posts.items import BACKLOG_COUNT, BEFORE_ALL_IDS, DEAD_LETTER_CO
 # Parallel queries for a window over many partitions (a home timeline of
 # someone following hundreds of accounts).
 _WINDOW_WORKERS = 32
+# Reads of one page at most, when a suspended account's posts were left out
+# of it: a page shorter than asked is answered after these (it still says
+# whether more follow), rather than reading on without end.
+_FILL_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,9 @@ class PostStore:
         self._clock = clock
         # Mirrored posts have their own partitions; a stack that does not
         # mirror (MIRROR_ENABLED off) reads none of them, so its public pages
-        # and reads by id cost what they did before the mirror existed.
+        # and reads by id cost what they did before the mirror existed. Only
+        # a mirrored account can be suspended: such a stack reads no author
+        # either.
         self._reads_mirror = reads_mirror
 
     # -- write path -------------------------------------------------------
@@ -296,22 +302,39 @@ class PostStore:
         """A post written here, or else a mirrored post of the primary."""
         return layout.read_post(self._client, self._table, post_id, self._shards if self._reads_mirror else None)
 
+    def get_shown_post(self, post_id: str) -> Post | None:
+        """`get_post` for a reader: None too if its author is suspended (one
+        more read, with the mirror). The write path and the replay read with
+        `get_post`: a suspension hides posts, it does not change them."""
+        post = self.get_post(post_id)
+        return post if post is None or self._shown([post]) else None
+
     def author_posts(self, author: str, before_id: str | None, limit: int) -> Page:
+        """One author's page; the caller has read the author (a suspended
+        one has no page to ask for)."""
         posts = self._query(BY_AUTHOR_INDEX, layout.author_partition(author), before_id=before_id, limit=limit + 1)
         return Page(posts[:limit], len(posts) > limit)
 
     def public_posts(self, before_id: str | None, limit: int) -> Page:
         """Newest first across all write shards: each shard is asked for one
-        page and the results merged, so a page costs `shards` queries."""
+        page and the results merged, so a page costs `shards` queries (twice
+        that with the mirror's partitions, plus one BatchGetItem of the
+        page's authors, whose suspended posts are left out)."""
 
-        def one(partition: tuple[str, str]) -> list[Post]:
+        def one(partition: tuple[str, str], before: str | None) -> list[Post]:
             index, key = partition
-            return self._query(index, key, before_id=before_id, limit=limit + 1)
+            return self._query(index, key, before_id=before, limit=limit + 1)
 
-        with ThreadPoolExecutor(max_workers=min(2 * self._shards, 16)) as pool:
-            merged = [post for posts in pool.map(one, self.public_partitions()) for post in posts]
-        merged.sort(key=lambda post: post.id, reverse=True)
-        return Page(merged[:limit], len(merged) > limit)
+        def read(before: str | None) -> list[Post]:
+            with ThreadPoolExecutor(max_workers=min(2 * self._shards, 16)) as pool:
+                pages = pool.map(lambda partition: one(partition, before), self.public_partitions())
+                merged = [post for posts in pages for post in posts]
+            merged.sort(key=lambda post: post.id, reverse=True)
+            # Every shard's posts above the cut are in: a next read from
+            # the cut skips none.
+            return merged[: limit + 1]
+
+        return self._filled(read, before_id, limit, lambda edge: edge)
 
     # -- id windows over several partitions (the Mastodon API) ------------------
 
@@ -335,18 +358,58 @@ class PostStore:
         oldest), always returned newest first. One query per partition, run
         in parallel; `has_more` says whether the window held more posts."""
 
-        def one(partition: tuple[str, str]) -> list[Post]:
-            index, key = partition
-            return self._query_window(index, key, lowest, highest, limit + 1, oldest_first)
+        def read(edge: tuple[str, str]) -> list[Post]:
+            low, high = edge
 
-        if len(partitions) == 1:
-            merged = one(partitions[0])
-        else:
-            with ThreadPoolExecutor(max_workers=min(len(partitions), _WINDOW_WORKERS)) as pool:
-                merged = [post for posts in pool.map(one, partitions) for post in posts]
-        merged.sort(key=lambda post: post.id, reverse=not oldest_first)
-        page = sorted(merged[:limit], key=lambda post: post.id, reverse=True)
-        return Page(page, len(merged) > limit)
+            def one(partition: tuple[str, str]) -> list[Post]:
+                index, key = partition
+                return self._query_window(index, key, low, high, limit + 1, oldest_first)
+
+            if len(partitions) == 1:
+                merged = one(partitions[0])
+            else:
+                with ThreadPoolExecutor(max_workers=min(len(partitions), _WINDOW_WORKERS)) as pool:
+                    merged = [post for posts in pool.map(one, partitions) for post in posts]
+            merged.sort(key=lambda post: post.id, reverse=not oldest_first)
+            return merged[: limit + 1]
+
+        def after(last_id: str) -> tuple[str, str]:
+            # The window's far end moves to the last post read (inclusive:
+            # BETWEEN; `_filled` drops the one post read twice).
+            return (last_id, highest) if oldest_first else (lowest, last_id)
+
+        page = self._filled(read, (lowest, highest), limit, after)
+        return Page(sorted(page.posts, key=lambda post: post.id, reverse=True), page.has_more)
+
+    def _filled(self, read, start, limit: int, after) -> Page:
+        """A page of `limit` shown posts in reading order. `read(edge)`
+        gives up to limit + 1 posts from `edge`; while a suspended author's
+        posts were left out of a full read, the next read starts `after` its
+        last post (at most `_FILL_ROUNDS` reads: a page may then be short,
+        and says that more follow)."""
+        shown: list[Post] = []
+        seen: set[str] = set()
+        edge = start
+        for _ in range(_FILL_ROUNDS):
+            posts = read(edge)
+            full = len(posts) > limit
+            shown += self._shown([post for post in posts if post.id not in seen])
+            seen.update(post.id for post in posts)
+            if len(shown) > limit or not full:
+                break
+            edge = after(posts[-1].id)
+        return Page(shown[:limit], len(shown) > limit or full)
+
+    def _shown(self, posts: list[Post]) -> list[Post]:
+        """The posts whose authors are not suspended: one BatchGetItem of
+        their user items (eventually consistent), and none without the mirror."""
+        if not self._reads_mirror or not posts:
+            return posts
+        authors = dict.fromkeys(post.author for post in posts)
+        keys = [dynamo.key(f"USER#{author}", "PROFILE") for author in authors]
+        users = dynamo.batch_get(self._client, self._table, keys, "read authors")
+        suspended = {user["username"]["S"] for user in users if user.get("suspended", {}).get("BOOL")}
+        return [post for post in posts if post.author not in suspended] if suspended else posts
 
     def _query_window(
         self, index: str, partition: str, lowest: str, highest: str, limit: int, oldest_first: bool
@@ -378,13 +441,17 @@ class PostStore:
     def posts_between(self, shard: int, after_id: str, before_id: str, limit: int) -> list[Post]:
         """Live posts of one public shard with after_id < id < before_id,
         oldest first: what the archiver has not archived yet."""
-        posts = self._query(
-            PUBLIC_INDEX,
-            layout.public_partition(shard),
-            after_id=after_id or BEFORE_ALL_IDS,
-            before_id=before_id,
-            limit=limit,
-        )
+        return self._between(PUBLIC_INDEX, layout.public_partition(shard), after_id, before_id, limit)
+
+    def mirrored_posts_between(self, shard: int, after_id: str, before_id: str, limit: int) -> list[Post]:
+        """The same over a shard's mirrored posts (the feed publisher's
+        candidates); none unless the store reads the mirror."""
+        if not self._reads_mirror:
+            return []
+        return self._between(layout.BASE_TABLE, layout.mirror_partition(shard), after_id, before_id, limit)
+
+    def _between(self, index: str, partition: str, after_id: str, before_id: str, limit: int) -> list[Post]:
+        posts = self._query(index, partition, after_id=after_id or BEFORE_ALL_IDS, before_id=before_id, limit=limit)
         return [post for post in posts if after_id < post.id < before_id]
 
     def _query(

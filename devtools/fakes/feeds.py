@@ -42,8 +42,8 @@ class InMemoryFeedStore:
         self._users: dict[str, _Change] = {}
         self._public: dict[int, _Change] = {}
         self._dirty: dict[int, set[str]] = {}
-        self._published: dict[Timeline, int] = {}
-        self._checkpoints: dict[int, str] = {}
+        self._published: dict[Timeline, str] = {}
+        self._checkpoints: dict[tuple[int, bool], str] = {}
 
     # -- what the posts store's transactions write in DynamoDB ---------------
 
@@ -101,17 +101,17 @@ class InMemoryFeedStore:
             self._dirty.get(shard, set()).discard(username)
         return True
 
-    def published_versions(self, timelines: list[Timeline]) -> dict[Timeline, int]:
+    def published_editions(self, timelines: list[Timeline]) -> dict[Timeline, str]:
         return {timeline: self._published[timeline] for timeline in timelines if timeline in self._published}
 
-    def record_published(self, timeline: Timeline, version: int) -> None:
-        self._published[timeline] = version
+    def record_published(self, timeline: Timeline, edition: str) -> None:
+        self._published[timeline] = edition
 
-    def checkpoint(self, shard: int) -> str:
-        return self._checkpoints.get(shard, "")
+    def checkpoint(self, shard: int, *, mirrored: bool = False) -> str:
+        return self._checkpoints.get((shard, mirrored), "")
 
-    def advance_checkpoint(self, shard: int, new: str) -> None:
-        self._checkpoints[shard] = new
+    def advance_checkpoint(self, shard: int, new: str, *, mirrored: bool = False) -> None:
+        self._checkpoints[(shard, mirrored)] = new
 
 
 @dataclass(frozen=True)
@@ -131,3 +131,9 @@ class InMemoryStaticFeeds:
         key = static_key(timeline, kind)
         self.objects[key] = StaticObject(bytes(body), kind.content_type, STATIC_CACHE_CONTROL)
         return key
+
+    def remove(self, timeline: Timeline) -> int:
+        keys = [static_key(timeline, kind) for kind in FeedKind]
+        for key in keys:
+            self.objects.pop(key, None)
+        return len(keys)

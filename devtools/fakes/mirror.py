@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from chalicelib.accounts.store import PRIMARY_SOURCE, Grant
+from chalicelib.core.clock import iso_at
 from chalicelib.core.models import Post
 from chalicelib.mirror import layout
 from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
@@ -90,8 +92,9 @@ class InMemoryMirrorState:
     """The mirror's one item, in memory (held to `MirrorStateStore` by
     tests/functional/test_mirror_store_contract.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._state = MirrorState()
+        self._clock = clock
         self._lock = threading.Lock()
 
     def load(self) -> MirrorState:
@@ -108,6 +111,7 @@ class InMemoryMirrorState:
                 posts=self._state.posts + progress.posts,
                 malformed=self._state.malformed + progress.malformed,
                 version=self._state.version + (1 if progress.changed else 0),
+                changed_at=iso_at(self._clock()) if progress.changed else self._state.changed_at,
                 last_error=None if feed_page else self._state.last_error,
                 inbox=inbox or self._state.inbox,
             )

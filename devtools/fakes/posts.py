@@ -87,6 +87,10 @@ class InMemoryPostStore:
     def get_post(self, post_id: str) -> Post | None:
         return self.table.get(post_id)
 
+    def get_shown_post(self, post_id: str) -> Post | None:
+        # No account is suspended here: that needs the mirror's user items.
+        return self.get_post(post_id)
+
     def get_posts(self, post_ids: list[str]) -> dict[str, Post]:
         with self.table.lock:
             return {post_id: self.table.posts[post_id] for post_id in post_ids if post_id in self.table.posts}

@@ -148,17 +148,17 @@ def test_a_dirty_user_is_forgotten_only_at_the_version_published(timelines):
     assert timelines.store.dirty_users() == {}
 
 
-def test_published_versions_are_kept_per_timeline(timelines):
+def test_published_editions_are_kept_per_timeline(timelines):
     alice = Timeline("alice")
-    assert timelines.store.published_versions([PUBLIC_TIMELINE, alice]) == {}
+    assert timelines.store.published_editions([PUBLIC_TIMELINE, alice]) == {}
 
-    timelines.store.record_published(PUBLIC_TIMELINE, 3)
-    timelines.store.record_published(alice, 5)
-    timelines.store.record_published(alice, 6)
+    timelines.store.record_published(PUBLIC_TIMELINE, "3+m1")
+    timelines.store.record_published(alice, "5")
+    timelines.store.record_published(alice, "6")
 
-    assert timelines.store.published_versions([PUBLIC_TIMELINE, alice, Timeline("bob")]) == {
-        PUBLIC_TIMELINE: 3,
-        alice: 6,
+    assert timelines.store.published_editions([PUBLIC_TIMELINE, alice, Timeline("bob")]) == {
+        PUBLIC_TIMELINE: "3+m1",
+        alice: "6",
     }
 
 

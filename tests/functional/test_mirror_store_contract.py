@@ -11,6 +11,7 @@ import pytest
 from chalicelib.accounts.store import Grant
 from chalicelib.aws import clients as aws
 from chalicelib.aws import dynamo
+from chalicelib.core.clock import iso_at
 from chalicelib.mastodon.follows import FollowCounts, FollowStore
 from chalicelib.mirror import layout
 from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
@@ -24,6 +25,7 @@ from tests.conftest import TABLE
 KEY_ALIAS = "alias/lifeboat-upstream-tokens"
 BCRYPT = "$2b$12$" + "b" * 53
 NOW = "2026-12-01T00:00:00.000Z"
+LATER = 1_796_100_000.0  # the state store's clock, when a page changed something
 DIGEST = hashlib.sha256(b"alice-primary-token").hexdigest()
 SHARDS = 4
 
@@ -139,9 +141,9 @@ def test_many_posts_go_in_batches(mirror):
 @pytest.fixture(params=["dynamodb", "memory"])
 def state(request):
     if request.param == "memory":
-        return InMemoryMirrorState()
+        return InMemoryMirrorState(clock=lambda: LATER)
     request.getfixturevalue("moto")
-    return MirrorStateStore(aws.new_client("dynamodb"), TABLE)
+    return MirrorStateStore(aws.new_client("dynamodb"), TABLE, clock=lambda: LATER)
 
 
 def test_a_fresh_mirror_has_no_cursor(state):
@@ -152,7 +154,10 @@ def test_progress_moves_the_cursor_adds_the_counts_and_clears_the_error(state):
     state.record_error("transient: HTTP 500")
     state.record(Progress("c1", accounts=2, posts=5, malformed=1, changed=True))
     state.record(Progress("c2", posts=-1, changed=False, reached_end_at=NOW))
-    assert state.load() == MirrorState(cursor="c2", cursor_at=NOW, accounts=2, posts=4, malformed=1, version=1)
+    expected = MirrorState(
+        cursor="c2", cursor_at=NOW, accounts=2, posts=4, malformed=1, version=1, changed_at=iso_at(LATER)
+    )
+    assert state.load() == expected
 
 
 def test_the_outage_mark_keeps_its_first_moment_until_over(state):

@@ -174,7 +174,14 @@ def test_an_inbox_batch_adds_its_counts_and_keeps_the_feeds_cursor_and_error(sta
     position = InboxPosition("mirror/inbox/a.jsonl", '"e1"', offset=4096, line=500)
     state.record(Progress(None, accounts=3, posts=4, malformed=1, changed=True), position)
     assert state.load() == MirrorState(
-        cursor="c1", accounts=4, posts=6, malformed=1, version=1, last_error="transient: HTTP 500", inbox=position
+        cursor="c1",
+        accounts=4,
+        posts=6,
+        malformed=1,
+        version=1,
+        changed_at=iso_at(LATER),
+        last_error="transient: HTTP 500",
+        inbox=position,
     )
 
 

@@ -185,6 +185,15 @@ def follow_store() -> FollowStore:
 
 
 @_per_call
+def markers():
+    """Mastodon read markers (chalicelib/mastodon/markers.py)."""
+    from chalicelib.mastodon.first_screen import Markers
+    from chalicelib.mastodon.markers import MarkerStore
+
+    return Markers(MarkerStore(dynamodb(), settings().table_name), utc_now_iso)
+
+
+@_per_call
 def mirror_store() -> MirrorStore:
     """The mirror's writes: the primary's accounts, credentials, follows
     and recent posts as Lifeboat's own items."""

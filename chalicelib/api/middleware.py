@@ -1,6 +1,6 @@
 """The HTTP middleware, around every request: correlation id, the body size
-limit, Chalice's own errors rewritten into our shape, one access-log line,
-and the metrics flush."""
+limit, Chalice's own errors rewritten into our shape, the CORS headers of
+the path (on errors too), one access-log line, and the metrics flush."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import time
 from chalice import Response
 
 from chalicelib import errors, wiring
-from chalicelib.api.errors import error_response, mastodon_error_response
+from chalicelib.api.cors import with_cross_origin_headers
+from chalicelib.api.fallback import render_error_for, requested_path
 from chalicelib.api.requests import raw_body
 from chalicelib.api.responses import JSON
 from chalicelib.core import parsing
@@ -24,8 +25,8 @@ def middleware(event, get_response):
     logger.set_correlation_id((event.context or {}).get("requestId"))
     with traced(f"## {event.method} {event.path}", method=event.method):
         refused = _refused_body(event)
-        response = _render_error_for(event)(refused) if refused else get_response(event)
-    response = _in_our_error_shape(response)
+        response = render_error_for(requested_path(event))(refused) if refused else get_response(event)
+    response = with_cross_origin_headers(_in_our_error_shape(response), requested_path(event))
     logger.info(
         "request",
         extra={
@@ -54,11 +55,6 @@ def _refused_body(request) -> errors.LifeboatError | None:
     except errors.BadRequest as not_bytes:
         return not_bytes
     return too_large if size > limit else None
-
-
-def _render_error_for(request):
-    """The error shape of the route family the request is for."""
-    return mastodon_error_response if request.path.startswith("/api/") else error_response
 
 
 def _in_our_error_shape(response: Response) -> Response:

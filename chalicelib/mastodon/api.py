@@ -30,6 +30,7 @@ from chalicelib.mastodon.entities import (
     render_status,
     render_unread_account,
 )
+from chalicelib.mastodon.first_screen import THUMBNAIL_PATH
 from chalicelib.mastodon.follows import Follow, FollowCounts, FollowStore, parse_following_csv
 from chalicelib.mastodon.forms import form_value, parse_status_form, query_flag
 from chalicelib.mastodon.ids import Window
@@ -91,11 +92,11 @@ class MastodonApi:
 
     # -- the instance ----------------------------------------------------
 
-    def instance_v1(self, domain: str) -> dict:
-        return render_instance_v1(domain, self._settings)
+    def instance_v1(self, domain: str, origin: str) -> dict:
+        return render_instance_v1(domain, self._settings, origin + THUMBNAIL_PATH)
 
-    def instance_v2(self, domain: str) -> dict:
-        return render_instance_v2(domain, self._settings)
+    def instance_v2(self, domain: str, origin: str) -> dict:
+        return render_instance_v2(domain, self._settings, origin + THUMBNAIL_PATH)
 
     # -- statuses --------------------------------------------------------
 
@@ -241,6 +242,15 @@ class MastodonApi:
         target = self._user(account_id)
         follow = self._follows.get(viewer, target.username)
         return render_relationship(target.username, follow, self._follows.follows_back(viewer, target.username))
+
+    def relationships(self, viewer: str, account_ids: list[str]) -> list[dict]:
+        """The viewer's Relationship with each account named, in order;
+        unknown accounts are left out, as Mastodon does."""
+        known = [name for name in dict.fromkeys(account_ids[:ACCOUNTS_MAX_LIMIT]) if self._known(name)]
+        return [self.relationship(viewer, name) for name in known]
+
+    def _known(self, account_id: str) -> bool:
+        return is_username(account_id) and self._users.get(account_id) is not None
 
     def import_following(self, username: str, csv_text: str) -> dict:
         """Follow every account of a `following_accounts.csv` export. Rows

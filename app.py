@@ -299,9 +299,23 @@ def mastodon_save_markers():
     return json_response(wiring.markers().save(_me(request), form_fields(request)))
 
 
+def _notifications_page(request):
+    types, excluded = query_values(request, "types"), query_values(request, "exclude_types")
+    return wiring.mastodon().notifications(_me(request), query_params(request), types, excluded, origin(request))
+
+
+@mastodon_route("/api/v1/notifications", methods=["GET"], scope=READ)
+def mastodon_notifications():
+    request = app.current_request
+    page = _notifications_page(request)
+    return mastodon_page(request, page.notifications, page.oldest_id if page.has_more else None, page.newest_id)
+
+
 @mastodon_route("/api/v2/notifications", methods=["GET"], scope=READ)
 def mastodon_grouped_notifications():
-    return json_response(first_screen.grouped_notifications())
+    request = app.current_request
+    page = _notifications_page(request)
+    return mastodon_page(request, page.grouped(), page.oldest_id if page.has_more else None, page.newest_id)
 
 
 def _empty_list():

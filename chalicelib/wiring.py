@@ -187,8 +187,7 @@ def follow_store() -> FollowStore:
 @_per_call
 def markers():
     """Mastodon read markers (chalicelib/mastodon/markers.py)."""
-    from chalicelib.mastodon.first_screen import Markers
-    from chalicelib.mastodon.markers import MarkerStore
+    from chalicelib.mastodon.markers import Markers, MarkerStore
 
     return Markers(MarkerStore(dynamodb(), settings().table_name), utc_now_iso)
 
@@ -240,8 +239,10 @@ def mirror_status() -> dict:
 @_singleton
 def mastodon() -> MastodonApi:
     from chalicelib.mastodon.api import MastodonApi
+    from chalicelib.mastodon.notifications import NotificationStore
 
-    return MastodonApi(posts(), user_store(), follow_store(), settings(), utc_now_iso)
+    notifications = NotificationStore(dynamodb(), settings().table_name)
+    return MastodonApi(posts(), user_store(), follow_store(), settings(), utc_now_iso, notifications)
 
 
 @_singleton

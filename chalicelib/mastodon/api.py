@@ -34,6 +34,8 @@ from chalicelib.mastodon.first_screen import THUMBNAIL_PATH
 from chalicelib.mastodon.follows import Follow, FollowCounts, FollowStore, parse_following_csv
 from chalicelib.mastodon.forms import form_value, parse_status_form, query_flag
 from chalicelib.mastodon.ids import Window
+from chalicelib.mastodon.notifications import MENTION, NotificationStore, render_grouped, render_notification
+from chalicelib.observability import logger
 
 if TYPE_CHECKING:
     from chalicelib.posts.service import Created
@@ -71,6 +73,18 @@ class StatusPage:
     oldest_id: str | None
 
 
+@dataclass(frozen=True)
+class NotificationsPage:
+    notifications: list[dict]
+    has_more: bool
+    newest_id: str | None
+    oldest_id: str | None
+
+    def grouped(self) -> dict:
+        """The page as /api/v2/notifications answers it."""
+        return render_grouped(self.notifications)
+
+
 class MastodonApi:
     """The Mastodon endpoints' logic. `origin` is the scheme and host the
     client used, for the URLs inside entities."""
@@ -82,8 +96,10 @@ class MastodonApi:
         follows: FollowStore,
         settings: Settings,
         clock: Callable[[], str],
+        notifications: NotificationStore | None = None,
     ) -> None:
         self._posts = posts
+        self._notifications = notifications
         self._users = users
         self._follows = follows
         self._settings = settings
@@ -113,6 +129,8 @@ class MastodonApi:
                 raise NotFound("The post you are trying to reply to does not appear to exist.", code="unknown_parent")
             new = NewPost(new.text, parent_post.id, new.idempotency_key, new.spoiler_text, new.language)
         created = self._posts.create_validated(author, new)
+        if parent_post is not None and parent_post.author != author and not created.spooled:
+            self._notify(parent_post.author, created.post)
         if not created.spooled:
             try:
                 return self._render([created.post], origin)[0]
@@ -121,6 +139,17 @@ class MastodonApi:
         # Spooled: DynamoDB just refused a write, so its reads are not tried.
         account = render_unread_account(author, created.post, origin)
         return render_status(created.post, account, origin, parent_post.author if parent_post else None)
+
+    def _notify(self, recipient: str, reply: Post) -> None:
+        """A reply is a mention notification for the author it answers. The
+        reply is stored already: a notification DynamoDB refuses is lost,
+        rather than the post answered 503 (and sent again)."""
+        if self._notifications is None:
+            return
+        try:
+            self._notifications.add(recipient, reply.id, reply.author, reply.created_at)
+        except StoreUnavailable:
+            logger.warning("notification not written", extra={"recipient": recipient, "post_id": reply.id})
 
     def get_status(self, status_id: str, origin: str) -> dict:
         post = self._find_post(status_id)
@@ -195,6 +224,26 @@ class MastodonApi:
             account = accounts.get(post.author) or render_unread_account(post.author, post, origin)
             rendered.append(render_status(post, account, origin, parent.author if parent else None))
         return rendered
+
+    # -- notifications ---------------------------------------------------
+
+    def notifications(
+        self, username: str, params: dict[str, str], types: list[str], exclude_types: list[str], origin: str
+    ) -> NotificationsPage:
+        """The user's notifications (replies to their posts), newest first,
+        paged by the same id windows as the timelines."""
+        window = mastodon_ids.window_from_params(params)
+        if self._notifications is None or (types and MENTION not in types) or MENTION in exclude_types:
+            return NotificationsPage([], False, None, None)
+        page = self._notifications.window(username, *_bounds(window))
+        post_ids = page.post_ids[::-1] if window.oldest_first else page.post_ids
+        posts = self._posts.posts_by_id(post_ids)
+        replies = [posts[post_id] for post_id in post_ids if post_id in posts and not posts[post_id].is_deleted]
+        notifications = [render_notification(status) for status in self._render(replies, origin)]
+        newest = mastodon_ids.mastodon_id(post_ids[0]) if post_ids else None
+        oldest = mastodon_ids.mastodon_id(post_ids[-1]) if post_ids else None
+        has_older = page.has_more if not window.oldest_first else bool(post_ids)
+        return NotificationsPage(notifications, has_older, newest, oldest)
 
     # -- accounts --------------------------------------------------------
 

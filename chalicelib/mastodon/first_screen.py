@@ -5,20 +5,14 @@ first screen").
 
 Lifeboat answers each in its documented shape and, where it has nothing,
 honestly empty: it has no filters, lists, tags, emoji, announcements or
-direct conversations, and writes no notifications (it stores no mentions).
+direct conversations. Markers are chalicelib/mastodon/markers.py and
+notifications (replies) chalicelib/mastodon/notifications.py.
+
+Imported at cold start (app.py reads its paths): constants and small
+functions only, the entities loaded when nodeinfo is first rendered.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-from chalicelib.errors import ValidationFailed
-from chalicelib.mastodon.entities import COMPATIBLE_API_VERSION, LIFEBOAT_VERSION
-from chalicelib.mastodon.markers import MAX_ID_CHARS, TIMELINES, Marker
-
-if TYPE_CHECKING:
-    from chalicelib.mastodon.markers import MarkerStore
 
 # Read-only lists Lifeboat has nothing in, with the scope Mastodon asks for
 # (its granular scopes fold into read here).
@@ -31,7 +25,6 @@ EMPTY_LISTS = {
     "/api/v1/follow_requests": "read",
     "/api/v1/announcements": "read",
     "/api/v1/conversations": "read",
-    "/api/v1/notifications": "read",
 }
 # The instance thumbnail: Swift apps refuse `thumbnail.url: ""` and the v2
 # schema requires a URL there. SVG, being text, passes Chalice and API Gateway
@@ -62,15 +55,6 @@ def preferences() -> dict:
     }
 
 
-def render_marker(marker: Marker) -> dict:
-    return {"last_read_id": marker.last_read_id, "version": marker.version, "updated_at": marker.updated_at}
-
-
-def grouped_notifications() -> dict:
-    """GET /api/v2/notifications: the GroupedNotificationsResults, empty."""
-    return {"accounts": [], "statuses": [], "notification_groups": []}
-
-
 def nodeinfo_links(origin: str) -> dict:
     return {"links": [{"rel": NODEINFO_SCHEMA, "href": f"{origin}/nodeinfo/2.0"}]}
 
@@ -78,6 +62,8 @@ def nodeinfo_links(origin: str) -> dict:
 def nodeinfo() -> dict:
     """Nodeinfo 2.0; Lifeboat counts no users or posts for it (0, as in the
     instance entities)."""
+    from chalicelib.mastodon.entities import COMPATIBLE_API_VERSION, LIFEBOAT_VERSION
+
     return {
         "version": "2.0",
         "software": {"name": NODEINFO_SOFTWARE, "version": COMPATIBLE_API_VERSION},
@@ -87,43 +73,3 @@ def nodeinfo() -> dict:
         "openRegistrations": False,
         "metadata": {"nodeName": "Lifeboat", "software": {"name": "lifeboat", "version": LIFEBOAT_VERSION}},
     }
-
-
-class Markers:
-    """GET and POST /api/v1/markers over the marker store."""
-
-    def __init__(self, store: MarkerStore, clock: Callable[[], str]) -> None:
-        self._store = store
-        self._clock = clock
-
-    def read(self, username: str, timelines: list[str]) -> dict:
-        """The saved markers of the timelines asked for (none asked: none)."""
-        asked = {timeline for timeline in timelines if timeline in TIMELINES}
-        if not asked:
-            return {}
-        saved = self._store.markers(username)
-        return {timeline: render_marker(saved[timeline]) for timeline in sorted(asked) if timeline in saved}
-
-    def save(self, username: str, form: dict[str, list]) -> dict:
-        """Save `home[last_read_id]` and/or `notifications[last_read_id]`
-        (form fields, or nested JSON objects) and answer with the saved."""
-        now = self._clock()
-        saved = {}
-        for timeline in TIMELINES:
-            last_read_id = _last_read_id(form, timeline)
-            if last_read_id is not None:
-                saved[timeline] = render_marker(self._store.save(username, timeline, last_read_id, now))
-        return saved
-
-
-def _last_read_id(form: dict[str, list], timeline: str) -> str | None:
-    values = form.get(f"{timeline}[last_read_id]")
-    nested = form.get(timeline)
-    if not values and nested and isinstance(nested[-1], dict):
-        values = [nested[-1].get("last_read_id")]
-    if not values:
-        return None
-    value = values[-1]
-    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value) or len(str(value)) > MAX_ID_CHARS:
-        raise ValidationFailed(f"Validation failed: {timeline}[last_read_id] must be an id", code="invalid_marker")
-    return str(value)

@@ -10,10 +10,12 @@ per timeline named (docs/DESIGN.md, "Markers").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
+from chalicelib.errors import ValidationFailed
 
 TIMELINES = ("home", "notifications")
 MARKER_PREFIX = "MARKER#"
@@ -58,3 +60,47 @@ class MarkerStore:
             )
         values = dynamo.from_item(response["Attributes"])
         return Marker(values["last_read_id"], values["updated_at"], int(values["version"]))
+
+
+def render_marker(marker: Marker) -> dict:
+    return {"last_read_id": marker.last_read_id, "version": marker.version, "updated_at": marker.updated_at}
+
+
+class Markers:
+    """GET and POST /api/v1/markers over the marker store."""
+
+    def __init__(self, store: MarkerStore, clock: Callable[[], str]) -> None:
+        self._store = store
+        self._clock = clock
+
+    def read(self, username: str, timelines: list[str]) -> dict:
+        """The saved markers of the timelines asked for (none asked: none)."""
+        asked = {timeline for timeline in timelines if timeline in TIMELINES}
+        if not asked:
+            return {}
+        saved = self._store.markers(username)
+        return {timeline: render_marker(saved[timeline]) for timeline in sorted(asked) if timeline in saved}
+
+    def save(self, username: str, form: dict[str, list]) -> dict:
+        """Save `home[last_read_id]` and/or `notifications[last_read_id]`
+        (form fields, or nested JSON objects) and answer with the saved."""
+        now = self._clock()
+        saved = {}
+        for timeline in TIMELINES:
+            last_read_id = _last_read_id(form, timeline)
+            if last_read_id is not None:
+                saved[timeline] = render_marker(self._store.save(username, timeline, last_read_id, now))
+        return saved
+
+
+def _last_read_id(form: dict[str, list], timeline: str) -> str | None:
+    values = form.get(f"{timeline}[last_read_id]")
+    nested = form.get(timeline)
+    if not values and nested and isinstance(nested[-1], dict):
+        values = [nested[-1].get("last_read_id")]
+    if not values:
+        return None
+    value = values[-1]
+    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value) or len(str(value)) > MAX_ID_CHARS:
+        raise ValidationFailed(f"Validation failed: {timeline}[last_read_id] must be an id", code="invalid_marker")
+    return str(value)

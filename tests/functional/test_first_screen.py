@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.accounts.store import READ
 from chalicelib.mastodon import first_screen
-from tests.functional.test_mastodon_api import FORM
+from tests.functional.test_mastodon_api import FORM, links
 
 
 @pytest.fixture
@@ -90,7 +90,8 @@ def test_the_empty_lists_of_a_user_need_a_token(api, path):
     assert reply.body.keys() == {"error"}
 
 
-def test_grouped_notifications_are_empty_in_their_shape(api, alice):
+def test_notifications_without_replies_are_empty_in_their_shape(api, alice):
+    assert api.get("/api/v1/notifications", token=alice).body == []
     reply = api.get("/api/v2/notifications", token=alice)
     assert (reply.status, reply.body) == (200, {"accounts": [], "statuses": [], "notification_groups": []})
 
@@ -119,7 +120,57 @@ def test_nodeinfo_is_found_from_the_well_known_link(api):
 def test_every_first_screen_route_declares_its_scope(api):
     import app
 
-    paths = [*first_screen.EMPTY_LISTS, "/api/v1/preferences", "/api/v1/markers", "/api/v2/notifications"]
+    paths = [*first_screen.EMPTY_LISTS, "/api/v1/preferences", "/api/v1/markers", "/api/v1/notifications"]
     declared = {app.app.routes[path]["GET"].view_function.scope for path in paths}
     assert declared == {"public", READ}
     assert app.app.routes["/api/v1/preferences"]["GET"].view_function.scope == READ
+
+
+def reply_to(api, token, parent_id, text="a reply"):
+    raw = urllib.parse.urlencode({"status": text, "in_reply_to_id": parent_id})
+    reply = api.call("POST", "/api/v1/statuses", token=token, headers=FORM, raw=raw)
+    assert reply.status == 200, reply.body
+    return reply.body
+
+
+def test_a_reply_is_a_mention_notification_for_the_author_it_answers(api, alice):
+    bob = api.new_user("bob")
+    parent = api.post("/api/v1/statuses", {"status": "hello"}, token=alice).body
+    answer = reply_to(api, bob, parent["id"])
+    reply_to(api, alice, answer["id"], "alice answers herself too")  # to bob: his notification
+    reply_to(api, alice, parent["id"], "a reply to oneself")  # notifies no one
+
+    [mention] = api.get("/api/v1/notifications", token=alice).body
+    assert (mention["type"], mention["id"], mention["account"]["id"]) == ("mention", answer["id"], "bob")
+    assert mention["status"]["in_reply_to_id"] == parent["id"]
+    assert [item["account"]["id"] for item in api.get("/api/v1/notifications", token=bob).body] == ["alice"]
+
+    grouped = api.get("/api/v2/notifications", token=alice).body
+    assert [group["status_id"] for group in grouped["notification_groups"]] == [answer["id"]]
+    assert [account["id"] for account in grouped["accounts"]] == ["bob"]
+    assert [status["id"] for status in grouped["statuses"]] == [answer["id"]]
+
+
+def test_notifications_page_newest_first_by_link_and_leave_out_deleted_replies(api, alice):
+    bob = api.new_user("bob")
+    parent = api.post("/api/v1/statuses", {"status": "hello"}, token=alice).body
+    answers = [reply_to(api, bob, parent["id"], f"reply {n}")["id"] for n in range(5)]
+    first = api.get("/api/v1/notifications?limit=2", token=alice)
+    assert [item["id"] for item in first.body] == answers[:-3:-1]
+    older = links(first)["next"]
+    second = api.get(f"/api/v1/notifications?limit=2&max_id={older['max_id']}", token=alice).body
+    assert [item["id"] for item in second] == answers[2:0:-1]
+    newer = api.get(f"/api/v1/notifications?min_id={answers[1]}&limit=2", token=alice).body
+    assert [item["id"] for item in newer] == answers[3:1:-1]
+
+    assert api.delete(f"/api/v1/statuses/{answers[4]}", token=bob).status == 200
+    assert answers[4] not in [item["id"] for item in api.get("/api/v1/notifications", token=alice).body]
+
+
+def test_notifications_filtered_to_other_types_are_empty(api, alice):
+    bob = api.new_user("bob")
+    parent = api.post("/api/v1/statuses", {"status": "hello"}, token=alice).body
+    reply_to(api, bob, parent["id"])
+    assert api.get("/api/v1/notifications?types[]=follow&types[]=favourite", token=alice).body == []
+    assert api.get("/api/v1/notifications?exclude_types[]=mention", token=alice).body == []
+    assert len(api.get("/api/v1/notifications?types[]=mention", token=alice).body) == 1

@@ -36,6 +36,8 @@ RENDERED_ENTITIES = {
     "Relationship",
     "Preferences",
     "Marker",
+    "Notification",
+    "NotificationGroup",
     "GroupedNotificationsResults",
     "Error",
 }
@@ -85,6 +87,7 @@ def rendered_entities(api) -> list[tuple[str, object]]:
     follow = api.post("/api/v1/accounts/alice/follow", token=bob).body
     doomed = post(api, bob, status="soon gone")
     deleted = api.delete(f"/api/v1/statuses/{doomed['id']}", token=bob).body
+    grouped = api.get("/api/v2/notifications", token=alice).body
     markers = api.post("/api/v1/markers", {"home": {"last_read_id": child["id"]}}, token=bob).body
     found = [
         ("Account", api.get("/api/v1/accounts/alice").body),
@@ -99,12 +102,15 @@ def rendered_entities(api) -> list[tuple[str, object]]:
         ("Relationship", follow),
         ("Preferences", api.get("/api/v1/preferences", token=bob).body),
         ("GroupedNotificationsResults", api.get("/api/v2/notifications", token=bob).body),
+        ("GroupedNotificationsResults", grouped),
         ("Error", api.get("/api/v1/statuses/1").body),
         ("Error", api.get("/api/v1/no/such/path").body),
         ("Error", api.get("/api/v1/timelines/home", token="wrong").body),
         ("Error", api.post("/api/v1/markers", {"home": {"last_read_id": ""}}, token=bob).body),
     ]
     found += [("Marker", marker) for marker in markers.values()]
+    found += [("Notification", item) for item in api.get("/api/v1/notifications", token=alice).body]
+    found += [("NotificationGroup", group) for group in grouped["notification_groups"]]
     found += [("Status", status) for status in api.get("/api/v1/timelines/home", token=bob).body]
     found += [("Status", status) for status in api.get("/api/v1/timelines/public").body]
     found += [("Status", status) for status in api.get("/api/v1/accounts/bob/statuses").body]

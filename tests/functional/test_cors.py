@@ -92,6 +92,18 @@ def test_an_unknown_path_elsewhere_is_a_404_in_our_shape(api, token):
     assert "Access-Control-Allow-Origin" not in reply.headers
 
 
+def test_chalices_own_errors_under_the_api_are_in_mastodons_shape_with_cors(api):
+    # Deployed, API Gateway answers an undeclared method itself (404); locally the app says 405.
+    wrong_method = api.call("PUT", "/api/v1/instance")
+    wrong_type = api.call("GET", "/api/v1/instance", headers={"Content-Type": "text/csv"})
+    assert (wrong_method.status, wrong_type.status) == (405, 415)
+    for reply in (wrong_method, wrong_type):
+        assert reply.body.keys() == {"error"}
+        assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    native = api.call("PUT", "/status")
+    assert native.status == 405 and native.body["error"] == "method_not_allowed"
+
+
 def test_an_unknown_path_below_a_declared_one_is_a_404(api):
     # /api/v1/statuses/{status_id} exists; one level deeper does not.
     reply = api.get("/api/v1/statuses/1/context/more")

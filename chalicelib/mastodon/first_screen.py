@@ -39,9 +39,10 @@ THUMBNAIL_SVG = (
     "</svg>"
 )
 NODEINFO_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/2.0"
-# megalodon (and apps built on it) pick their API dialect from this name;
-# the API is Mastodon's, so Lifeboat names it, and itself in metadata.
-NODEINFO_SOFTWARE = "mastodon"
+# megalodon (and apps built on it) pick their API dialect from nodeinfo:
+# `software.name`, else `metadata.upstream.name`, which names the API
+# Lifeboat speaks, as Mastodon's forks do.
+NODEINFO_SOFTWARE = "lifeboat"
 
 
 def preferences() -> dict:
@@ -66,10 +67,10 @@ def nodeinfo() -> dict:
 
     return {
         "version": "2.0",
-        "software": {"name": NODEINFO_SOFTWARE, "version": COMPATIBLE_API_VERSION},
+        "software": {"name": NODEINFO_SOFTWARE, "version": LIFEBOAT_VERSION},
         "protocols": [],
         "services": {"outbound": [], "inbound": []},
         "usage": {"users": {"total": 0, "activeMonth": 0, "activeHalfyear": 0}, "localPosts": 0},
         "openRegistrations": False,
-        "metadata": {"nodeName": "Lifeboat", "software": {"name": "lifeboat", "version": LIFEBOAT_VERSION}},
+        "metadata": {"nodeName": "Lifeboat", "upstream": {"name": "mastodon", "version": COMPATIBLE_API_VERSION}},
     }

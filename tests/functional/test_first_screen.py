@@ -113,8 +113,9 @@ def test_nodeinfo_is_found_from_the_well_known_link(api):
     document = api.get(urllib.parse.urlsplit(links[0]["href"]).path)
     assert document.status == 200
     assert document.body["version"] == "2.0" and document.body["openRegistrations"] is False
-    assert document.body["software"]["name"] == "mastodon"
-    assert document.body["metadata"]["software"]["name"] == "lifeboat"
+    # megalodon reads the dialect from software.name, else metadata.upstream.name.
+    assert document.body["software"]["name"] == "lifeboat"
+    assert document.body["metadata"]["upstream"]["name"] == "mastodon"
 
 
 def test_every_first_screen_route_declares_its_scope(api):

@@ -359,9 +359,7 @@ def delete_upstream_token(username):
     return no_content()
 
 
-# -- unknown paths and preflights: after every route (chalicelib/api/fallback.py) -------
-
-fallback.add_preflights(app, route, PUBLIC)
+# -- unknown paths: 404 in the path's shape (chalicelib/api/fallback.py) -------------------
 
 
 @route(fallback.CATCH_ALL, methods=fallback.EVERY_METHOD, content_types=fallback.ANY_CONTENT_TYPE, scope=PUBLIC)

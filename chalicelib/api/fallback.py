@@ -1,6 +1,7 @@
 """The routes no view declares: the catch-all `/{proxy+}` that answers 404
 for a path Lifeboat does not serve (in Mastodon's shape under /api/, ours
-elsewhere), and the preflight OPTIONS of every cross-origin path.
+elsewhere), and the preflight OPTIONS of every cross-origin path (declared
+by api/routing.py with each route there).
 
 API Gateway answers a path with no resource itself ("Missing Authentication
 Token"), and its gateway responses cannot vary the body by path; a greedy
@@ -56,19 +57,3 @@ def unknown_path(request) -> Response:
 def preflight_view(request) -> Response:
     """OPTIONS on a declared cross-origin path."""
     return cors.preflight(requested_path(request), request.headers.get("access-control-request-headers"))
-
-
-def add_preflights(app, route, scope) -> int:
-    """Declare OPTIONS on every cross-origin path that has none: on API
-    Gateway a resource answers only its declared methods. Called once, after
-    every other route; returns how many it added."""
-    added = 0
-    for path in sorted(app.routes):
-        if cors.is_cross_origin(path) and "OPTIONS" not in app.routes[path]:
-
-            def preflight(**_path_parameters):
-                return preflight_view(app.current_request)
-
-            route(path, methods=["OPTIONS"], content_types=ANY_CONTENT_TYPE, scope=scope)(preflight)
-            added += 1
-    return added

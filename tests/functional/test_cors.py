@@ -115,3 +115,18 @@ def test_the_catch_all_shadows_no_declared_route(api):
     assert api.get("/api/v1/accounts/alice").body["username"] == "alice"
     assert api.get("/api/v1/instance").status == 200
     assert api.get("/status").status == 200
+
+
+def test_a_route_declared_on_a_cross_origin_path_gets_its_preflight_with_it():
+    # Whichever module declares it, and wherever in app.py: the router adds the OPTIONS.
+    from chalice import Chalice
+
+    from chalicelib.api.routing import PUBLIC, router
+
+    app = Chalice(app_name="preflight-probe")
+    route = router(app)
+    route("/oauth/token", methods=["POST"], scope=PUBLIC)(lambda: None)
+    route("/admin/things", methods=["POST"], admin=True)(lambda: None)
+    assert set(app.routes["/oauth/token"]) == {"POST", "OPTIONS"}
+    assert app.routes["/oauth/token"]["OPTIONS"].view_function.scope == PUBLIC
+    assert set(app.routes["/admin/things"]) == {"POST"}

@@ -10,6 +10,7 @@ from chalice import Chalice, Rate
 
 from chalicelib import observability, wiring
 from chalicelib.accounts.store import FOLLOW, READ, WRITE
+from chalicelib.api import fallback
 from chalicelib.api.middleware import middleware
 from chalicelib.api.requests import (
     CLIENT_API_CONTENT_TYPES,
@@ -18,10 +19,12 @@ from chalicelib.api.requests import (
     json_body,
     query_param,
     query_params,
+    query_values,
     text_body,
 )
 from chalicelib.api.responses import (
     feed_response,
+    image_response,
     instance_domain,
     json_response,
     mastodon_page,
@@ -32,6 +35,7 @@ from chalicelib.api.responses import (
 from chalicelib.api.routing import PUBLIC, mastodon_router, router
 from chalicelib.core.clock import remaining_seconds
 from chalicelib.core.parsing import flag
+from chalicelib.mastodon import first_screen
 
 app = Chalice(app_name="lifeboat")
 app.register_middleware(middleware, "http")
@@ -183,13 +187,13 @@ def _status_page(request, page):
 @mastodon_route("/api/v1/instance", methods=["GET"], scope=PUBLIC)
 def mastodon_instance_v1():
     request = app.current_request
-    return json_response(wiring.mastodon().instance_v1(instance_domain(request)))
+    return json_response(wiring.mastodon().instance_v1(instance_domain(request), origin(request)))
 
 
 @mastodon_route("/api/v2/instance", methods=["GET"], scope=PUBLIC)
 def mastodon_instance_v2():
     request = app.current_request
-    return json_response(wiring.mastodon().instance_v2(instance_domain(request)))
+    return json_response(wiring.mastodon().instance_v2(instance_domain(request), origin(request)))
 
 
 @mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"], scope=READ)
@@ -238,6 +242,12 @@ def mastodon_lookup_account():
     return json_response(wiring.mastodon().lookup(query_param(request, "acct"), origin(request)))
 
 
+@mastodon_route("/api/v1/accounts/relationships", methods=["GET"], scope=READ)
+def mastodon_relationships():
+    request = app.current_request
+    return json_response(wiring.mastodon().relationships(_me(request), query_values(request, "id")))
+
+
 @mastodon_route("/api/v1/accounts/{account_id}", methods=["GET"], scope=PUBLIC)
 def mastodon_account(account_id):
     return json_response(wiring.mastodon().account(account_id, origin(app.current_request)))
@@ -271,6 +281,68 @@ def mastodon_unfollow(account_id):
     return json_response(wiring.mastodon().unfollow(_me(app.current_request), account_id))
 
 
+# -- the first screen (chalicelib/mastodon/first_screen.py) ----------------------------
+
+
+@mastodon_route("/api/v1/preferences", methods=["GET"], scope=READ)
+def mastodon_preferences():
+    return json_response(first_screen.preferences())
+
+
+@mastodon_route("/api/v1/markers", methods=["GET"], scope=READ)
+def mastodon_markers():
+    request = app.current_request
+    return json_response(wiring.markers().read(_me(request), query_values(request, "timeline")))
+
+
+@mastodon_route("/api/v1/markers", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope=WRITE)
+def mastodon_save_markers():
+    request = app.current_request
+    return json_response(wiring.markers().save(_me(request), form_fields(request)))
+
+
+def _notifications_page(request):
+    types, excluded = query_values(request, "types"), query_values(request, "exclude_types")
+    return wiring.mastodon().notifications(_me(request), query_params(request), types, excluded, origin(request))
+
+
+@mastodon_route("/api/v1/notifications", methods=["GET"], scope=READ)
+def mastodon_notifications():
+    request = app.current_request
+    page = _notifications_page(request)
+    return mastodon_page(request, page.notifications, page.oldest_id if page.has_more else None, page.newest_id)
+
+
+@mastodon_route("/api/v2/notifications", methods=["GET"], scope=READ)
+def mastodon_grouped_notifications():
+    request = app.current_request
+    page = _notifications_page(request)
+    return mastodon_page(request, page.grouped(), page.oldest_id if page.has_more else None, page.newest_id)
+
+
+def _empty_list():
+    return json_response([])
+
+
+for _path, _scope in first_screen.EMPTY_LISTS.items():
+    mastodon_route(_path, methods=["GET"], scope=_scope)(_empty_list)
+
+
+@route("/.well-known/nodeinfo", methods=["GET"], scope=PUBLIC)
+def nodeinfo_links():
+    return json_response(first_screen.nodeinfo_links(origin(app.current_request)))
+
+
+@route("/nodeinfo/2.0", methods=["GET"], scope=PUBLIC)
+def nodeinfo():
+    return json_response(first_screen.nodeinfo())
+
+
+@route(first_screen.THUMBNAIL_PATH, methods=["GET"], scope=PUBLIC)
+def instance_thumbnail():
+    return image_response(first_screen.THUMBNAIL_SVG, first_screen.THUMBNAIL_TYPE)
+
+
 @route("/admin/users/{username}/following", methods=["POST"], content_types=["text/csv"], admin=True)
 def import_following(username):
     return json_response(wiring.mastodon().import_following(username, text_body(app.current_request)))
@@ -287,6 +359,14 @@ def put_upstream_token(username):
 def delete_upstream_token(username):
     wiring.upstream_credentials().delete(username)
     return no_content()
+
+
+# -- unknown paths: 404 in the path's shape (chalicelib/api/fallback.py) -------------------
+
+
+@route(fallback.CATCH_ALL, methods=fallback.EVERY_METHOD, content_types=fallback.ANY_CONTENT_TYPE, scope=PUBLIC)
+def unknown_path():
+    return fallback.unknown_path(app.current_request)
 
 
 # -- schedules -------------------------------------------------------------------

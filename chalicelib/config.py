@@ -82,6 +82,9 @@ class Settings:
     # The primary's domain, for Mastodon account addresses (user@domain);
     # empty accepts any domain as local.
     instance_domain: str = ""
+    # The instance entities' contact address; empty (as Mastodon sends it
+    # when none is set) until CONTACT_EMAIL names one.
+    contact_email: str = ""
     # How long mirrored posts of the primary are kept (DynamoDB TTL).
     mirror_retention_days: int = 7
     # Whether the maintenance job mirrors the primary's change feed.
@@ -117,6 +120,7 @@ class Settings:
             replay_safety_margin_seconds=float(_int(env, "REPLAY_SAFETY_MARGIN_SECONDS", 10, minimum=1)),
             spool_fold_batch=_int(env, "SPOOL_FOLD_BATCH", 500, minimum=1),
             instance_domain=env.get("INSTANCE_DOMAIN", "").strip().lower(),
+            contact_email=env.get("CONTACT_EMAIL", "").strip(),
             feed_items=_int(env, "FEED_ITEMS", 50, minimum=1),
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:8000",
             mirror_retention_days=_int(env, "MIRROR_RETENTION_DAYS", 7, minimum=1),

@@ -186,6 +186,14 @@ def follow_store() -> FollowStore:
 
 
 @_per_call
+def markers():
+    """Mastodon read markers (chalicelib/mastodon/markers.py)."""
+    from chalicelib.mastodon.markers import Markers, MarkerStore
+
+    return Markers(MarkerStore(dynamodb(), settings().table_name), utc_now_iso)
+
+
+@_per_call
 def mirror_store() -> MirrorStore:
     """The mirror's writes: the primary's accounts, credentials, follows
     and recent posts as Lifeboat's own items."""
@@ -245,8 +253,10 @@ def mirror_status() -> dict:
 @_singleton
 def mastodon() -> MastodonApi:
     from chalicelib.mastodon.api import MastodonApi
+    from chalicelib.mastodon.notifications import NotificationStore
 
-    return MastodonApi(posts(), user_store(), follow_store(), settings(), utc_now_iso)
+    notifications = NotificationStore(dynamodb(), settings().table_name)
+    return MastodonApi(posts(), user_store(), follow_store(), settings(), utc_now_iso, notifications)
 
 
 @_singleton

@@ -197,6 +197,8 @@ def serve_api(env: dict[str, str], host: str, port: int, parts: contextlib.ExitS
     from chalice.cli.factory import CLIFactory
     from chalice.local import ChaliceRequestHandler, ThreadedHTTPServer, create_local_server
 
+    from devtools.local_gateway import install_api_gateway_routing
+
     # The local server routes only the methods Chalice knows: any other one got
     # the server's own 501 instead of the app's 405 with Allow.
     for method in ("TRACE", "QUERY"):
@@ -204,6 +206,8 @@ def serve_api(env: dict[str, str], host: str, port: int, parts: contextlib.ExitS
     # socketserver listens with a backlog of 5: a burst of 20 clients saw
     # connections reset. API Gateway queues far more; so does this now.
     ThreadedHTTPServer.request_queue_size = API_LISTEN_BACKLOG
+    # API Gateway sends unknown paths to the greedy catch-all route; so does this.
+    install_api_gateway_routing()
 
     import app as app_module
 

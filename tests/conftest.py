@@ -94,6 +94,9 @@ def api(moto):
     from chalice.test import Client
 
     import app
+    from devtools.local_gateway import install_api_gateway_routing
+
+    install_api_gateway_routing()  # the catch-all route, as API Gateway matches it
 
     with Client(app.app, stage_name="local") as client:
         yield Api(client)

@@ -1,6 +1,6 @@
 """The HTTP middleware, around every request: correlation id, the body size
-limit, Chalice's own errors rewritten into our shape, one access-log line,
-and the metrics flush."""
+limit, Chalice's own errors rewritten into our shape, the CORS headers of
+the path (on errors too), one access-log line, and the metrics flush."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import time
 from chalice import Response
 
 from chalicelib import errors, wiring
-from chalicelib.api.errors import error_response, mastodon_error_response
+from chalicelib.api.cors import with_cross_origin_headers
+from chalicelib.api.fallback import is_mastodon_path, render_error_for, requested_path
 from chalicelib.api.requests import raw_body
 from chalicelib.api.responses import JSON
 from chalicelib.core import parsing
@@ -24,8 +25,9 @@ def middleware(event, get_response):
     logger.set_correlation_id((event.context or {}).get("requestId"))
     with traced(f"## {event.method} {event.path}", method=event.method):
         refused = _refused_body(event)
-        response = _render_error_for(event)(refused) if refused else get_response(event)
-    response = _in_our_error_shape(response)
+        response = render_error_for(requested_path(event))(refused) if refused else get_response(event)
+    path = requested_path(event)
+    response = with_cross_origin_headers(_in_our_error_shape(response, is_mastodon_path(path)), path)
     logger.info(
         "request",
         extra={
@@ -56,14 +58,10 @@ def _refused_body(request) -> errors.LifeboatError | None:
     return too_large if size > limit else None
 
 
-def _render_error_for(request):
-    """The error shape of the route family the request is for."""
-    return mastodon_error_response if request.path.startswith("/api/") else error_response
-
-
-def _in_our_error_shape(response: Response) -> Response:
+def _in_our_error_shape(response: Response, mastodon: bool) -> Response:
     """Rewrite Chalice's own errors ({"Code", "Message"}: unlisted content
-    type, unknown method, unhandled exception) into {"error", "message"}."""
+    type, unknown method, unhandled exception) into {"error", "message"},
+    or Mastodon's {"error": "<text>"} under /api/."""
     body = response.body
     if not (isinstance(body, dict) and set(body) == {"Code", "Message"}):
         return response
@@ -74,4 +72,5 @@ def _in_our_error_shape(response: Response) -> Response:
         code = re.sub(r"(?<!^)(?=[A-Z])", "_", re.sub(r"Error$", "", body["Code"])).lower()
         message = body["Message"]
     headers = {**response.headers, "Content-Type": JSON}
-    return Response(body={"error": code, "message": message}, status_code=response.status_code, headers=headers)
+    body = {"error": message} if mastodon else {"error": code, "message": message}
+    return Response(body=body, status_code=response.status_code, headers=headers)

@@ -71,6 +71,15 @@ def query_param(request, name: str) -> str | None:
     return (request.query_params or {}).get(name)
 
 
+def query_values(request, name: str) -> list[str]:
+    """Every value of a list parameter, sent as `name[]=` (Rails' form, what
+    Mastodon clients send) or as repeated `name=`."""
+    params = request.query_params
+    if not params:
+        return []
+    return [value for key in (f"{name}[]", name) if key in params for value in params.getlist(key)]
+
+
 def query_params(request) -> dict[str, str]:
     return dict(request.query_params or {})
 

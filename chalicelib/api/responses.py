@@ -22,6 +22,12 @@ def no_content() -> Response:
     return Response(body="", status_code=204)
 
 
+def image_response(image: str, content_type: str) -> Response:
+    """A text image (SVG) that never changes at its path: cached for a day."""
+    headers = {"Content-Type": content_type, "Cache-Control": "public, max-age=86400"}
+    return Response(body=image, status_code=200, headers=headers)
+
+
 def feed_response(reply) -> Response:
     """A `syndication.FeedReply` as 200 with the document, or 304 without one."""
     if reply.body is None:

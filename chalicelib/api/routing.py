@@ -9,7 +9,9 @@ import functools
 
 from chalicelib import errors, wiring
 from chalicelib.accounts.store import FOLLOW, READ, WRITE
+from chalicelib.api import cors
 from chalicelib.api.errors import as_domain_error, error_response, mastodon_error_response
+from chalicelib.api.fallback import ANY_CONTENT_TYPE, preflight_view
 from chalicelib.api.requests import authorization
 from chalicelib.observability import logger
 
@@ -45,11 +47,26 @@ def router(app, render_error=error_response):
                     return render_error(as_domain_error(exc))
 
             guarded.scope = access
-            return app.route(path, **options)(guarded)
+            declared = app.route(path, **options)(guarded)
+            _declare_preflight(app, path)  # after the route: a view may declare OPTIONS itself
+            return declared
 
         return register
 
     return route
+
+
+def _declare_preflight(app, path: str) -> None:
+    """OPTIONS on `path`, if browsers may call it and it has none: on API
+    Gateway a resource answers only its declared methods."""
+    if not cors.is_cross_origin(path) or "OPTIONS" in app.routes.get(path, {}):
+        return
+
+    def preflight(**_path_parameters):
+        return preflight_view(app.current_request)
+
+    preflight.scope = PUBLIC
+    app.route(path, methods=["OPTIONS"], content_types=ANY_CONTENT_TYPE)(preflight)
 
 
 def mastodon_router(app):

@@ -30,9 +30,12 @@ from chalicelib.mastodon.entities import (
     render_status,
     render_unread_account,
 )
+from chalicelib.mastodon.first_screen import THUMBNAIL_PATH
 from chalicelib.mastodon.follows import Follow, FollowCounts, FollowStore, parse_following_csv
 from chalicelib.mastodon.forms import form_value, parse_status_form, query_flag
 from chalicelib.mastodon.ids import Window
+from chalicelib.mastodon.notifications import MENTION, NotificationStore, render_grouped, render_notification
+from chalicelib.observability import logger
 
 if TYPE_CHECKING:
     from chalicelib.accounts.kept_tokens import PrimaryCredential
@@ -71,6 +74,18 @@ class StatusPage:
     oldest_id: str | None
 
 
+@dataclass(frozen=True)
+class NotificationsPage:
+    notifications: list[dict]
+    has_more: bool
+    newest_id: str | None
+    oldest_id: str | None
+
+    def grouped(self) -> dict:
+        """The page as /api/v2/notifications answers it."""
+        return render_grouped(self.notifications)
+
+
 class MastodonApi:
     """The Mastodon endpoints' logic. `origin` is the scheme and host the
     client used, for the URLs inside entities."""
@@ -82,8 +97,10 @@ class MastodonApi:
         follows: FollowStore,
         settings: Settings,
         clock: Callable[[], str],
+        notifications: NotificationStore | None = None,
     ) -> None:
         self._posts = posts
+        self._notifications = notifications
         self._users = users
         self._follows = follows
         self._settings = settings
@@ -92,11 +109,11 @@ class MastodonApi:
 
     # -- the instance ----------------------------------------------------
 
-    def instance_v1(self, domain: str) -> dict:
-        return render_instance_v1(domain, self._settings)
+    def instance_v1(self, domain: str, origin: str) -> dict:
+        return render_instance_v1(domain, self._settings, origin + THUMBNAIL_PATH)
 
-    def instance_v2(self, domain: str) -> dict:
-        return render_instance_v2(domain, self._settings)
+    def instance_v2(self, domain: str, origin: str) -> dict:
+        return render_instance_v2(domain, self._settings, origin + THUMBNAIL_PATH)
 
     # -- statuses --------------------------------------------------------
 
@@ -121,6 +138,8 @@ class MastodonApi:
                 raise NotFound("The post you are trying to reply to does not appear to exist.", code="unknown_parent")
             new = NewPost(new.text, parent_post.id, new.idempotency_key, new.spoiler_text, new.language)
         created = self._posts.create_validated(author, new, primary)
+        if parent_post is not None and parent_post.author != author and not created.spooled:
+            self._notify(parent_post.author, created.post)
         if not created.spooled:
             try:
                 return self._render([created.post], origin)[0]
@@ -129,6 +148,17 @@ class MastodonApi:
         # Spooled: DynamoDB just refused a write, so its reads are not tried.
         account = render_unread_account(author, created.post, origin)
         return render_status(created.post, account, origin, parent_post.author if parent_post else None)
+
+    def _notify(self, recipient: str, reply: Post) -> None:
+        """A reply is a mention notification for the author it answers. The
+        reply is stored already: a notification DynamoDB refuses is lost,
+        rather than the post answered 503 (and sent again)."""
+        if self._notifications is None:
+            return
+        try:
+            self._notifications.add(recipient, reply.id, reply.author, reply.created_at)
+        except StoreUnavailable:
+            logger.warning("notification not written", extra={"recipient": recipient, "post_id": reply.id})
 
     def get_status(self, status_id: str, origin: str) -> dict:
         post = self._find_post(status_id)
@@ -205,6 +235,26 @@ class MastodonApi:
             rendered.append(render_status(post, account, origin, parent.author if parent else None))
         return rendered
 
+    # -- notifications ---------------------------------------------------
+
+    def notifications(
+        self, username: str, params: dict[str, str], types: list[str], exclude_types: list[str], origin: str
+    ) -> NotificationsPage:
+        """The user's notifications (replies to their posts), newest first,
+        paged by the same id windows as the timelines."""
+        window = mastodon_ids.window_from_params(params)
+        if self._notifications is None or (types and MENTION not in types) or MENTION in exclude_types:
+            return NotificationsPage([], False, None, None)
+        page = self._notifications.window(username, *_bounds(window))
+        post_ids = page.post_ids[::-1] if window.oldest_first else page.post_ids
+        posts = self._posts.posts_by_id(post_ids)
+        replies = [posts[post_id] for post_id in post_ids if post_id in posts and not posts[post_id].is_deleted]
+        notifications = [render_notification(status) for status in self._render(replies, origin)]
+        newest = mastodon_ids.mastodon_id(post_ids[0]) if post_ids else None
+        oldest = mastodon_ids.mastodon_id(post_ids[-1]) if post_ids else None
+        has_older = page.has_more if not window.oldest_first else bool(post_ids)
+        return NotificationsPage(notifications, has_older, newest, oldest)
+
     # -- accounts --------------------------------------------------------
 
     def account(self, account_id: str, origin: str) -> dict:
@@ -251,6 +301,15 @@ class MastodonApi:
         target = self._user(account_id)
         follow = self._follows.get(viewer, target.username)
         return render_relationship(target.username, follow, self._follows.follows_back(viewer, target.username))
+
+    def relationships(self, viewer: str, account_ids: list[str]) -> list[dict]:
+        """The viewer's Relationship with each account named, in order;
+        unknown accounts are left out, as Mastodon does."""
+        known = [name for name in dict.fromkeys(account_ids[:ACCOUNTS_MAX_LIMIT]) if self._known(name)]
+        return [self.relationship(viewer, name) for name in known]
+
+    def _known(self, account_id: str) -> bool:
+        return is_username(account_id) and self._users.get(account_id) is not None
 
     def import_following(self, username: str, csv_text: str) -> dict:
         """Follow every account of a `following_accounts.csv` export. Rows

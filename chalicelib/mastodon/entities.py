@@ -94,6 +94,11 @@ def render_unread_account(username: str, newest: Post, origin: str) -> dict:
     return _account(username, newest.created_at, AccountFacts(last_status_id=newest.id), origin)
 
 
+# Mastodon's role of every user (@everyone), with no permissions: Lifeboat
+# grants none through the client API.
+EVERYONE_ROLE = {"id": "-99", "name": "", "permissions": "0", "color": "", "highlighted": False}
+
+
 def render_credential_account(account: dict) -> dict:
     source = {
         "privacy": "public",
@@ -106,7 +111,7 @@ def render_credential_account(account: dict) -> dict:
         "discoverable": True,
         "indexable": False,
     }
-    return {**account, "source": source}
+    return {**account, "source": source, "role": EVERYONE_ROLE}
 
 
 def render_status(post: Post, account: dict, origin: str, parent_author: str | None) -> dict:
@@ -166,17 +171,19 @@ def render_relationship(username: str, follow: Follow | None, followed_by: bool)
     }
 
 
-def render_instance_v1(domain: str, settings: Settings, admin_email: str = "") -> dict:
+def render_instance_v1(domain: str, settings: Settings, thumbnail_url: str) -> dict:
     return {
         "uri": domain,
         "title": "Lifeboat",
         "short_description": "The fallback backend: posts are kept here while the primary is down.",
         "description": "Lifeboat accepts posts while the primary service is down and reinserts them later.",
-        "email": admin_email,
+        "email": settings.contact_email,
         "version": VERSION,
+        # No streaming: null is what Elk, Phanpy and masto.js skip without
+        # trying to connect (docs/DESIGN.md, "Streaming").
         "urls": {"streaming_api": None},
         "stats": {"user_count": 0, "status_count": 0, "domain_count": 1},
-        "thumbnail": None,
+        "thumbnail": thumbnail_url,
         "languages": ["en"],
         "registrations": False,
         "approval_required": False,
@@ -187,7 +194,7 @@ def render_instance_v1(domain: str, settings: Settings, admin_email: str = "") -
     }
 
 
-def render_instance_v2(domain: str, settings: Settings) -> dict:
+def render_instance_v2(domain: str, settings: Settings, thumbnail_url: str) -> dict:
     return {
         "domain": domain,
         "title": "Lifeboat",
@@ -195,13 +202,13 @@ def render_instance_v2(domain: str, settings: Settings) -> dict:
         "source_url": "https://github.com/aws/chalice",
         "description": "Lifeboat accepts posts while the primary service is down and reinserts them later.",
         "usage": {"users": {"active_month": 0}},
-        "thumbnail": {"url": ""},
+        "thumbnail": {"url": thumbnail_url, "blurhash": None, "versions": {}},
         "icon": [],
         "languages": ["en"],
         "configuration": {**_configuration(settings), "urls": {"streaming": None}, "translation": {"enabled": False}},
         "registrations": {"enabled": False, "approval_required": False, "message": None},
         "api_versions": {"mastodon": 2},
-        "contact": {"email": "", "account": None},
+        "contact": {"email": settings.contact_email, "account": None},
         "rules": [],
     }
 
@@ -214,6 +221,13 @@ def _configuration(settings: Settings) -> dict:
             "max_media_attachments": 0,
             "characters_reserved_per_url": 23,
         },
-        "media_attachments": {"supported_mime_types": [], "image_size_limit": 0, "video_size_limit": 0},
+        "media_attachments": {
+            "supported_mime_types": [],
+            "image_size_limit": 0,
+            "image_matrix_limit": 0,
+            "video_size_limit": 0,
+            "video_frame_rate_limit": 0,
+            "video_matrix_limit": 0,
+        },
         "polls": {"max_options": 0, "max_characters_per_option": 0, "min_expiration": 0, "max_expiration": 0},
     }

@@ -36,6 +36,8 @@ FEATURES_LOADED_PER_ROUTE = [
     "chalicelib.mastodon.entities",
     "chalicelib.mastodon.forms",
     "chalicelib.mastodon.follows",
+    "chalicelib.mastodon.markers",
+    "chalicelib.mastodon.notifications",
     "chalicelib.recovery.service",
     "chalicelib.recovery.admin",
     "chalicelib.recovery.backlog",

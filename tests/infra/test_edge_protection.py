@@ -16,15 +16,17 @@ WAF_RESOURCES = {"ApiWebAcl": "AWS::WAFv2::WebACL", "ApiWebAclAssociation": "AWS
 
 
 def client_writes() -> set[tuple[str, str]]:
-    """Every method a client uses to change something (admin routes aside)."""
+    """Every method a client uses to change something (admin routes aside;
+    preflights and the catch-all's 404s change nothing, so they read)."""
     import app
+    from chalicelib.api.fallback import CATCH_ALL
 
     return {
         (path, method)
         for path, methods in app.app.routes.items()
-        if not path.startswith("/admin/")
+        if not path.startswith("/admin/") and path != CATCH_ALL
         for method in methods
-        if method != "GET"
+        if method not in ("GET", "OPTIONS")
     }
 
 

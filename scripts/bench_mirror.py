@@ -47,7 +47,13 @@ def iso(epoch: float) -> str:
 
 def add_accounts(stack: RunningStack) -> None:
     accounts = [
-        {"type": "account", "username": f"author{n}", "display_name": f"Author {n}", "created_at": iso(time.time())}
+        {
+            "type": "account",
+            "username": f"author{n}",
+            "display_name": f"Author {n}",
+            "created_at": iso(time.time()),
+            "suspended": False,
+        }
         for n in range(AUTHORS)
     ]
     post(f"{stack.primary_url}/control/changes", {"changes": accounts})
@@ -64,6 +70,7 @@ def add_posts(stack: RunningStack, count: int) -> None:
                 "text": TEXT,
                 "created_at": iso(start_at + n),
                 "in_reply_to": None,
+                "deleted": False,
             }
             for n in range(first, min(first + CHUNK, count))
         ]
@@ -82,6 +89,8 @@ def wait_until(condition, timeout: float, interval: float = 0.1):
 
 def mirrored(stack: RunningStack, posts: int) -> bool:
     mirror = get(f"{stack.base_url}/status")["mirror"]
+    if mirror["malformed"]:
+        raise RuntimeError(f"the mirror refused {mirror['malformed']} changes: {mirror}")
     return mirror["posts"] >= posts and mirror["lag_seconds"] is not None
 
 

@@ -244,5 +244,6 @@ def status_of(state: MirrorState, now: float) -> dict:
         "lag_seconds": lag_seconds(state, now),
         "accounts": state.accounts,
         "posts": max(0, state.posts),
+        "malformed": state.malformed,
         "last_error": state.last_error,
     }

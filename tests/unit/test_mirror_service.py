@@ -80,6 +80,7 @@ def test_malformed_changes_are_skipped_and_counted_and_never_stop_the_feed():
     report = world.run()
     assert (report.malformed, report.posts, report.stop) == (3, 2, "end")
     assert world.state.load().malformed == 3
+    assert status_of(world.state.load(), NOW)["malformed"] == 3  # what an operator sees in /status
 
 
 def test_duplicates_and_overlaps_store_each_post_once():

@@ -174,19 +174,26 @@ class MastodonChangeSource:
             page.cursor = replace(page.cursor, check_accounts=False)
             if page.room == 0:
                 return True
-        statuses = self._list(
-            PUBLIC_TIMELINE, page, min(page.room, STATUSES_PAGE_MAX), local="true", min_id=page.cursor.posts_after
-        )
-        settled_below = int(mastodon_id_at(self._clock() - self._settings.posts_settle_seconds))
-        ordered = _ascending(statuses.entities)
-        settled = [status for status in ordered if int(status["id"]) < settled_below]
-        page.changes.extend(change for change in map(post_change, settled) if change is not None)
-        if settled:
-            # Past the skipped ones too (reblogs, other visibilities): never read twice.
-            page.cursor = replace(page.cursor, posts_after=settled[-1]["id"])
-        # A young post may still have older ids committing around it: the
-        # feed stops before it, and is at its end for now.
-        return True if statuses.full and len(settled) == len(ordered) else self._caught_up(page)
+        # Timeline pages of 40 until the page is full: the mirror's cost per
+        # page (its state write, a part-filled batch) then falls on up to
+        # `limit` posts, not 40.
+        while True:
+            statuses = self._list(
+                PUBLIC_TIMELINE, page, min(page.room, STATUSES_PAGE_MAX), local="true", min_id=page.cursor.posts_after
+            )
+            settled_below = int(mastodon_id_at(self._clock() - self._settings.posts_settle_seconds))
+            ordered = _ascending(statuses.entities)
+            settled = [status for status in ordered if int(status["id"]) < settled_below]
+            page.changes.extend(change for change in map(post_change, settled) if change is not None)
+            if settled:
+                # Past the skipped ones too (reblogs, other visibilities): never read twice.
+                page.cursor = replace(page.cursor, posts_after=settled[-1]["id"])
+            # A young post may still have older ids committing around it: the
+            # feed stops before it, and is at its end for now.
+            if not (statuses.full and settled and len(settled) == len(ordered)):
+                return self._caught_up(page)
+            if page.room == 0:
+                return True
 
     def _read_new_accounts(self, page: _Page) -> bool:
         """Active accounts above the highest id seen, oldest first; True

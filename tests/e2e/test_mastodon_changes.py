@@ -362,3 +362,14 @@ def test_a_corrupted_cursor_starts_over(server):
 
     for corrupted in ("", "not a cursor", page.next[:-3], page.next[::-1], "e30"):
         assert feed.fetch(corrupted, 5).changes == first.changes
+
+
+def test_one_page_reads_timeline_pages_until_it_is_full(server):
+    server.add_account("alice")
+    ids = [server.add_status("alice", f"post {i}") for i in range(100)]
+
+    page = source(server).fetch(None, 500)
+
+    # One admin list, then 40 + 40 + 20 posts in one page of the mirror.
+    assert [c["id"] for c in page.changes if c["type"] == "post"] == ids
+    assert server.stats()["public_timeline_requests"] == 3

@@ -219,15 +219,28 @@ def mirror_state() -> MirrorStateStore:
 
 @_singleton
 def mirror() -> Mirror | None:
-    """The mirror job, or None unless MIRROR_ENABLED and a generic primary
-    is configured (a Mastodon primary's feed adapter plugs in here)."""
+    """The mirror job, or None unless MIRROR_ENABLED and a primary is
+    configured: the generic change feed, or a Mastodon primary's API read
+    as one (its unfollows told against the mirror's own follow graph)."""
+    from chalicelib.config import MastodonFeedSettings
     from chalicelib.mirror.service import Mirror
     from chalicelib.upstream.change_feed import GenericChangeFeed
+    from chalicelib.upstream.mastodon_changes import MastodonChangeSource
 
     configured = upstream_settings()
-    if not (settings().mirror_enabled and configured.enabled and configured.kind == "generic"):
+    if not (settings().mirror_enabled and configured.enabled):
         return None
-    feed = GenericChangeFeed.from_settings(configured)
+    if configured.kind == "mastodon":
+        if not configured.token:
+            # The replay needs no token of ours on Mastodon; the mirror needs the
+            # admin's. Without it the mirror is off, and the replay still runs.
+            from chalicelib.observability import logger
+
+            logger.error("mirror off: UPSTREAM_TOKEN (an admin:read:accounts token) is not set")
+            return None
+        feed = MastodonChangeSource.from_settings(configured, MastodonFeedSettings.from_env(), follow_store().following)
+    else:
+        feed = GenericChangeFeed.from_settings(configured)
     return Mirror(feed, mirror_store(), mirror_state(), settings().mirror_retention_days)
 
 

@@ -27,10 +27,11 @@ For the mirror (`upstream.mastodon_changes`), as Mastodon 4.3 serves them:
 - `GET /api/v1/accounts/:id/following?max_id=&limit=`: Accounts, newest
   follow first, at most 80, paged by Follow id in `Link` (empty for a
   suspended account or one that hides it; its `following_count` stays);
-- control: `add_account`, `suspend`, `add_status` (visibility, reply,
-  reblog, time), `add_follow`, `remove_follow`, `fail_next` (a status with
-  Retry-After, or a hang-up half-way through a page) and per-endpoint
-  request counts in `stats()`.
+- control: `add_account`, `suspend`, `rename`, `add_status` (visibility,
+  reply, reblog, time), `add_follow`, `remove_follow`, `fail_next` (a
+  status with Retry-After, or a hang-up half-way through a page; those not
+  yet answered in `faults_left()`) and per-endpoint request counts in
+  `stats()`.
 
 Use it from tests as `FakeMastodon` (a context manager), or as a script:
 `python -m devtools.fake_mastodon --port 0 --user alice=t0ken`. Standard
@@ -616,6 +617,10 @@ class FakeMastodon:
         with self._state.lock:
             self._state.accounts[acct] = replace(self._state.accounts[acct], suspended=suspended)
 
+    def rename(self, acct: str, display_name: str) -> None:
+        with self._state.lock:
+            self._state.accounts[acct] = replace(self._state.accounts[acct], display_name=display_name)
+
     def hide_following(self, acct: str) -> None:
         """The account hides whom it follows: others read an empty list."""
         with self._state.lock:
@@ -659,6 +664,11 @@ class FakeMastodon:
         """Each fault answers the next GET under its path, once, in order."""
         with self._state.lock:
             self._state.faults.extend(faults)
+
+    def faults_left(self) -> int:
+        """Scripted faults not yet answered."""
+        with self._state.lock:
+            return len(self._state.faults)
 
     def stats(self) -> dict[str, int]:
         with self._state.lock:

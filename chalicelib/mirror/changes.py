@@ -10,7 +10,10 @@ and goes on with the feed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
+from typing import TypeVar
 
 from chalicelib.core import ids
 from chalicelib.core.clock import parse_iso
@@ -24,6 +27,7 @@ MAX_UPSTREAM_ID_CHARS = 255
 # A bcrypt hash is 60 characters; anything much longer is not one.
 MAX_BCRYPT_CHARS = 100
 KNOWN_SCOPES = frozenset({"read", "write", "follow", "push"})
+Parsed = TypeVar("Parsed")
 
 _SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
 _BCRYPT_RE = re.compile(r"\$2[abxy]?\$[0-9]{2}\$[./A-Za-z0-9]{53}")
@@ -46,20 +50,34 @@ class MalformedChange(ValueError):
         self.reason = reason
 
 
+class Untold(Enum):
+    """A field an account document did not carry. Two sources speak about
+    one account (a Mastodon primary's API, which knows no password hashes,
+    and its database export through the S3 inbox): a field one of them
+    leaves out keeps what the other said, where `null` would remove it."""
+
+    UNTOLD = "untold"
+
+
+UNTOLD = Untold.UNTOLD
+
+
 @dataclass(frozen=True)
 class AccountChange:
     username: str
     display_name: str
     created_at: str
-    suspended: bool
-    # repr=False: the hash must never reach a log line through a repr.
-    password_bcrypt: str | None = None
+    # UNTOLD: the stored value stays (a new account is not suspended).
+    suspended: bool | Untold = UNTOLD
+    # A bcrypt hash sets it, None removes it, UNTOLD leaves it alone.
+    password_bcrypt: str | Untold | None = UNTOLD
 
     def __repr__(self) -> str:
-        return (
-            f"AccountChange(username={self.username!r}, suspended={self.suspended}, "
-            f"password_bcrypt={'<set>' if self.password_bcrypt else None})"
-        )
+        # Never the hash itself: a repr may reach a log line.
+        shown = {UNTOLD: "<untold>", None: None}
+        hash_shown = "<set>" if isinstance(self.password_bcrypt, str) else shown[self.password_bcrypt]
+        suspended = "<untold>" if self.suspended is UNTOLD else self.suspended
+        return f"AccountChange(username={self.username!r}, suspended={suspended}, password_bcrypt={hash_shown})"
 
 
 @dataclass(frozen=True)
@@ -98,8 +116,8 @@ _FIELDS = {
     "follow": frozenset({"type", "follower", "followee", "active"}),
     "post": frozenset({"type", "id", "author", "text", "created_at", "in_reply_to", "deleted"}),
 }
-# Optional fields and their default when absent.
-_OPTIONAL = {"display_name": "", "password_bcrypt": None, "in_reply_to": None, "suspended": False}
+# Optional fields and their default when absent (UNTOLD: the stored value stays).
+_OPTIONAL = {"display_name": "", "password_bcrypt": UNTOLD, "in_reply_to": None, "suspended": UNTOLD}
 
 
 def parse_change(document: object) -> Change:
@@ -126,8 +144,8 @@ def _account(values: dict) -> AccountChange:
         username=_username(values["username"], "username"),
         display_name=_text(values["display_name"], "display_name", MAX_DISPLAY_NAME_CHARS, allow_empty=True),
         created_at=_time(values["created_at"], "created_at"),
-        suspended=_flag(values["suspended"], "suspended"),
-        password_bcrypt=_bcrypt(values["password_bcrypt"]),
+        suspended=_untold_or(values["suspended"], lambda value: _flag(value, "suspended")),
+        password_bcrypt=_untold_or(values["password_bcrypt"], _bcrypt),
     )
 
 
@@ -218,6 +236,10 @@ def _upstream_id(value: object, name: str) -> str:
     if not isinstance(value, str) or not _UPSTREAM_ID_RE.fullmatch(value):
         raise MalformedChange(f"{name} must be 1 to {MAX_UPSTREAM_ID_CHARS} printable ASCII characters")
     return value
+
+
+def _untold_or(value: object, parse: Callable[[object], Parsed]) -> Parsed | Untold:
+    return UNTOLD if value is UNTOLD else parse(value)
 
 
 def _bcrypt(value: object) -> str | None:

@@ -20,7 +20,7 @@ from chalicelib.core.models import Post
 from chalicelib.errors import FollowLimitReached
 from chalicelib.mastodon.follows import Follow
 from chalicelib.mirror import layout
-from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
+from chalicelib.mirror.changes import UNTOLD, AccountChange, CredentialChange, FollowChange, PostChange
 from chalicelib.posts.items import mirrored_post_key, post_from_item
 
 PASSWORD_PURPOSE = "mirrored-password"  # noqa: S105 - a KMS context label, not a secret
@@ -70,20 +70,23 @@ class MirrorStore:
 
     def apply_account(self, change: AccountChange) -> bool:
         """The account as a Lifeboat user: its profile's mirrored fields set,
-        whatever else Lifeboat keeps on it (token, counts, feed marker) kept.
-        True if it was not mirrored before."""
+        whatever else Lifeboat keeps on it (token, counts, feed marker) kept,
+        and a field the change leaves untold (a Mastodon API's account knows
+        no password hash) as it was. True if it was not mirrored before."""
         values = {
             ":u": {"S": change.username},
             ":name": {"S": change.display_name},
             ":at": {"S": change.created_at},
-            ":suspended": {"BOOL": change.suspended},
             ":source": {"S": layout.SOURCE},
         }
-        update = "SET username = :u, display_name = :name, created_at = :at, suspended = :suspended, #src = :source"
-        if change.password_bcrypt:
+        update = "SET username = :u, display_name = :name, created_at = :at, #src = :source"
+        if change.suspended is not UNTOLD:
+            values[":suspended"] = {"BOOL": change.suspended}
+            update += ", suspended = :suspended"
+        if isinstance(change.password_bcrypt, str):
             values[":pw"] = {"B": self._encrypt_password(change.username, change.password_bcrypt)}
             update += ", password_bcrypt = :pw"
-        else:
+        elif change.password_bcrypt is None:
             update += " REMOVE password_bcrypt"
         with unavailable_as_domain_error("mirror account"):
             response = self._client.update_item(

@@ -4,8 +4,9 @@
 token answers `200 {"changes": [...], "next": "<cursor>", "more": bool}`.
 Answers are classified as for ingest (`upstream.transport`): 429 and 503
 wait for their Retry-After, other failures are transient, 401 stops the
-mirror. A Mastodon primary's feed (accounts API, public timeline) would be
-another adapter answering the same `FeedAnswer`s.
+mirror. A Mastodon primary's feed (`upstream.mastodon_changes`: accounts
+API, public timeline, following lists) answers the same `FeedAnswer`s,
+classified by the same `refusal` and `unanswered`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from collections.abc import Callable
 from chalicelib.config import UpstreamSettings
 from chalicelib.core.parsing import JsonRejected, loads_json
 from chalicelib.upstream.port import FeedAnswer, FeedOutcome
-from chalicelib.upstream.transport import ACCEPT_JSON, NETWORK_ERRORS, Transport, excerpt, retry_after_result
+from chalicelib.upstream.transport import ACCEPT_JSON, NETWORK_ERRORS, Answer, Transport, excerpt, retry_after_result
 
 MAX_PAGE = 500
 # A page of 500 changes of up to 5,000 characters each, with room to spare.
 MAX_PAGE_BYTES = 16 * 1024 * 1024
 MAX_CURSOR_CHARS = 1024
+# The generic protocol's "our token was refused"; a Mastodon primary adds
+# 403, a token short of a scope.
+UNAUTHORIZED_STATUSES = frozenset({401})
 
 
 class GenericChangeFeed:
@@ -49,16 +53,30 @@ class GenericChangeFeed:
                 "GET", path, token=self._token, headers=ACCEPT_JSON, max_body_bytes=MAX_PAGE_BYTES
             )
         except NETWORK_ERRORS as exc:
-            return FeedAnswer(FeedOutcome.TRANSIENT, detail=type(exc).__name__)
-        if answer.status == 401:
-            return FeedAnswer(FeedOutcome.UNAUTHORIZED, detail=excerpt(answer.body, self._token))
-        wait = retry_after_result(answer, self._clock(), "", None)
-        if wait is not None:
-            return FeedAnswer(FeedOutcome.RETRY_AFTER, retry_after_seconds=wait.retry_after_seconds)
+            return unanswered(exc)
         if answer.status != 200:
-            detail = f"HTTP {answer.status}: {excerpt(answer.body, self._token)}"
-            return FeedAnswer(FeedOutcome.TRANSIENT, detail=detail)
+            return refusal(answer, self._clock(), self._token)
         return _page(answer.body)
+
+
+def unanswered(exc: Exception) -> FeedAnswer:
+    """No answer at all (one of NETWORK_ERRORS): back off and ask again."""
+    return FeedAnswer(FeedOutcome.TRANSIENT, detail=type(exc).__name__)
+
+
+def refusal(answer: Answer, now: float, token: str, unauthorized: frozenset[int] = UNAUTHORIZED_STATUSES) -> FeedAnswer:
+    """A change feed's answer that is not a 200: UNAUTHORIZED for our token
+    refused, RETRY_AFTER for a 429 or 503 (its Retry-After, or the ingest
+    default), TRANSIENT for anything else. The detail never holds `token`."""
+    detail = f"HTTP {answer.status}: {excerpt(answer.body, token)}"
+    if answer.status in unauthorized:
+        return FeedAnswer(FeedOutcome.UNAUTHORIZED, detail=detail, status=answer.status)
+    wait = retry_after_result(answer, now, detail, None)
+    if wait is not None:
+        return FeedAnswer(
+            FeedOutcome.RETRY_AFTER, retry_after_seconds=wait.retry_after_seconds, detail=detail, status=answer.status
+        )
+    return FeedAnswer(FeedOutcome.TRANSIENT, detail=detail, status=answer.status)
 
 
 def _page(body: bytes) -> FeedAnswer:

@@ -20,10 +20,12 @@ so the mirror consumes both alike.
   a younger one with a higher id; the feed never moves past a post younger
   than `posts_settle_seconds`, so such a late one is not passed over.
 
-Failures are classified as for ingest (`upstream.transport`) and raised as
-`ChangeFeedError`: 429/503 wait, other 5xx and no answer back off, 401 and
-403 stop. A failure after a page already holds changes ends the page there
-instead, with a cursor that resumes right after them.
+`fetch` answers the mirror's one port type, `FeedAnswer`, as the generic
+feed does, its failures classified by the same `change_feed.refusal`:
+429/503 wait, other answers and no answer back off, 401 and 403 (a token
+short of `admin:read:accounts`) stop. A failure after a page already holds
+changes ends the page there instead, with a cursor that resumes right
+after them.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from chalicelib.config import MastodonFeedSettings, UpstreamSettings
 from chalicelib.core.parsing import JsonRejected, loads_json
 from chalicelib.errors import StoreUnavailable
 from chalicelib.observability import logger
-from chalicelib.upstream.headers import parse_rate_limit
+from chalicelib.upstream.change_feed import refusal, unanswered
 from chalicelib.upstream.mastodon_feed import (
     ACTIVE,
     CRAWL,
@@ -56,8 +58,8 @@ from chalicelib.upstream.mastodon_feed import (
     mastodon_id_at,
     post_change,
 )
-from chalicelib.upstream.port import ChangeFeedError, ChangePage, Outcome
-from chalicelib.upstream.transport import ACCEPT_JSON, NETWORK_ERRORS, Answer, Transport, failure
+from chalicelib.upstream.port import FeedAnswer, FeedOutcome
+from chalicelib.upstream.transport import ACCEPT_JSON, NETWORK_ERRORS, Transport
 
 if TYPE_CHECKING:
     from urllib.request import OpenerDirector
@@ -69,9 +71,17 @@ ACCOUNTS_PAGE_MAX, STATUSES_PAGE_MAX, FOLLOWING_PAGE_MAX = 200, 40, 80
 # A page of 200 admin accounts or 40 statuses is far above the 64 KiB an
 # ingest answer may have.
 MAX_PAGE_BYTES = 8 * 1024 * 1024
-RETRYABLE_4XX = frozenset({408})
 # Our token refused (401) or short of a scope (403): no page can succeed.
 REFUSED = frozenset({401, 403})
+
+
+class _Unread(Exception):
+    """A request of the page that got no usable answer: `answer` is what
+    the mirror is told if the page holds nothing yet."""
+
+    def __init__(self, answer: FeedAnswer) -> None:
+        super().__init__(answer.detail)
+        self.answer = answer
 
 
 @dataclass
@@ -90,7 +100,7 @@ class _Page:
 
 
 class MastodonChangeSource:
-    """The `ChangeSource` of a Mastodon primary at `base_url`, read with the
+    """The mirror's change feed from a Mastodon primary at `base_url`, read with the
     admin token `token`. `clock` gives epoch seconds (crawl schedule, the
     first post id, Retry-After dates). `followees_of(username)` gives the
     local followees the mirror holds as active for a follower; without it,
@@ -115,15 +125,23 @@ class MastodonChangeSource:
         self._followees_of = followees_of
 
     @classmethod
-    def from_settings(cls, upstream: UpstreamSettings, feed: MastodonFeedSettings) -> MastodonChangeSource:
-        return cls(upstream.url, upstream.token, feed, timeout_seconds=upstream.timeout_seconds)
+    def from_settings(
+        cls,
+        upstream: UpstreamSettings,
+        feed: MastodonFeedSettings,
+        followees_of: Callable[[str], Collection[str]] | None = None,
+    ) -> MastodonChangeSource:
+        return cls(
+            upstream.url, upstream.token, feed, timeout_seconds=upstream.timeout_seconds, followees_of=followees_of
+        )
 
     def __repr__(self) -> str:
         return f"MastodonChangeSource(base_url={self._http.base_url!r}, settings={self._settings!r})"
 
-    def fetch(self, after: str | None, limit: int) -> ChangePage:
+    def fetch(self, after: str | None, limit: int) -> FeedAnswer:
         """The page after cursor `after` (None, or a cursor this source did
-        not write: from the beginning), of at most `limit` changes."""
+        not write: from the beginning), of at most `limit` changes; or the
+        failure that kept it from holding any."""
         if limit < 1:
             raise ValueError("limit must be >= 1")
         cursor = decode_cursor(after) if after is not None else None
@@ -136,12 +154,12 @@ class MastodonChangeSource:
                 more = self._crawl(page)
             else:
                 more = self._tail(page)
-        except ChangeFeedError:
+        except _Unread as unread:
             if not page.changes:
-                raise
+                return unread.answer
             # What this page holds stays read; the next page meets the failure again.
             more = True
-        return ChangePage(page.changes, encode_cursor(page.cursor), more)
+        return FeedAnswer(FeedOutcome.PAGE, changes=page.changes, next=encode_cursor(page.cursor), more=more)
 
     def _first_cursor(self) -> FeedCursor:
         since = self._clock() - self._settings.retention_days * 86400
@@ -156,19 +174,26 @@ class MastodonChangeSource:
             page.cursor = replace(page.cursor, check_accounts=False)
             if page.room == 0:
                 return True
-        statuses = self._list(
-            PUBLIC_TIMELINE, page, min(page.room, STATUSES_PAGE_MAX), local="true", min_id=page.cursor.posts_after
-        )
-        settled_below = int(mastodon_id_at(self._clock() - self._settings.posts_settle_seconds))
-        ordered = _ascending(statuses.entities)
-        settled = [status for status in ordered if int(status["id"]) < settled_below]
-        page.changes.extend(change for change in map(post_change, settled) if change is not None)
-        if settled:
-            # Past the skipped ones too (reblogs, other visibilities): never read twice.
-            page.cursor = replace(page.cursor, posts_after=settled[-1]["id"])
-        # A young post may still have older ids committing around it: the
-        # feed stops before it, and is at its end for now.
-        return True if statuses.full and len(settled) == len(ordered) else self._caught_up(page)
+        # Timeline pages of 40 until the page is full: the mirror's cost per
+        # page (its state write, a part-filled batch) then falls on up to
+        # `limit` posts, not 40.
+        while True:
+            statuses = self._list(
+                PUBLIC_TIMELINE, page, min(page.room, STATUSES_PAGE_MAX), local="true", min_id=page.cursor.posts_after
+            )
+            settled_below = int(mastodon_id_at(self._clock() - self._settings.posts_settle_seconds))
+            ordered = _ascending(statuses.entities)
+            settled = [status for status in ordered if int(status["id"]) < settled_below]
+            page.changes.extend(change for change in map(post_change, settled) if change is not None)
+            if settled:
+                # Past the skipped ones too (reblogs, other visibilities): never read twice.
+                page.cursor = replace(page.cursor, posts_after=settled[-1]["id"])
+            # A young post may still have older ids committing around it: the
+            # feed stops before it, and is at its end for now.
+            if not (statuses.full and settled and len(settled) == len(ordered)):
+                return self._caught_up(page)
+            if page.room == 0:
+                return True
 
     def _read_new_accounts(self, page: _Page) -> bool:
         """Active accounts above the highest id seen, oldest first; True
@@ -262,8 +287,8 @@ class MastodonChangeSource:
         while page.requests < budget and page.room > 0:
             try:
                 listed = self._list(path, page, min(page.room, FOLLOWING_PAGE_MAX), max_id=follower.after)
-            except ChangeFeedError as error:
-                if error.status != 404:
+            except _Unread as unread:
+                if unread.answer.status != 404:
                     raise
                 listed, whole = _Listed([], 0, 1, None), False  # the account went away since it was listed
             follows = [change for change in (follow_change(follower.username, f) for f in listed.entities) if change]
@@ -304,30 +329,24 @@ class MastodonChangeSource:
     # HTTP.
 
     def _list(self, path: str, page: _Page, limit: int, **query: str | None) -> _Listed:
-        """A list answer; raises ChangeFeedError."""
+        """A list answer; raises _Unread."""
         params = {name: value for name, value in query.items() if value is not None}
         url = f"{path}?{urllib.parse.urlencode({**params, 'limit': limit})}"
         page.requests += 1
         try:
             answer = self._http.exchange("GET", url, self._token, headers=ACCEPT_JSON, max_body_bytes=MAX_PAGE_BYTES)
         except NETWORK_ERRORS as exc:
-            raise ChangeFeedError(Outcome.TRANSIENT, detail=type(exc).__name__) from exc
+            raise _Unread(unanswered(exc)) from exc
         if answer.status != 200:
-            raise self._refusal(answer)
+            raise _Unread(refusal(answer, self._clock(), self._token, REFUSED))
         try:
             listed = loads_json(answer.body)
         except JsonRejected:
             listed = None
         if not isinstance(listed, list):
-            raise ChangeFeedError(Outcome.TRANSIENT, status=200, detail=f"{path} did not answer with a list")
+            raise _Unread(FeedAnswer(FeedOutcome.TRANSIENT, detail=f"{path} did not answer with a list", status=200))
         entities = [entity for entity in listed if isinstance(entity, dict) and is_id(entity.get("id"))]
         return _Listed(entities, len(listed), limit, link_param(answer.headers.get("Link"), "next", "max_id"))
-
-    def _refusal(self, answer: Answer) -> ChangeFeedError:
-        now = self._clock()
-        result = failure(answer, now, parse_rate_limit(answer.headers, now), self._token, RETRYABLE_4XX)
-        outcome = Outcome.UNAUTHORIZED if answer.status in REFUSED else result.outcome
-        return ChangeFeedError(outcome, result.retry_after_seconds, answer.status, result.detail)
 
 
 @dataclass(frozen=True)

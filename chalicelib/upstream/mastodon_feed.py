@@ -22,9 +22,6 @@ from dataclasses import asdict, dataclass, field, replace
 CURSOR_VERSION = 1
 TAIL, CRAWL = "tail", "crawl"
 ACTIVE, SUSPENDED = "active", "suspended"
-# The API cannot see password hashes; scripts/mastodon_export.sql sends them
-# through the S3 inbox. The protocol's account document says "unknown" as null.
-UNKNOWN_PASSWORD = None
 _ID_RE = re.compile(r"[0-9]{1,20}")
 # Mastodon's local usernames (Account::USERNAME_RE without a domain).
 _USERNAME_RE = re.compile(r"[A-Za-z0-9_]+(?:[.-]+[A-Za-z0-9_]+)*")
@@ -77,7 +74,10 @@ def link_param(link_header: str | None, rel: str, name: str) -> str | None:
 def account_change(admin_account: object) -> dict | None:
     """An Admin::Account (`GET /api/v2/admin/accounts`) as an account change;
     None for a remote or unreadable one. `suspended` is Mastodon's
-    suspension, as in scripts/mastodon_export.sql."""
+    suspension, as in scripts/mastodon_export.sql. It has no
+    `password_bcrypt`: the API cannot see the hash, and a change without the
+    key leaves the one the export sent (through the S3 inbox) alone, where
+    `null` would remove it."""
     if not isinstance(admin_account, dict) or admin_account.get("domain") is not None:
         return None
     account = admin_account.get("account")
@@ -91,7 +91,6 @@ def account_change(admin_account: object) -> dict | None:
         "display_name": display_name if isinstance(display_name, str) else "",
         "created_at": created_at,
         "suspended": admin_account.get("suspended") is True,
-        "password_bcrypt": UNKNOWN_PASSWORD,
     }
 
 

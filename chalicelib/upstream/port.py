@@ -140,44 +140,11 @@ class Backoff:
         return max(at_least, self.rng() * ceiling)
 
 
-@dataclass(frozen=True)
-class ChangePage:
-    """One page of the mirror protocol's change feed: the change documents
-    (plain dicts in the protocol's shapes), the opaque cursor to ask for the
-    next page with, and whether the feed has more right now (`False`: the
-    mirror has reached the primary's present)."""
-
-    changes: list[dict]
-    next: str
-    more: bool
-
-
-class ChangeFeedError(Exception):
-    """A page of changes that could not be read, classified as for ingest:
-    `RETRY_AFTER` (wait `retry_after_seconds`), `TRANSIENT` (back off and ask
-    again with the same cursor), `UNAUTHORIZED` (our token was refused or
-    lacks a scope: stop the mirror and raise an alarm) or `PERMANENT` (the
-    primary refused the request itself: an operator must look). `detail`
-    never contains the token."""
-
-    def __init__(
-        self, outcome: Outcome, retry_after_seconds: float | None = None, status: int | None = None, detail: str = ""
-    ) -> None:
-        super().__init__(f"{outcome}: {status} {detail}".strip())
-        self.outcome = outcome
-        self.retry_after_seconds = retry_after_seconds
-        self.status = status
-        self.detail = detail
-
-
-class ChangeSource(Protocol):
-    """A primary's change feed. `after` is the `next` of an earlier page (None:
-    from the beginning); a page holds at most `limit` changes. Raises
-    ChangeFeedError, never a network or HTTP exception."""
-
-    def fetch(self, after: str | None, limit: int) -> ChangePage: ...
-
 # -- the mirror's change feed ---------------------------------------------------
+#
+# Both kinds of primary answer the mirror with these (`upstream.change_feed`
+# for the generic protocol, `upstream.mastodon_changes` for a Mastodon
+# primary's API), classified alike by `change_feed.refusal`.
 
 
 class FeedOutcome(StrEnum):
@@ -187,7 +154,8 @@ class FeedOutcome(StrEnum):
     # No usable answer (5xx, a network error, a body that is not a page):
     # back off and ask again.
     TRANSIENT = "transient"
-    # Our token was refused: the mirror stops and raises an alarm.
+    # Our token was refused (or, on Mastodon, lacks a scope): the mirror
+    # stops and raises an alarm.
     UNAUTHORIZED = "unauthorized"
 
 
@@ -202,4 +170,5 @@ class FeedAnswer:
     next: str | None = None
     more: bool = False
     retry_after_seconds: float = 0.0
-    detail: str = ""
+    detail: str = ""  # never the token
+    status: int | None = None  # the HTTP status of a failure, if there was an answer

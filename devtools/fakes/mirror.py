@@ -14,7 +14,7 @@ from chalicelib.accounts.store import PRIMARY_SOURCE, Grant
 from chalicelib.core.clock import iso_at
 from chalicelib.core.models import Post
 from chalicelib.mirror import layout
-from chalicelib.mirror.changes import AccountChange, CredentialChange, FollowChange, PostChange
+from chalicelib.mirror.changes import UNTOLD, AccountChange, CredentialChange, FollowChange, PostChange
 from chalicelib.mirror.inbox import (
     DONE_PREFIX,
     INBOX_PREFIX,
@@ -38,10 +38,16 @@ class InMemoryMirrorStore:
         self._lock = threading.Lock()
 
     def apply_account(self, change: AccountChange) -> bool:
+        """As the adapter: an untold field keeps what was stored."""
         with self._lock:
-            new = change.username not in self._accounts
-            self._accounts[change.username] = change
-            return new
+            earlier = self._accounts.get(change.username)
+            kept = {
+                name: getattr(earlier, name) if earlier is not None else default
+                for name, default in (("suspended", False), ("password_bcrypt", None))
+                if getattr(change, name) is UNTOLD
+            }
+            self._accounts[change.username] = replace(change, **kept)
+            return earlier is None
 
     def account(self, username: str) -> MirroredAccount | None:
         change = self._accounts.get(username)

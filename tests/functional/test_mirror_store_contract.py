@@ -76,6 +76,23 @@ def test_the_password_hash_is_stored_encrypted_only(mirror):
     assert mirror.store.account("alice").has_password is False
 
 
+def test_an_account_change_that_does_not_tell_the_hash_or_suspension_keeps_them(mirror):
+    # The export (S3 inbox) sends the hash; the Mastodon API's account does not.
+    mirror.store.apply_account(AccountChange("alice", "Alice", NOW, True, BCRYPT))
+    mirror.store.apply_account(AccountChange("alice", "Alice B.", NOW))
+    assert mirror.store.account("alice") == MirroredAccount("alice", "Alice B.", NOW, True, True)
+    mirror.store.apply_account(AccountChange("alice", "Alice B.", NOW, False))
+    assert mirror.store.account("alice") == MirroredAccount("alice", "Alice B.", NOW, False, True)
+    # Said as null, the hash goes.
+    mirror.store.apply_account(AccountChange("alice", "Alice B.", NOW, password_bcrypt=None))
+    assert mirror.store.account("alice") == MirroredAccount("alice", "Alice B.", NOW, False, False)
+
+
+def test_a_new_account_told_nothing_of_its_hash_or_suspension_has_neither(mirror):
+    assert mirror.store.apply_account(AccountChange("carol", "Carol", NOW)) is True
+    assert mirror.store.account("carol") == MirroredAccount("carol", "Carol", NOW, False, False)
+
+
 def test_a_credential_grants_its_scopes_until_revoked(mirror):
     mirror.store.apply_credentials([CredentialChange("alice", DIGEST, frozenset({"read"}), False)])
     assert mirror.store.grant(DIGEST) == Grant("alice", frozenset({"read"}), "primary")

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from chalicelib.mirror.changes import (
     MAX_TEXT_CHARS,
+    UNTOLD,
     AccountChange,
     CredentialChange,
     FollowChange,
@@ -59,8 +60,16 @@ def test_each_kind_parses_to_its_dataclass():
 
 
 def test_optional_fields_default():
-    account = parse_change({k: v for k, v in ACCOUNT.items() if k not in {"display_name", "password_bcrypt"}})
-    assert (account.display_name, account.password_bcrypt) == ("", None)
+    account = parse_change({k: v for k, v in ACCOUNT.items() if k != "display_name"})
+    assert account.display_name == ""
+
+
+def test_an_absent_password_hash_or_suspension_is_untold_and_null_is_no_password():
+    # Untold: the stored value stays (a Mastodon API account knows no hash).
+    untold = parse_change({k: v for k, v in ACCOUNT.items() if k not in {"suspended", "password_bcrypt"}})
+    assert (untold.suspended, untold.password_bcrypt) == (UNTOLD, UNTOLD)
+    assert parse_change({**ACCOUNT, "password_bcrypt": None}).password_bcrypt is None
+    assert "<untold>" in repr(untold) and BCRYPT not in repr(untold)
 
 
 def test_a_deleted_post_needs_no_text():

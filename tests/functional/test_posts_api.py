@@ -179,7 +179,14 @@ def test_status_reports_the_backlog_and_its_oldest_post(api, alice, bob):
         "since": None,
         "last_check_at": None,
         "last_replay": None,
-        "mirror": {"cursor_at": None, "lag_seconds": None, "accounts": 0, "posts": 0, "malformed": 0, "last_error": None},
+        "mirror": {
+            "cursor_at": None,
+            "lag_seconds": None,
+            "accounts": 0,
+            "posts": 0,
+            "malformed": 0,
+            "last_error": None,
+        },
     }
     first = api.post("/posts", {"text": "first"}, token=alice).body
     api.post("/posts", {"text": "second"}, token=bob)

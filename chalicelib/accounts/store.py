@@ -49,6 +49,8 @@ class User:
     last_post_id: str | None = None
     # A mirrored account the primary suspended: no sign-in, no posts shown.
     suspended: bool = False
+    # A mirrored account's name on the primary; Lifeboat's own users have none.
+    display_name: str | None = None
 
     def to_public(self) -> dict:
         return {
@@ -103,6 +105,7 @@ class UserStore:
             max(0, values.get("posts_count", 0)),
             values.get("last_post_id"),
             bool(values.get("suspended", False)),
+            values.get("display_name") or None,
         )
 
     def username_for(self, hashed_token: str) -> str | None:

@@ -48,19 +48,19 @@ class AccountFacts:
 
 
 def render_account(user: User, facts: AccountFacts, origin: str) -> dict:
-    account = _account(user.username, user.created_at, facts, origin)
+    account = _account(user.username, user.created_at, facts, origin, user.display_name)
     # Mastodon's serializer adds `suspended` (only when true) and blanks
     # what the account said of itself.
     return {**account, "suspended": True, "display_name": ""} if user.suspended else account
 
 
-def _account(name: str, created_at: str, facts: AccountFacts, origin: str) -> dict:
+def _account(name: str, created_at: str, facts: AccountFacts, origin: str, display_name: str | None = None) -> dict:
     last = facts.last_status_id
     return {
         "id": name,
         "username": name,
         "acct": name,
-        "display_name": name,
+        "display_name": display_name or name,
         "locked": False,
         "bot": False,
         "discoverable": True,

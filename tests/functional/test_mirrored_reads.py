@@ -75,3 +75,15 @@ def test_a_deleted_mirrored_post_leaves_the_timelines(api, mirror):
 def test_mirrored_posts_are_not_backlog(api, mirror):
     mirrored(mirror, "u1", "bob", EARLY)
     assert api.get("/status").body["backlog"] == 0
+
+
+def test_a_mirrored_account_shows_its_name_on_the_primary(api, mirror):
+    mirror.apply_account(AccountChange("carol", "Carol from the primary", EARLY, False, None))
+    alice = api.new_user("alice")
+    mirrored(mirror, "u1", "carol", EARLY)
+
+    assert api.get("/api/v1/accounts/carol").body["display_name"] == "Carol from the primary"
+    statuses = api.get("/api/v1/timelines/public").body
+    assert [status["account"]["display_name"] for status in statuses] == ["Carol from the primary"]
+    # Lifeboat's own users have no other name than their username.
+    assert api.get("/api/v1/accounts/verify_credentials", token=alice).body["display_name"] == "alice"

@@ -222,6 +222,20 @@ def test_any_dead_letter_alarms(resources):
     assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == ("Sum", "GreaterThanThreshold", 0)
 
 
+@pytest.mark.parametrize(
+    ("name", "metric"),
+    [
+        ("MirrorUnauthorizedAlarm", "MirrorUnauthorized"),
+        ("MirrorInboxRejectedAlarm", "MirrorInboxRejected"),
+        ("MirrorInboxFailedAlarm", "MirrorInboxFailed"),
+    ],
+)
+def test_a_stopped_mirror_alarms_at_its_first_count(resources, name, metric):
+    alarm = _alarms(resources)[name]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"]) == ("Lifeboat", metric, APP_DIMENSIONS)
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == ("Sum", "GreaterThanThreshold", 0)
+
+
 def test_each_function_has_error_and_throttle_alarms(resources):
     functions = of_type(resources, "AWS::Serverless::Function")
     watched = {

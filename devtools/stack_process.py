@@ -115,3 +115,14 @@ def start(extra_env: dict[str, str] | None = None, kind: type[Stack] = RunningSt
                 found[name] = match.group(1)
     urls = (found["ready"], found["admin"], found["aws"], found["primary"])
     return kind(process, *urls, output, found.get("primary_token"))
+
+
+def wait_for(condition, timeout: float = 20, interval: float = 0.2):
+    """Poll `condition` until it returns something truthy, or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

@@ -21,7 +21,7 @@ import statistics
 import time
 import urllib.request
 
-from devtools.stack_process import RunningStack, start
+from devtools.stack_process import RunningStack, start, wait_for
 
 AUTHORS = 100
 CHUNK = 2_000
@@ -77,16 +77,6 @@ def add_posts(stack: RunningStack, count: int) -> None:
         post(f"{stack.primary_url}/control/changes", {"changes": changes})
 
 
-def wait_until(condition, timeout: float, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"not within {timeout} s")
-
-
 def mirrored(stack: RunningStack, posts: int) -> bool:
     mirror = get(f"{stack.base_url}/status")["mirror"]
     if mirror["malformed"]:
@@ -99,7 +89,7 @@ def one_lag(stack: RunningStack, sample: int) -> float:
     written = time.monotonic()
     post(f"{stack.primary_url}/control/posts", {"author": "author0", "text": text})
     page = f"{stack.base_url}/users/author0/posts?limit=5"
-    wait_until(lambda: any(p["text"] == text for p in get(page)["posts"]), timeout=120, interval=0.05)
+    wait_for(lambda: any(p["text"] == text for p in get(page)["posts"]), timeout=120, interval=0.05)
     return time.monotonic() - written
 
 
@@ -113,7 +103,7 @@ def main() -> int:
         add_accounts(stack)
         began = time.monotonic()
         add_posts(stack, args.posts)
-        wait_until(lambda: mirrored(stack, args.posts), timeout=1800, interval=0.5)
+        wait_for(lambda: mirrored(stack, args.posts), timeout=1800, interval=0.5)
         fill = time.monotonic() - began
         rate = args.posts / fill
         print(f"fill: {args.posts} posts by {AUTHORS} authors mirrored in {fill:.1f} s ({rate:.0f} posts/s)")

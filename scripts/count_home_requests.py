@@ -16,7 +16,7 @@ import os
 import re
 from collections import Counter
 
-from scripts.count_requests import Recorder
+from scripts.count_requests import Recorder, on_moto
 
 
 def measure(following: int, posts_each: int, pages: int) -> None:
@@ -91,13 +91,7 @@ def main() -> None:
     parser.add_argument("--posts-each", type=int, default=2)
     parser.add_argument("--pages", type=int, default=2)
     args = parser.parse_args()
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        ADMIN_TOKEN="count-home-admin",
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+    on_moto(ADMIN_TOKEN="count-home-admin")
     measure(args.following, args.posts_each, args.pages)
 
 

@@ -24,7 +24,7 @@ import math
 import os
 from collections import Counter
 
-from scripts.count_requests import GSI_KEYS, item_size
+from scripts.count_requests import GSI_KEYS, item_size, on_moto
 
 TEXT = "A typical post of about a hundred characters, written while the primary was down. "
 PRIMARY_TOKEN = "mastodon-app-token-" + "x" * 24  # the length of a Mastodon access token (43)
@@ -175,10 +175,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=200)
     args = parser.parse_args()
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
+    on_moto(
         ADMIN_TOKEN="count-requests-admin",
         POSTS_PER_MINUTE="1000000",
         UPSTREAM_URL="http://127.0.0.1:9",
@@ -187,8 +184,6 @@ def main() -> None:
         HEALTH_UP_AFTER="1",
         REPLAY_MAX_RPS="1000",
     )
-    for name in ("AWS_ENDPOINT_URL", "UPSTREAM_TOKEN"):
-        os.environ.pop(name, None)
     measure(args.posts)
 
 

@@ -15,9 +15,8 @@ Usage: .venv/bin/python -m scripts.count_mastodon_mirror_requests [--posts N]
 from __future__ import annotations
 
 import argparse
-import os
 
-from scripts.count_requests import Recorder
+from scripts.count_requests import Recorder, on_moto
 
 ADMIN = "admin-token-for-counting"
 ACCOUNTS = 50
@@ -87,8 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=2_000)
     args = parser.parse_args()
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+    on_moto()
     measure(args.posts)
 
 

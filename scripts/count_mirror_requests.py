@@ -12,9 +12,8 @@ Usage: .venv/bin/python -m scripts.count_mirror_requests [--posts N]
 from __future__ import annotations
 
 import argparse
-import os
 
-from scripts.count_requests import Recorder
+from scripts.count_requests import Recorder, on_moto
 
 TEXT = "A typical post of about a hundred characters, mirrored from the primary while it was still up."
 
@@ -76,8 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=10_000)
     args = parser.parse_args()
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+    on_moto()
     measure(args.posts)
 
 

@@ -16,7 +16,7 @@ import json
 import os
 from collections import Counter
 
-from scripts.count_requests import Recorder
+from scripts.count_requests import Recorder, on_moto
 
 
 def measure(mirror_enabled: bool, mirrored: int, write_shards: int) -> dict[str, Counter]:
@@ -82,13 +82,7 @@ def main() -> None:
     parser.add_argument("--mirrored", type=int, default=20)
     parser.add_argument("--write-shards", type=int, default=4)
     args = parser.parse_args()
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        ADMIN_TOKEN="count-read-admin",
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+    on_moto(ADMIN_TOKEN="count-read-admin")
     for mirror_enabled in (False, True):
         for name, calls in measure(mirror_enabled, args.mirrored, args.write_shards).items():
             mode = "mirror on " if mirror_enabled else "mirror off"

@@ -21,6 +21,16 @@ from collections import Counter
 GSI_KEYS = {"AuthorPK", "PublicPK", "BacklogPK"}
 
 
+def on_moto(**settings: str) -> None:
+    """The environment of a counting script: moto in process, never a real
+    endpoint or account, with the script's own settings."""
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1", **settings
+    )
+    for name in ("AWS_ENDPOINT_URL", "UPSTREAM_TOKEN"):
+        os.environ.pop(name, None)
+
+
 def item_size(item: dict) -> int:
     """DynamoDB's item size: attribute names plus values, in bytes (close
     enough for numbers: their digits; binary by its length)."""
@@ -135,14 +145,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=200)
     args = parser.parse_args()
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        ADMIN_TOKEN="count-requests-admin",
-        POSTS_PER_MINUTE="1000000",  # counted like production, never reached by this one busy user
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+    # POSTS_PER_MINUTE: counted like production, never reached by this one busy user.
+    on_moto(ADMIN_TOKEN="count-requests-admin", POSTS_PER_MINUTE="1000000")
     measure(args.posts)
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from devtools.stack_process import RunningStack, start
+from devtools.stack_process import RunningStack, start, wait_for  # noqa: F401 (the e2e tests wait with it)
 
 
 @dataclass
@@ -59,14 +58,3 @@ class LocalStack(RunningStack):
 
 def start_stack(extra_env: dict[str, str] | None = None) -> LocalStack:
     return start(extra_env, LocalStack)
-
-
-def wait_for(condition, timeout: float = 20, interval: float = 0.2):
-    """Poll `condition` until it returns something truthy, or fail."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")

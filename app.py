@@ -9,11 +9,12 @@ Every route declares its access: `admin=True`, or the token scope it needs
 from chalice import Chalice, Rate
 
 from chalicelib import observability, wiring
-from chalicelib.accounts.store import FOLLOW, READ, WRITE
+from chalicelib.accounts.store import WRITE
 from chalicelib.api.middleware import middleware
 from chalicelib.api.requests import (
     CLIENT_API_CONTENT_TYPES,
     authorization,
+    client_address,
     form_fields,
     json_body,
     query_param,
@@ -21,15 +22,17 @@ from chalicelib.api.requests import (
     text_body,
 )
 from chalicelib.api.responses import (
+    NO_STORE,
     feed_response,
     instance_domain,
     json_response,
     mastodon_page,
     no_content,
     origin,
+    page_response,
     post_created,
 )
-from chalicelib.api.routing import PUBLIC, mastodon_router, router
+from chalicelib.api.routing import PUBLIC, mastodon_router, oauth_router, router
 from chalicelib.core.clock import remaining_seconds
 from chalicelib.core.parsing import flag
 
@@ -192,13 +195,13 @@ def mastodon_instance_v2():
     return json_response(wiring.mastodon().instance_v2(instance_domain(request)))
 
 
-@mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"], scope=READ)
+@mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"], scope="read:accounts")
 def mastodon_verify_credentials():
     request = app.current_request
     return json_response(wiring.mastodon().verify_credentials(_me(request), origin(request)))
 
 
-@mastodon_route("/api/v1/statuses", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope=WRITE)
+@mastodon_route("/api/v1/statuses", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope="write:statuses")
 def mastodon_create_status():
     request = app.current_request
     author = _me(request)
@@ -211,13 +214,15 @@ def mastodon_get_status(status_id):
     return json_response(wiring.mastodon().get_status(status_id, origin(app.current_request)))
 
 
-@mastodon_route("/api/v1/statuses/{status_id}", methods=["DELETE"], content_types=CLIENT_API_CONTENT_TYPES, scope=WRITE)
+@mastodon_route(
+    "/api/v1/statuses/{status_id}", methods=["DELETE"], content_types=CLIENT_API_CONTENT_TYPES, scope="write:statuses"
+)
 def mastodon_delete_status(status_id):
     request = app.current_request
     return json_response(wiring.mastodon().delete_status(_me(request), status_id, origin(request)))
 
 
-@mastodon_route("/api/v1/timelines/home", methods=["GET"], scope=READ)
+@mastodon_route("/api/v1/timelines/home", methods=["GET"], scope="read:statuses")
 def mastodon_home_timeline():
     request = app.current_request
     page = wiring.mastodon().home_timeline(_me(request), query_params(request), origin(request))
@@ -256,14 +261,20 @@ def mastodon_following(account_id):
 
 
 @mastodon_route(
-    "/api/v1/accounts/{account_id}/follow", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope=FOLLOW
+    "/api/v1/accounts/{account_id}/follow",
+    methods=["POST"],
+    content_types=CLIENT_API_CONTENT_TYPES,
+    scope="write:follows",
 )
 def mastodon_follow(account_id):
     return json_response(wiring.mastodon().follow(_me(app.current_request), account_id))
 
 
 @mastodon_route(
-    "/api/v1/accounts/{account_id}/unfollow", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope=FOLLOW
+    "/api/v1/accounts/{account_id}/unfollow",
+    methods=["POST"],
+    content_types=CLIENT_API_CONTENT_TYPES,
+    scope="write:follows",
 )
 def mastodon_unfollow(account_id):
     return json_response(wiring.mastodon().unfollow(_me(app.current_request), account_id))
@@ -285,6 +296,57 @@ def put_upstream_token(username):
 def delete_upstream_token(username):
     wiring.upstream_credentials().delete(username)
     return no_content()
+
+
+# -- OAuth 2, as Mastodon's (docs/DESIGN.md, "OAuth") ------------------------------------
+
+oauth_route = oauth_router(app)
+OAUTH_CONTENT_TYPES = CLIENT_API_CONTENT_TYPES
+
+
+@mastodon_route("/api/v1/apps", methods=["POST"], content_types=OAUTH_CONTENT_TYPES, scope=PUBLIC)
+def oauth_register_app():
+    return json_response(wiring.oauth().register_app(form_fields(app.current_request)))
+
+
+@mastodon_route("/api/v1/apps/verify_credentials", methods=["GET"], scope=PUBLIC)
+def oauth_verify_app():
+    return json_response(wiring.oauth().verify_app(authorization(app.current_request)))
+
+
+@route("/oauth/authorize", methods=["GET"], scope=PUBLIC)
+def oauth_authorize_page():
+    request = app.current_request
+    return page_response(wiring.oauth().authorize_page(query_params(request), request.headers.get("cookie")))
+
+
+@route("/oauth/authorize", methods=["POST"], content_types=OAUTH_CONTENT_TYPES, scope=PUBLIC)
+def oauth_authorize():
+    request = app.current_request
+    answer = wiring.oauth().authorize(form_fields(request), request.headers.get("cookie"), client_address(request))
+    return page_response(answer)
+
+
+@oauth_route("/oauth/token", methods=["POST"], content_types=OAUTH_CONTENT_TYPES, scope=PUBLIC)
+def oauth_token():
+    request = app.current_request
+    return json_response(wiring.oauth().token(form_fields(request), authorization(request)), headers=NO_STORE)
+
+
+@oauth_route("/oauth/revoke", methods=["POST"], content_types=OAUTH_CONTENT_TYPES, scope=PUBLIC)
+def oauth_revoke():
+    request = app.current_request
+    return json_response(wiring.oauth().revoke(form_fields(request), authorization(request)))
+
+
+@oauth_route("/.well-known/oauth-authorization-server", methods=["GET"], scope=PUBLIC)
+def oauth_metadata():
+    return json_response(wiring.oauth().metadata())
+
+
+@route("/admin/users/{username}/sign-in-codes", methods=["POST"], admin=True)
+def issue_sign_in_code(username):
+    return json_response(wiring.oauth().issue_sign_in_code(username), 201, NO_STORE)
 
 
 # -- schedules -------------------------------------------------------------------

@@ -105,14 +105,16 @@ class UserStore:
 
     def grant_for(self, hashed_token: str) -> Grant | None:
         """The token's grant; None if it is unknown, or mirrored from the
-        primary for an account the primary has suspended (one more read,
-        for mirrored tokens only)."""
+        primary or issued by OAuth for an account the primary has suspended
+        (one more read, for those tokens only)."""
         with unavailable_as_domain_error("authenticate"):
             response = self._client.get_item(TableName=self._table, Key=dynamo.key(f"TOKEN#{hashed_token}", "TOKEN"))
         if "Item" not in response:
             return None
         grant = grant_from_values(dynamo.from_item(response["Item"]))
-        if grant.source == PRIMARY_SOURCE and self._suspended(grant.username):
+        # Tokens of mirrored accounts (the primary's, and OAuth sign-ins) stop
+        # with a suspension; Lifeboat's own users are never suspended.
+        if grant.source != LIFEBOAT_SOURCE and self._suspended(grant.username):
             return None
         return grant
 

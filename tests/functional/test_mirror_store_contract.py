@@ -74,6 +74,18 @@ def test_the_password_hash_is_stored_encrypted_only(mirror):
     assert mirror.store.account("alice").has_password is False
 
 
+def test_the_password_hash_is_read_back_decrypted_for_a_sign_in(mirror):
+    mirror.store.apply_account(AccountChange("alice", "Alice", NOW, False, BCRYPT))
+    mirror.store.apply_account(AccountChange("bob", "Bob", NOW, True, None))
+    assert mirror.store.password_hash("alice") == BCRYPT
+    assert mirror.store.password_hash("bob") is None and mirror.store.password_hash("nobody") is None
+    assert (mirror.store.suspended("alice"), mirror.store.suspended("bob"), mirror.store.suspended("nobody")) == (
+        False,
+        True,
+        False,
+    )
+
+
 def test_a_credential_grants_its_scopes_until_revoked(mirror):
     mirror.store.apply_credentials([CredentialChange("alice", DIGEST, frozenset({"read"}), False)])
     assert mirror.store.grant(DIGEST) == Grant("alice", frozenset({"read"}), "primary")

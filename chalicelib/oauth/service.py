@@ -90,7 +90,12 @@ class AuthorizationRequest:
 
 class Problem(Exception):
     """An authorization request that cannot be served: shown on the page,
-    never sent to a redirect URI that was not validated."""
+    never sent to a redirect URI that was not validated. An unknown client
+    is a 401, as Doorkeeper (Mastodon's OAuth server) answers it."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class OAuthServer:
@@ -153,7 +158,7 @@ class OAuthServer:
         try:
             request = self._authorization_request(params)
         except Problem as problem:
-            return Page(400, pages.problem(str(problem)), pages.headers())
+            return Page(problem.status, pages.problem(str(problem)), pages.headers())
         nonce = csrf.nonce_from(cookie_header) or csrf.new_nonce()
         headers = {**pages.headers(request.redirect_uri), "Set-Cookie": self._cookie(nonce)}
         return Page(200, self._form(request, nonce), headers)
@@ -164,7 +169,7 @@ class OAuthServer:
         try:
             request = self._authorization_request(form)
         except Problem as problem:
-            return Page(400, pages.problem(str(problem)), pages.headers())
+            return Page(problem.status, pages.problem(str(problem)), pages.headers())
         nonce = csrf.nonce_from(cookie_header)
         if not csrf.verifies(nonce, request.bound(), form.get(csrf.FIELD)):
             return Page(403, pages.problem("The sign-in form expired or was not sent from this page."), pages.headers())
@@ -201,7 +206,7 @@ class OAuthServer:
         if request.redirect_uri == redirects.OOB:
             return Page(200, pages.out_of_band_code(request.app.name, code), pages.headers())
         location = redirects.with_code(request.redirect_uri, code, request.state)
-        return Page(302, "", {**pages.headers(request.redirect_uri), "Location": location})
+        return Page(302, "", {"Location": location, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
     def _signs_in(self, username: str, secret: str) -> bool:
         """Whether `secret` is the user's password or an unused sign-in code
@@ -237,7 +242,7 @@ class OAuthServer:
         client_id = params.get("client_id") or ""
         app = self._store.app(client_id) if 0 < len(client_id) <= 128 else None
         if app is None:
-            raise Problem("The app is not registered here (unknown client_id).")
+            raise Problem("The app is not registered here (unknown client_id).", 401)
         redirect_uri = params.get("redirect_uri") or None
         if redirect_uri is None and len(app.redirect_uris) == 1:
             redirect_uri = app.redirect_uris[0]

@@ -334,10 +334,10 @@ class OAuthServer:
         """RFC 7009: the token is revoked if it is this client's; the answer
         is the same either way."""
         form = _single_values(fields)
+        app = self._client(form, authorization)
         given = form.get("token")
         if not given:
             raise OAuthRefused("token is required", code="invalid_request")
-        app = self._client(form, authorization)
         hashed = token_hash(given)
         if self._store.revoke_token(hashed, app.client_id):
             self._forget_token(hashed)

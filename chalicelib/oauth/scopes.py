@@ -50,13 +50,15 @@ MAX_SCOPES_TEXT = 1024
 
 
 def parse(text: str | None, default: frozenset[str] = DEFAULT) -> frozenset[str]:
-    """A space-separated scope list; `default` when empty; ValidationFailed
+    """A space- (or plus-) separated scope list; `default` when empty; ValidationFailed
     (code invalid_scope) for a scope Mastodon does not know."""
     if text is None or not text.strip():
         return default
     if len(text) > MAX_SCOPES_TEXT:
         raise ValidationFailed("the scope list is too long", code="invalid_scope")
-    scopes = frozenset(text.split())
+    # Mastodon also takes pluses between scopes in a query string, which API
+    # Gateway passes on as they are.
+    scopes = frozenset(part for part in text.replace("+", " ").split())
     unknown = sorted(scopes - KNOWN)
     if unknown:
         raise ValidationFailed(f"unknown scope(s): {' '.join(unknown)[:200]}", code="invalid_scope")

@@ -75,6 +75,9 @@ def test_mastodon_py_signs_in_posts_reads_and_revokes(stack):
     assert posted.content == "<p>signed in with OAuth</p>" and posted.id in [status.id for status in home]
     with pytest.raises(MastodonUnauthorizedError):
         Mastodon(access_token=token, api_base_url=stack.base_url, version_check_mode="none").timeline_home()
+    logged = "".join(stack.output)
+    assert "/oauth/token" in logged  # the access log is read: what it lacks below is absent, not unread
+    assert token not in logged and code not in logged and client_secret not in logged and password not in logged
 
 
 def test_a_wrong_password_gets_the_form_again_and_no_code(stack):

@@ -95,6 +95,11 @@ def token_request(api, app: dict, **fields):
     return api.call("POST", "/oauth/token", raw=urllib.parse.urlencode(body), headers=FORM)
 
 
+def revoke(api, app: dict, token: str):
+    body = {"client_id": app["client_id"], "client_secret": app["client_secret"], "token": token}
+    return api.call("POST", "/oauth/revoke", raw=urllib.parse.urlencode(body), headers=FORM)
+
+
 def redeem(api, app: dict, code: str, **fields):
     return token_request(api, app, grant_type="authorization_code", code=code, redirect_uri=REDIRECT, **fields)
 
@@ -278,23 +283,9 @@ def test_each_token_is_revoked_alone_and_lifeboat_tokens_keep_working(oauth_api)
     ]
     assert oauth_api.get("/api/v1/timelines/home", token=first).status == 200
 
-    not_its_own = oauth_api.call(
-        "POST",
-        "/oauth/revoke",
-        raw=urllib.parse.urlencode(
-            {"client_id": second_app["client_id"], "client_secret": second_app["client_secret"], "token": first}
-        ),
-        headers=FORM,
-    )
+    not_its_own = revoke(oauth_api, second_app, first)
     still = oauth_api.get("/api/v1/timelines/home", token=first).status
-    revoked = oauth_api.call(
-        "POST",
-        "/oauth/revoke",
-        raw=urllib.parse.urlencode(
-            {"client_id": first_app["client_id"], "client_secret": first_app["client_secret"], "token": first}
-        ),
-        headers=FORM,
-    )
+    revoked = revoke(oauth_api, first_app, first)
 
     assert not_its_own.status == 200 and still == 200
     assert revoked.status == 200 and revoked.body == {}
@@ -389,3 +380,10 @@ def test_the_authorization_server_metadata(oauth_api):
     assert reply.status == 200 and reply.body["code_challenge_methods_supported"] == ["S256"]
     assert reply.body["authorization_endpoint"] == "http://127.0.0.1:8000/oauth/authorize"
     assert "password" not in reply.body["grant_types_supported"]
+
+
+def test_a_suspension_stops_the_accounts_oauth_tokens(oauth_api):
+    app = register(oauth_api)
+    token = redeem(oauth_api, app, code_from(sign_in(Browser(oauth_api), app, mirrored_user("erin")))).body
+    mirrored_user("erin", suspended=True)  # the primary suspends her; the mirror brings it
+    assert oauth_api.get("/api/v1/timelines/home", token=token["access_token"]).status == 401

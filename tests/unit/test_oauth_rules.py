@@ -40,6 +40,7 @@ def test_which_granted_scopes_cover_a_route(granted, required, allowed):
 def test_scopes_default_to_read_and_unknown_ones_are_refused():
     assert scopes.parse(None) == scopes.parse("  ") == {"read"}
     assert scopes.parse("read write:statuses push") == {"read", "write:statuses", "push"}
+    assert scopes.parse("read+write+follow") == {"read", "write", "follow"}
     with pytest.raises(ValidationFailed):
         scopes.parse("read admin:write")
 

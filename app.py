@@ -13,6 +13,7 @@ from chalicelib.accounts.store import WRITE
 from chalicelib.api.middleware import middleware
 from chalicelib.api.requests import (
     CLIENT_API_CONTENT_TYPES,
+    FORM,
     authorization,
     client_address,
     form_fields,
@@ -320,7 +321,7 @@ def oauth_authorize_page():
     return page_response(wiring.oauth().authorize_page(query_params(request), request.headers.get("cookie")))
 
 
-@route("/oauth/authorize", methods=["POST"], content_types=OAUTH_CONTENT_TYPES, scope=PUBLIC)
+@route("/oauth/authorize", methods=["POST"], content_types=[FORM], scope=PUBLIC)  # a browser's form
 def oauth_authorize():
     request = app.current_request
     answer = wiring.oauth().authorize(form_fields(request), request.headers.get("cookie"), client_address(request))

@@ -9,12 +9,14 @@ Every route declares its access: `admin=True`, or the token scope it needs
 from chalice import Chalice, Rate
 
 from chalicelib import observability, wiring
-from chalicelib.accounts.store import FOLLOW, READ, WRITE
+from chalicelib.accounts.store import WRITE
 from chalicelib.api import fallback
 from chalicelib.api.middleware import middleware
 from chalicelib.api.requests import (
     CLIENT_API_CONTENT_TYPES,
+    FORM,
     authorization,
+    client_address,
     form_fields,
     json_body,
     query_param,
@@ -23,6 +25,7 @@ from chalicelib.api.requests import (
     text_body,
 )
 from chalicelib.api.responses import (
+    NO_STORE,
     feed_response,
     image_response,
     instance_domain,
@@ -30,9 +33,10 @@ from chalicelib.api.responses import (
     mastodon_page,
     no_content,
     origin,
+    page_response,
     post_created,
 )
-from chalicelib.api.routing import PUBLIC, mastodon_router, router
+from chalicelib.api.routing import PUBLIC, mastodon_router, oauth_router, router
 from chalicelib.core.clock import remaining_seconds
 from chalicelib.core.parsing import flag
 from chalicelib.mastodon import first_screen
@@ -196,13 +200,13 @@ def mastodon_instance_v2():
     return json_response(wiring.mastodon().instance_v2(instance_domain(request), origin(request)))
 
 
-@mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"], scope=READ)
+@mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"], scope="read:accounts")
 def mastodon_verify_credentials():
     request = app.current_request
     return json_response(wiring.mastodon().verify_credentials(_me(request), origin(request)))
 
 
-@mastodon_route("/api/v1/statuses", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope=WRITE)
+@mastodon_route("/api/v1/statuses", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope="write:statuses")
 def mastodon_create_status():
     request = app.current_request
     author = wiring.accounts().author(authorization(request))
@@ -216,14 +220,16 @@ def mastodon_get_status(status_id):
     return json_response(wiring.mastodon().get_status(status_id, origin(app.current_request)))
 
 
-@mastodon_route("/api/v1/statuses/{status_id}", methods=["DELETE"], content_types=CLIENT_API_CONTENT_TYPES, scope=WRITE)
+@mastodon_route(
+    "/api/v1/statuses/{status_id}", methods=["DELETE"], content_types=CLIENT_API_CONTENT_TYPES, scope="write:statuses"
+)
 def mastodon_delete_status(status_id):
     request = app.current_request
     author = wiring.accounts().author(authorization(request))
     return json_response(wiring.mastodon().delete_status(author.username, status_id, origin(request), author.primary))
 
 
-@mastodon_route("/api/v1/timelines/home", methods=["GET"], scope=READ)
+@mastodon_route("/api/v1/timelines/home", methods=["GET"], scope="read:statuses")
 def mastodon_home_timeline():
     request = app.current_request
     page = wiring.mastodon().home_timeline(_me(request), query_params(request), origin(request))
@@ -242,7 +248,7 @@ def mastodon_lookup_account():
     return json_response(wiring.mastodon().lookup(query_param(request, "acct"), origin(request)))
 
 
-@mastodon_route("/api/v1/accounts/relationships", methods=["GET"], scope=READ)
+@mastodon_route("/api/v1/accounts/relationships", methods=["GET"], scope="read:follows")
 def mastodon_relationships():
     request = app.current_request
     return json_response(wiring.mastodon().relationships(_me(request), query_values(request, "id")))
@@ -268,14 +274,20 @@ def mastodon_following(account_id):
 
 
 @mastodon_route(
-    "/api/v1/accounts/{account_id}/follow", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope=FOLLOW
+    "/api/v1/accounts/{account_id}/follow",
+    methods=["POST"],
+    content_types=CLIENT_API_CONTENT_TYPES,
+    scope="write:follows",
 )
 def mastodon_follow(account_id):
     return json_response(wiring.mastodon().follow(_me(app.current_request), account_id))
 
 
 @mastodon_route(
-    "/api/v1/accounts/{account_id}/unfollow", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope=FOLLOW
+    "/api/v1/accounts/{account_id}/unfollow",
+    methods=["POST"],
+    content_types=CLIENT_API_CONTENT_TYPES,
+    scope="write:follows",
 )
 def mastodon_unfollow(account_id):
     return json_response(wiring.mastodon().unfollow(_me(app.current_request), account_id))
@@ -284,18 +296,18 @@ def mastodon_unfollow(account_id):
 # -- the first screen (chalicelib/mastodon/first_screen.py) ----------------------------
 
 
-@mastodon_route("/api/v1/preferences", methods=["GET"], scope=READ)
+@mastodon_route("/api/v1/preferences", methods=["GET"], scope="read:accounts")
 def mastodon_preferences():
     return json_response(first_screen.preferences())
 
 
-@mastodon_route("/api/v1/markers", methods=["GET"], scope=READ)
+@mastodon_route("/api/v1/markers", methods=["GET"], scope="read:statuses")
 def mastodon_markers():
     request = app.current_request
     return json_response(wiring.markers().read(_me(request), query_values(request, "timeline")))
 
 
-@mastodon_route("/api/v1/markers", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope=WRITE)
+@mastodon_route("/api/v1/markers", methods=["POST"], content_types=CLIENT_API_CONTENT_TYPES, scope="write:statuses")
 def mastodon_save_markers():
     request = app.current_request
     return json_response(wiring.markers().save(_me(request), form_fields(request)))
@@ -306,14 +318,14 @@ def _notifications_page(request):
     return wiring.mastodon().notifications(_me(request), query_params(request), types, excluded, origin(request))
 
 
-@mastodon_route("/api/v1/notifications", methods=["GET"], scope=READ)
+@mastodon_route("/api/v1/notifications", methods=["GET"], scope="read:notifications")
 def mastodon_notifications():
     request = app.current_request
     page = _notifications_page(request)
     return mastodon_page(request, page.notifications, page.oldest_id if page.has_more else None, page.newest_id)
 
 
-@mastodon_route("/api/v2/notifications", methods=["GET"], scope=READ)
+@mastodon_route("/api/v2/notifications", methods=["GET"], scope="read:notifications")
 def mastodon_grouped_notifications():
     request = app.current_request
     page = _notifications_page(request)
@@ -359,6 +371,57 @@ def put_upstream_token(username):
 def delete_upstream_token(username):
     wiring.upstream_credentials().delete(username)
     return no_content()
+
+
+# -- OAuth 2, as Mastodon's (docs/DESIGN.md, "OAuth") ------------------------------------
+
+oauth_route = oauth_router(app)
+OAUTH_CONTENT_TYPES = CLIENT_API_CONTENT_TYPES
+
+
+@mastodon_route("/api/v1/apps", methods=["POST"], content_types=OAUTH_CONTENT_TYPES, scope=PUBLIC)
+def oauth_register_app():
+    return json_response(wiring.oauth().register_app(form_fields(app.current_request)))
+
+
+@mastodon_route("/api/v1/apps/verify_credentials", methods=["GET"], scope=PUBLIC)
+def oauth_verify_app():
+    return json_response(wiring.oauth().verify_app(authorization(app.current_request)))
+
+
+@route("/oauth/authorize", methods=["GET"], scope=PUBLIC)
+def oauth_authorize_page():
+    request = app.current_request
+    return page_response(wiring.oauth().authorize_page(query_params(request), request.headers.get("cookie")))
+
+
+@route("/oauth/authorize", methods=["POST"], content_types=[FORM], scope=PUBLIC)  # a browser's form
+def oauth_authorize():
+    request = app.current_request
+    answer = wiring.oauth().authorize(form_fields(request), request.headers.get("cookie"), client_address(request))
+    return page_response(answer)
+
+
+@oauth_route("/oauth/token", methods=["POST"], content_types=OAUTH_CONTENT_TYPES, scope=PUBLIC)
+def oauth_token():
+    request = app.current_request
+    return json_response(wiring.oauth().token(form_fields(request), authorization(request)), headers=NO_STORE)
+
+
+@oauth_route("/oauth/revoke", methods=["POST"], content_types=OAUTH_CONTENT_TYPES, scope=PUBLIC)
+def oauth_revoke():
+    request = app.current_request
+    return json_response(wiring.oauth().revoke(form_fields(request), authorization(request)))
+
+
+@oauth_route("/.well-known/oauth-authorization-server", methods=["GET"], scope=PUBLIC)
+def oauth_metadata():
+    return json_response(wiring.oauth().metadata())
+
+
+@route("/admin/users/{username}/sign-in-codes", methods=["POST"], admin=True)
+def issue_sign_in_code(username):
+    return json_response(wiring.oauth().issue_sign_in_code(username), 201, NO_STORE)
 
 
 # -- unknown paths: 404 in the path's shape (chalicelib/api/fallback.py) -------------------

@@ -89,6 +89,12 @@ class Settings:
     mirror_retention_days: int = 7
     # Whether the maintenance job mirrors the primary's change feed.
     mirror_enabled: bool = False
+    # OAuth sign-in: how long an admin's one-time sign-in code lasts, and how
+    # many failed sign-ins a username and a client address get per window.
+    sign_in_code_ttl_seconds: int = 86400
+    sign_in_failures_per_username: int = 5
+    sign_in_failures_per_address: int = 30
+    sign_in_failure_window_seconds: int = 900
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +131,10 @@ class Settings:
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:8000",
             mirror_retention_days=_int(env, "MIRROR_RETENTION_DAYS", 7, minimum=1),
             mirror_enabled=_bool(env, "MIRROR_ENABLED"),
+            sign_in_code_ttl_seconds=_int(env, "SIGN_IN_CODE_TTL_SECONDS", 86400, minimum=60),
+            sign_in_failures_per_username=_int(env, "SIGN_IN_FAILURES_PER_USERNAME", 5),
+            sign_in_failures_per_address=_int(env, "SIGN_IN_FAILURES_PER_ADDRESS", 30),
+            sign_in_failure_window_seconds=_int(env, "SIGN_IN_FAILURE_WINDOW_SECONDS", 900, minimum=60),
         )
 
 

@@ -59,6 +59,17 @@ class FollowLimitReached(ValidationFailed):
         self.limit = limit
 
 
+class OAuthRefused(BadRequest):
+    """An OAuth request refused with one of RFC 6749's error codes
+    (invalid_request, invalid_grant, unsupported_grant_type, invalid_scope)."""
+
+
+class OAuthClientRefused(Unauthorized):
+    """The client did not authenticate (RFC 6749's invalid_client)."""
+
+    code = "invalid_client"
+
+
 class RetryLater(LifeboatError):
     """Refused for now; the client may try again after `retry_after` seconds."""
 

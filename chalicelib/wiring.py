@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from chalicelib.mirror.service import Mirror
     from chalicelib.mirror.state import MirrorStateStore
     from chalicelib.mirror.store import MirrorStore
+    from chalicelib.oauth.service import OAuthServer
     from chalicelib.posts.checkpoints import ArchiveCheckpoints
     from chalicelib.recovery.admin import RecoveryAdmin
     from chalicelib.recovery.backlog import BacklogStore
@@ -270,6 +271,30 @@ def mastodon() -> MastodonApi:
 
     notifications = NotificationStore(dynamodb(), settings().table_name)
     return MastodonApi(posts(), user_store(), follow_store(), settings(), utc_now_iso, notifications)
+
+
+@_singleton
+def oauth() -> OAuthServer:
+    """The OAuth authorization server (loaded by its routes only)."""
+    from chalicelib.oauth.service import OAuthServer, SignInPolicy
+    from chalicelib.oauth.store import OAuthStore
+
+    configured = settings()
+    policy = SignInPolicy(
+        configured.sign_in_code_ttl_seconds,
+        configured.sign_in_failures_per_username,
+        configured.sign_in_failures_per_address,
+        configured.sign_in_failure_window_seconds,
+    )
+    return OAuthServer(
+        OAuthStore(dynamodb(), configured.table_name),
+        user_store(),
+        mirror_store,
+        accounts().forget_token,
+        configured.public_base_url,
+        policy,
+        clock=utc_now_iso,
+    )
 
 
 @_singleton

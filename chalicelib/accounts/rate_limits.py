@@ -27,6 +27,8 @@ class RateLimit:
     per_minute: int
     code: str
     what: str
+    # A window other than a minute (sign-in failures): `per_minute` is then per window.
+    window_seconds: int = _WINDOW_SECONDS
 
     def charge(self, user: str) -> Charge | None:
         """The count of one write by `user` now, or None when unlimited."""
@@ -49,29 +51,36 @@ class Charge:
     user: str
     now: int
 
+    def key(self) -> dict:
+        return dynamo.key(f"RATE#{self.user}#{self.now // self.limit.window_seconds}", "RATE")
+
     def transact_item(self, table: str) -> dict:
-        minute = self.now // _WINDOW_SECONDS
+        window = self.now // self.limit.window_seconds
         return {
             "Update": {
                 "TableName": table,
-                "Key": dynamo.key(f"RATE#{self.user}#{minute}", "RATE"),
+                "Key": self.key(),
                 "UpdateExpression": "ADD #count :one SET expires_at = :expires",
                 "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
                 "ExpressionAttributeNames": {"#count": self.limit.counter},
                 "ExpressionAttributeValues": {
                     ":one": {"N": "1"},
                     ":limit": {"N": str(self.limit.per_minute)},
-                    ":expires": {"N": str((minute + 2) * _WINDOW_SECONDS)},
+                    ":expires": {"N": str((window + 2) * self.limit.window_seconds)},
                 },
             }
         }
 
     def refused(self) -> RateLimited:
         return RateLimited(
-            f"at most {self.limit.per_minute} {self.limit.what} per minute",
-            retry_after=_WINDOW_SECONDS - self.now % _WINDOW_SECONDS,
+            f"at most {self.limit.per_minute} {self.limit.what} per {_window_words(self.limit.window_seconds)}",
+            retry_after=self.limit.window_seconds - self.now % self.limit.window_seconds,
             code=self.limit.code,
         )
+
+
+def _window_words(seconds: int) -> str:
+    return "minute" if seconds == _WINDOW_SECONDS else f"{seconds // 60} minutes"
 
 
 def transact_charged(

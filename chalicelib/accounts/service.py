@@ -15,6 +15,7 @@ from chalicelib.accounts.store import PRIMARY_SOURCE, Grant, User
 from chalicelib.accounts.tokens import bearer_token, hashes_match, new_token, token_hash
 from chalicelib.core.models import is_username, validate_username
 from chalicelib.errors import BadRequest, Forbidden, NotFound, StoreUnavailable, Unauthorized, ValidationFailed
+from chalicelib.oauth import scopes
 
 
 class Users(Protocol):
@@ -94,7 +95,7 @@ class Accounts:
         Mastodon answers a token without the scope (Unauthorized first, for
         no token or a bad one)."""
         grant = self.grant(authorization)
-        if scope not in grant.scopes:
+        if not scopes.covers(grant.scopes, scope):
             raise Forbidden("This action is outside the authorized scopes", code="insufficient_scope")
         return grant
 
@@ -127,6 +128,11 @@ class Accounts:
             raise Unauthorized("the token is invalid or revoked", code="invalid_token")
         self._cache.put(hashed, grant)
         return grant
+
+    def forget_token(self, hashed_token: str) -> None:
+        """Drop a revoked token from this container's cache (others keep it
+        for up to AUTH_CACHE_SECONDS, as with a rotated token)."""
+        self._cache.forget(hashed_token)
 
     def require_admin(self, authorization: str | None) -> None:
         given = token_hash(bearer_token(authorization))

@@ -114,15 +114,16 @@ class UserStore:
 
     def grant_for(self, hashed_token: str) -> Grant | None:
         """The token's grant; None if it is unknown, or its account is one
-        the primary has suspended (one more read on a cache miss: for
-        mirrored tokens, and with mirrored accounts for Lifeboat's own too,
-        since an admin may have issued one to a mirrored account)."""
+        the primary has suspended (one more read on a cache miss: for tokens
+        of mirrored accounts, the primary's and OAuth sign-ins, and with
+        mirrored accounts for Lifeboat's own too, since an admin may have
+        issued one to a mirrored account)."""
         with unavailable_as_domain_error("authenticate"):
             response = self._client.get_item(TableName=self._table, Key=dynamo.key(f"TOKEN#{hashed_token}", "TOKEN"))
         if "Item" not in response:
             return None
         grant = grant_from_values(dynamo.from_item(response["Item"]))
-        checked = grant.source == PRIMARY_SOURCE or self._mirrored_accounts
+        checked = grant.source != LIFEBOAT_SOURCE or self._mirrored_accounts
         if checked and self._suspended(grant.username):
             return None
         return grant

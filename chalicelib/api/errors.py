@@ -44,6 +44,18 @@ def mastodon_error_response(error: errors.LifeboatError) -> Response:
     return Response(body={"error": error.message}, status_code=native.status_code, headers=native.headers)
 
 
+def oauth_error_response(error: errors.LifeboatError) -> Response:
+    """RFC 6749's error shape (section 5.2), for the token and revocation
+    endpoints: `{"error": "<code>", "error_description": "<text>"}`; a
+    client that failed to authenticate is a 401 with a Basic challenge."""
+    native = error_response(error)
+    headers = {**native.headers, "Cache-Control": "no-store"}
+    if isinstance(error, errors.OAuthClientRefused):
+        headers["WWW-Authenticate"] = 'Basic realm="lifeboat"'
+    body = {"error": error.code, "error_description": error.message}
+    return Response(body=body, status_code=native.status_code, headers=headers)
+
+
 def as_domain_error(exc: errors.LifeboatError | errors.StoreUnavailable) -> errors.LifeboatError:
     """What a client is told: a store outage is a 503 with Retry-After."""
     if isinstance(exc, errors.StoreUnavailable):

@@ -67,6 +67,13 @@ def _is_unicode_text(text: str) -> bool:
     return True
 
 
+def client_address(request) -> str:
+    """The client's address as API Gateway saw it (never a header the client
+    sets, such as X-Forwarded-For)."""
+    identity = (request.context or {}).get("identity") or {}
+    return str(identity.get("sourceIp") or "unknown")
+
+
 def query_param(request, name: str) -> str | None:
     return (request.query_params or {}).get(name)
 

@@ -11,11 +11,18 @@ from chalice import Response
 from chalicelib import wiring
 
 JSON = "application/json"
+# For answers that carry a secret shown once (RFC 6749, section 5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _PAGE_PARAMS = frozenset({"max_id", "min_id", "since_id"})
 
 
 def json_response(body: object, status: int = 200, headers: dict | None = None) -> Response:
     return Response(body=body, status_code=status, headers={"Content-Type": JSON, **(headers or {})})
+
+
+def page_response(page) -> Response:
+    """An `oauth.pages.Page`: HTML, or a redirect, with its own headers."""
+    return Response(body=page.body, status_code=page.status, headers=page.headers)
 
 
 def no_content() -> Response:

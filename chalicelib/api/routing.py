@@ -1,7 +1,9 @@
 """Registering views: `app.route` with domain errors rendered as responses
 (ours, or Mastodon's), and every route's access declared with it: `admin=True`
 routes check the admin token, and `scope=` routes the token's scope (read,
-write, follow), before the view runs; `scope=PUBLIC` routes need no token."""
+write, follow, or a granular one such as write:statuses, which the coarse
+one covers: chalicelib/oauth/scopes.py), before the view runs;
+`scope=PUBLIC` routes need no token."""
 
 from __future__ import annotations
 
@@ -10,14 +12,15 @@ import functools
 from chalicelib import errors, wiring
 from chalicelib.accounts.store import FOLLOW, READ, WRITE
 from chalicelib.api import cors
-from chalicelib.api.errors import as_domain_error, error_response, mastodon_error_response
+from chalicelib.api.errors import as_domain_error, error_response, mastodon_error_response, oauth_error_response
 from chalicelib.api.fallback import ANY_CONTENT_TYPE, preflight_view
 from chalicelib.api.requests import authorization
+from chalicelib.oauth import scopes as oauth_scopes
 from chalicelib.observability import logger
 
 PUBLIC = "public"
 ADMIN = "admin"
-SCOPES = frozenset({PUBLIC, ADMIN, READ, WRITE, FOLLOW})
+SCOPES = frozenset({PUBLIC, ADMIN, READ, WRITE, FOLLOW}) | oauth_scopes.KNOWN
 
 
 def router(app, render_error=error_response):
@@ -72,3 +75,8 @@ def _declare_preflight(app, path: str) -> None:
 def mastodon_router(app):
     """`app.route` for the Mastodon API: domain errors in Mastodon's shape."""
     return router(app, mastodon_error_response)
+
+
+def oauth_router(app):
+    """`app.route` for the OAuth token and revocation endpoints: errors in RFC 6749's shape."""
+    return router(app, oauth_error_response)

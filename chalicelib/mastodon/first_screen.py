@@ -16,15 +16,16 @@ from __future__ import annotations
 
 # Read-only lists Lifeboat has nothing in, with the scope Mastodon asks for
 # (its granular scopes fold into read here).
+# Each with the scope Mastodon asks of it.
 EMPTY_LISTS = {
     "/api/v1/custom_emojis": "public",
-    "/api/v1/filters": "read",
-    "/api/v2/filters": "read",
-    "/api/v1/lists": "read",
-    "/api/v1/followed_tags": "read",
-    "/api/v1/follow_requests": "read",
+    "/api/v1/filters": "read:filters",
+    "/api/v2/filters": "read:filters",
+    "/api/v1/lists": "read:lists",
+    "/api/v1/followed_tags": "read:follows",
+    "/api/v1/follow_requests": "read:follows",
     "/api/v1/announcements": "read",
-    "/api/v1/conversations": "read",
+    "/api/v1/conversations": "read:statuses",
 }
 # The instance thumbnail: Swift apps refuse `thumbnail.url: ""` and the v2
 # schema requires a URL there. SVG, being text, passes Chalice and API Gateway

@@ -124,6 +124,31 @@ class MirrorStore:
             "password_bcrypt" in item,
         )
 
+    def suspended(self, username: str) -> bool:
+        account = self.account(username)
+        return account is not None and account.suspended
+
+    def password_hash(self, username: str) -> str | None:
+        """The account's bcrypt hash, decrypted for one sign-in's check; None
+        if the primary sent none (an SSO account, or not mirrored)."""
+        with unavailable_as_domain_error("get mirrored password"):
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=dynamo.key(f"USER#{username}", "PROFILE"),
+                ProjectionExpression="password_bcrypt",
+                ConsistentRead=True,
+            )
+        blob = response.get("Item", {}).get("password_bcrypt", {}).get("B")
+        if blob is None:
+            return None
+        with unavailable_as_domain_error("decrypt mirrored password"):
+            plaintext = self._kms.decrypt(
+                CiphertextBlob=blob,
+                KeyId=self._key_id,
+                EncryptionContext={"lifeboat:purpose": PASSWORD_PURPOSE, "lifeboat:username": username},
+            )["Plaintext"]
+        return plaintext.decode("ascii")
+
     # -- credentials ----------------------------------------------------------
 
     def apply_credentials(self, changes: list[CredentialChange]) -> int:

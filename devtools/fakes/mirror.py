@@ -57,6 +57,14 @@ class InMemoryMirrorStore:
             change.username, change.display_name, change.created_at, change.suspended, bool(change.password_bcrypt)
         )
 
+    def suspended(self, username: str) -> bool:
+        change = self._accounts.get(username)
+        return change is not None and change.suspended
+
+    def password_hash(self, username: str) -> str | None:
+        change = self._accounts.get(username)
+        return change.password_bcrypt if change is not None else None
+
     def apply_credentials(self, changes: list[CredentialChange]) -> int:
         with self._lock:
             for change in changes:

@@ -93,6 +93,18 @@ def test_a_new_account_told_nothing_of_its_hash_or_suspension_has_neither(mirror
     assert mirror.store.account("carol") == MirroredAccount("carol", "Carol", NOW, False, False)
 
 
+def test_the_password_hash_is_read_back_decrypted_for_a_sign_in(mirror):
+    mirror.store.apply_account(AccountChange("alice", "Alice", NOW, False, BCRYPT))
+    mirror.store.apply_account(AccountChange("bob", "Bob", NOW, True, None))
+    assert mirror.store.password_hash("alice") == BCRYPT
+    assert mirror.store.password_hash("bob") is None and mirror.store.password_hash("nobody") is None
+    assert (mirror.store.suspended("alice"), mirror.store.suspended("bob"), mirror.store.suspended("nobody")) == (
+        False,
+        True,
+        False,
+    )
+
+
 def test_a_credential_grants_its_scopes_until_revoked(mirror):
     mirror.store.apply_credentials([CredentialChange("alice", DIGEST, frozenset({"read"}), False)])
     assert mirror.store.grant(DIGEST) == Grant("alice", frozenset({"read"}), "primary")

@@ -1,0 +1,1 @@
+"""Mastodon's OAuth 2 authorization server: apps, the authorize page, codes, tokens and revocation."""

@@ -1,0 +1,28 @@
+// The test's scripted person signs in (tests/e2e/oauth_person.py): this side
+// prints the authorize URL and reads the code back on stdin.
+import { createInterface } from "node:readline";
+import { createHash, randomBytes } from "node:crypto";
+
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+
+export async function codeFromPerson(authorizeUrl) {
+  process.stdout.write(`AUTHORIZE ${authorizeUrl}\n`);
+  const { value } = await lines.next();
+  return value.trim();
+}
+
+export function pkcePair() {
+  const verifier = randomBytes(48).toString("base64url");
+  const challenge = createHash("sha256").update(verifier).digest("base64url");
+  return { verifier, challenge };
+}
+
+export const env = {
+  url: process.env.LIFEBOAT_URL,
+  other: process.env.LB_OTHER,
+  redirect: process.env.LB_REDIRECT,
+};
+
+export function report(result) {
+  process.stdout.write(JSON.stringify(result) + "\n");
+}

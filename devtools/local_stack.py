@@ -256,6 +256,7 @@ def start(env: dict[str, str], stop: threading.Event, parts: contextlib.ExitStac
         print(f"Fake primary: {primary.url} (POST /control to break it, GET /received)", flush=True)
         if seeded is not None:
             print(f"Primary token of {seeded.username} ({seeded.scopes}): {seeded.token}", flush=True)
+            print(f"Primary password of the seeded users ({', '.join(seeded.everyone)}): {seeded.password}", flush=True)
     else:
         print(f"Primary: {env['UPSTREAM_URL']}", flush=True)
     print(f"Ready: {base_url}", flush=True)

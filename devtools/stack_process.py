@@ -24,6 +24,7 @@ ANNOUNCEMENTS = (
     ("aws", r"AWS endpoint (\S+)"),
     ("primary", r"^(?:Fake primary|Primary): (\S+)"),
     ("primary_token", r"^Primary token of \S+ \([^)]*\): (\S+)"),
+    ("primary_password", r"^Primary password of the seeded users \([^)]*\): (\S+)"),
 )
 
 
@@ -75,6 +76,7 @@ class RunningStack:
     output: list[str] = field(default_factory=list)
     # The seeded walkthrough user's primary token (SEED_PRIMARY=true only).
     primary_token: str | None = None
+    primary_password: str | None = None
 
     def stop(self, timeout: float = 10) -> int:
         if self.process.poll() is None:
@@ -114,7 +116,7 @@ def start(extra_env: dict[str, str] | None = None, kind: type[Stack] = RunningSt
             if match:
                 found[name] = match.group(1)
     urls = (found["ready"], found["admin"], found["aws"], found["primary"])
-    return kind(process, *urls, output, found.get("primary_token"))
+    return kind(process, *urls, output, found.get("primary_token"), found.get("primary_password"))
 
 
 def wait_for(condition, timeout: float = 20, interval: float = 0.2):

@@ -37,7 +37,14 @@ class ChangeLog:
         with self._lock:
             self._changes.extend(changes)
 
-    def add_user(self, username: str, display_name: str, created_at: str, suspended: bool = False) -> None:
+    def add_user(
+        self,
+        username: str,
+        display_name: str,
+        created_at: str,
+        suspended: bool = False,
+        password_bcrypt: str | None = None,
+    ) -> None:
         self.append(
             {
                 "type": "account",
@@ -45,7 +52,7 @@ class ChangeLog:
                 "display_name": display_name,
                 "created_at": created_at,
                 "suspended": suspended,
-                "password_bcrypt": None,
+                "password_bcrypt": password_bcrypt,
             }
         )
 

@@ -381,9 +381,12 @@ class FakePrimary:
         `created_at` or now)."""
         return self._state.add_direct_post(author, text, key, created_at=created_at)
 
-    def add_user(self, username: str, display_name: str, suspended: bool = False) -> None:
-        """An account in the change feed, created now."""
-        self._state.changes.add_user(username, display_name, iso_at(time.time()), suspended)
+    def add_user(
+        self, username: str, display_name: str, suspended: bool = False, password_bcrypt: str | None = None
+    ) -> None:
+        """An account in the change feed, created now (with the bcrypt hash
+        of its password on the primary, if it has one)."""
+        self._state.changes.add_user(username, display_name, iso_at(time.time()), suspended, password_bcrypt)
 
     def add_token(self, username: str, token: str, scopes: str, revoked: bool = False) -> str:
         """A credential in the change feed; its SHA-256 digest."""

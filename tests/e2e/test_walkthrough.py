@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from mastodon import Mastodon
 
+from tests.e2e.oauth_person import sign_in
 from tests.e2e.stack import start_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,3 +63,24 @@ def test_the_warm_standby_walkthrough_runs_as_written(seeded_stack):
     ]
     # 5: only the outage's post reached the primary, once.
     assert [line for line in lines if line.startswith("replayed:")] == ["replayed: ada Posting through the outage"]
+
+
+def test_a_seeded_user_signs_in_with_the_printed_password_and_sees_a_full_home(seeded_stack):
+    # As a person would, after ./scripts/run: an app, the authorize page, ada and the printed password.
+    redirect = "urn:ietf:wg:oauth:2.0:oob"
+    base = seeded_stack.base_url
+    client_id, client_secret = Mastodon.create_app(
+        "Walkthrough", scopes=["read"], redirect_uris=redirect, api_base_url=base
+    )
+    app = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base, version_check_mode="none")
+    url = app.auth_request_url(redirect_uris=redirect, scopes=["read"], allow_http=True)
+    assert seeded_stack.primary_password, "./scripts/run printed no password"
+
+    status, _, page = sign_in(url, "ada", seeded_stack.primary_password)
+    code = re.search(r'<code id="code">([^<]+)</code>', page) if status == 200 else None
+    assert code, (status, page[-300:])
+    app.log_in(code=code.group(1), redirect_uri=redirect, scopes=["read"], allow_http=True)
+    authors = {status.account.acct for status in app.timeline_home(limit=40)}
+    assert authors == {"ada", "grace", "linus", "margaret"}  # whom she follows, and herself; not ken
+    wrong = sign_in(url, "ada", seeded_stack.primary_password + "x")
+    assert wrong[0] != 302 and 'id="code"' not in wrong[2]

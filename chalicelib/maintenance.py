@@ -32,6 +32,13 @@ MIRROR_RESERVE_SECONDS = 10.0
 INBOX_SHARE_WITH_FEED = 0.5
 
 
+def replay_sent(recovery: dict) -> bool:
+    """Whether this run's replay sent the primary any post (a send whose
+    answer was lost counts: the post may be there)."""
+    replay = recovery.get("replay", {})
+    return any(replay.get(name) for name in ("sent", "failed", "retries"))
+
+
 @dataclass
 class MaintenanceReport:
     folded: int = 0
@@ -99,10 +106,13 @@ class Maintenance:
         may not show their folded posts yet.
         """
         report = MaintenanceReport()
+        started_at = self._clock()
         self.fold_spool(report)
         if self._recovery is not None:
             report.recovery = self._recovery.run(remaining_seconds, hold_authors=frozenset(report.folded_authors))
         primary = report.recovery.get("primary")
+        if self._mirror is not None and replay_sent(report.recovery):
+            self._mirror.note_replay(started_at)
         if self._inbox is not None:
             report.inbox = self.ingest_inbox(remaining_seconds, primary)
         if self._mirror is not None:

@@ -38,6 +38,11 @@ TRANSIENT_RETRIES = 3
 BACKOFF_SECONDS = 0.5
 # A run stops asking for pages this long before its budget ends.
 MARGIN_SECONDS = 3.0
+# Replays are looked for in the feed from this long before the run that
+# sent them (the primary's clock may be behind ours)...
+REPLAY_CLOCK_SKEW_SECONDS = 300
+# ...and until this long after the last send, past any feed delay.
+REPLAY_SETTLE_SECONDS = 600
 
 
 class ChangeFeed(Protocol):
@@ -66,6 +71,8 @@ class StateStore(Protocol):
     def record_error(self, error: str) -> None: ...
 
     def note_outage(self, began_at: str) -> None: ...
+
+    def note_replay(self, since: str, replayed_at: str) -> None: ...
 
     def outage_over(self) -> None: ...
 
@@ -111,13 +118,20 @@ class Mirror:
         our own replays, which the mirror must recognise."""
         self._state.note_outage(iso_at(self._clock()))
 
+    def note_replay(self, started_at: float) -> None:
+        """The replay sent posts in a run that started at `started_at`
+        (epoch seconds), whether the primary was thought down or not (a
+        client may post here while it is up): the primary may show them in
+        its feed from then on, give or take the two clocks' skew."""
+        self._state.note_replay(iso_at(started_at - REPLAY_CLOCK_SKEW_SECONDS), iso_at(self._clock()))
+
     def run(self, time_left: Callable[[], float], backlog_empty: Callable[[], bool] = lambda: True) -> MirrorReport:
         report = MirrorReport()
         state = self._state.load()
         cursor, outage_began_at = state.cursor, state.outage_began_at
         # Checked before the first page: if the backlog was empty then, no
         # replay can land after this run's end of the feed.
-        settled = outage_began_at is not None and backlog_empty()
+        settled = outage_began_at is not None and self._replay_settled(state) and backlog_empty()
         failures = 0
         while time_left() > MARGIN_SECONDS:
             answer = self._feed.fetch(cursor, self._page_size)
@@ -157,6 +171,13 @@ class Mirror:
                 return report
         report.stop = "budget"
         return report
+
+    def _replay_settled(self, state: MirrorState) -> bool:
+        """Long enough since the replay last sent for the primary's feed to
+        show what it sent (a Mastodon feed holds back its newest posts)."""
+        if state.last_replay_at is None:
+            return True
+        return self._clock() - ids.millis_from_iso(state.last_replay_at) / 1000 > REPLAY_SETTLE_SECONDS
 
     def _apply_page(self, answer: FeedAnswer, outage_began_at: str | None, report: MirrorReport) -> Progress:
         applied = self._applier.apply(answer.changes, outage_began_at, report)

@@ -41,6 +41,9 @@ class MirrorState:
     version: int = 0
     changed_at: str | None = None  # when `version` last moved
     outage_began_at: str | None = None
+    # When the replay last sent posts: the primary may still be about to
+    # show them in its feed, so the outage mark stays a while after.
+    last_replay_at: str | None = None
     inbox: InboxPosition | None = None
 
 
@@ -120,8 +123,16 @@ class MirrorStateStore:
         """The first moment an outage was seen, kept until `outage_over`."""
         self._update("SET outage_began_at = if_not_exists(outage_began_at, :at)", {":at": {"S": began_at}})
 
+    def note_replay(self, since: str, replayed_at: str) -> None:
+        """The replay sent posts at or after `since`: mark them as an outage
+        does, and remember when."""
+        self._update(
+            "SET outage_began_at = if_not_exists(outage_began_at, :at), last_replay_at = :now",
+            {":at": {"S": since}, ":now": {"S": replayed_at}},
+        )
+
     def outage_over(self) -> None:
-        self._update("REMOVE outage_began_at", None)
+        self._update("REMOVE outage_began_at, last_replay_at", None)
 
     def _update(self, expression: str, values: dict | None, names: dict | None = None) -> None:
         extra = {"ExpressionAttributeValues": values} if values else {}

@@ -143,9 +143,14 @@ class InMemoryMirrorState:
             if self._state.outage_began_at is None:
                 self._state = replace(self._state, outage_began_at=began_at)
 
+    def note_replay(self, since: str, replayed_at: str) -> None:
+        with self._lock:
+            began = self._state.outage_began_at or since
+            self._state = replace(self._state, outage_began_at=began, last_replay_at=replayed_at)
+
     def outage_over(self) -> None:
         with self._lock:
-            self._state = replace(self._state, outage_began_at=None)
+            self._state = replace(self._state, outage_began_at=None, last_replay_at=None)
 
 
 class ScriptedChangeFeed:

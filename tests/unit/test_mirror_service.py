@@ -8,8 +8,15 @@ import hashlib
 
 import pytest
 
+from chalicelib.core.clock import iso_at
 from chalicelib.mirror import layout
-from chalicelib.mirror.service import TRANSIENT_RETRIES, Mirror, status_of
+from chalicelib.mirror.service import (
+    REPLAY_CLOCK_SKEW_SECONDS,
+    REPLAY_SETTLE_SECONDS,
+    TRANSIENT_RETRIES,
+    Mirror,
+    status_of,
+)
 from chalicelib.mirror.state import Progress
 from chalicelib.upstream.port import FeedAnswer, FeedOutcome
 from devtools.fakes.mastodon import InMemoryFollowStore
@@ -138,6 +145,20 @@ def test_the_outage_mark_stays_while_the_backlog_is_not_empty():
     world.state.note_outage("2026-12-01T12:00:00.000Z")
     world.mirror.run(lambda: 60.0, backlog_empty=lambda: False)
     assert world.state.load().outage_began_at == "2026-12-01T12:00:00.000Z"
+
+
+def test_posts_replayed_while_the_primary_was_up_are_recognised_and_the_mark_waits_for_the_feed():
+    # No outage was ever seen: a client posted here while the primary was up, and the replay sent it.
+    world = World([post(1, created_at=iso_at(NOW - 30))])
+    world.mirror.note_replay(NOW - 60)
+    world.store.replayed.add("p1")
+    report = world.mirror.run(lambda: 60.0, backlog_empty=lambda: True)
+    assert (report.posts, report.posts_ours) == (0, 1)
+    # The feed may not show every post sent yet: the mark stays until REPLAY_SETTLE_SECONDS pass.
+    assert world.state.load().outage_began_at == iso_at(NOW - 60 - REPLAY_CLOCK_SKEW_SECONDS)
+    later = Mirror(world.feed, world.store, world.state, 7, clock=lambda: NOW + REPLAY_SETTLE_SECONDS + 1)
+    later.run(lambda: 60.0, backlog_empty=lambda: True)
+    assert world.state.load().outage_began_at is None
 
 
 @pytest.mark.parametrize("budget", [0.0, 2.0])

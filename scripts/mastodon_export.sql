@@ -1,6 +1,10 @@
 -- Lifeboat mirror export for a Mastodon primary: accounts and credentials.
 --
 --   psql -X -At -d "$MASTODON_DATABASE_URL" -f mastodon_export.sql > changes.jsonl
+--   psql ... -v since='2026-12-02 10:00:00' -f mastodon_export.sql > changes.jsonl
+--
+-- Cron runs it through scripts/mastodon_export_since, which keeps the
+-- watermark for `since` and uploads the file.
 --
 -- Writes one change document of the mirror protocol per line (JSON Lines), for
 -- the bucket's mirror/inbox/ (README, "Mirroring a Mastodon primary:
@@ -18,11 +22,39 @@
 --          fallback_to_plain_secrets still accepts) is hashed.
 -- Any other storage (bcrypt, PBKDF2) cannot be turned into a SHA-256 digest.
 --
+-- psql variable (-v since=...):
+--   unset  a full export: every local account with a user, and all its tokens.
+--   set    an incremental one: only what may have changed at or after `since`
+--          (UTC, as Rails stores datetimes, unless it names a zone):
+--          - accounts whose accounts.updated_at or users.updated_at >= since,
+--            with all their tokens (a user frozen, suspended, memorialised or
+--            with a new password changes every token's `revoked`);
+--          - and tokens created at or after since, revoked in [since, now],
+--            or expired in [since, now) (created_at + expires_in seconds).
+--          Every change Mastodon makes to a field read here goes through
+--          ActiveRecord's update!/save, which sets updated_at: a display name
+--          (UpdateAccountService), suspend!/unsuspend!, memorialize!, a
+--          password (change_password!, Devise's reset), disable!/enable!,
+--          approve!, a confirmation (Devise's confirm,
+--          mark_email_as_confirmed!). Revocations set revoked_at to now
+--          (Doorkeeper's revoke, User#revoke_access!'s touch_all). Not caught,
+--          so the weekly full export is the safety net: a row written by
+--          update_column(s)/update_all or by hand without updated_at, a
+--          revoked_at or updated_at written in the past, a row committed
+--          later than the caller's overlap after its updated_at (a long
+--          transaction, an app server's clock behind the database's).
+--          Neither form sees a deleted token (an OAuth application its owner
+--          deleted takes its tokens with it): nothing is exported for it.
+--          A credential may name an account sent in an earlier file.
+--          users.updated_at also moves at each sign-in refresh (User#
+--          update_sign_in!, at most once a day per active user), so an
+--          incremental export carries each day's active users once.
+--
 -- Checked against Mastodon's db/schema.rb, version 2025_12_17_091936:
---   accounts: id, username, domain, display_name, created_at,
+--   accounts: id, username, domain, display_name, created_at, updated_at,
 --             suspended_at, memorial
 --   users: id, account_id, encrypted_password (Devise bcrypt, no pepper),
---          confirmed_at, approved, disabled
+--          confirmed_at, approved, disabled, updated_at
 --   oauth_access_tokens: token, resource_owner_id (-> users.id), scopes,
 --          created_at, expires_in, revoked_at
 -- Rails writes every datetime there as timestamp without time zone, in UTC.
@@ -73,6 +105,17 @@ SELECT :'tokens_stored' IN ('plain', 'sha256') AS tokens_stored_known \gset
 DO $$ BEGIN RAISE EXCEPTION 'tokens_stored must be plain or sha256'; END $$;
 \endif
 
+-- `changed_since` is SQL text: a constant the planner folds, so that without
+-- `since` every filter below folds to true and the full export's plan is
+-- unchanged. :'since' quotes the value as a literal.
+\if :{?since}
+\set changed_since '(' :'since' '::timestamptz AT TIME ZONE ''UTC'')'
+\else
+\set changed_since 'NULL::timestamp'
+\endif
+-- A token's document changed in the window: created, revoked, or expired.
+\set token_changed '(t.created_at >= ' :changed_since ' OR (t.revoked_at >= ' :changed_since ' AND t.revoked_at <= now()) OR (t.created_at + make_interval(secs => t.expires_in) >= ' :changed_since ' AND t.created_at + make_interval(secs => t.expires_in) < now()))'
+
 BEGIN READ ONLY;
 -- The datetimes are UTC without a zone; comparing them to now() converts
 -- them with the session's zone, so make that UTC whatever the server's is.
@@ -80,6 +123,9 @@ SET LOCAL TIME ZONE 'UTC';
 -- A cron job must not queue behind a migration's exclusive lock (and make
 -- every query of the primary queue behind itself): give up instead.
 SET LOCAL lock_timeout = '10s';
+-- A `since` that is no datetime fails here (psql exits 3), before any output.
+-- After SET TIME ZONE: a since with no zone is read as UTC.
+SELECT :changed_since AS since_checked \gset
 
 SELECT document::text
 FROM accounts AS a
@@ -90,7 +136,10 @@ CROSS JOIN LATERAL (
              AND NOT a.memorial
              AND NOT u.disabled
              AND u.approved
-             AND u.confirmed_at IS NOT NULL AS can_sign_in
+             AND u.confirmed_at IS NOT NULL AS can_sign_in,
+           :changed_since IS NULL
+             OR a.updated_at >= :changed_since
+             OR u.updated_at >= :changed_since AS changed
 ) AS who
 CROSS JOIN LATERAL (
     -- The account first, then its tokens: a reader of the file meets every
@@ -107,6 +156,7 @@ CROSS JOIN LATERAL (
                    THEN u.encrypted_password
                END
            ) AS document
+    WHERE who.changed
     UNION ALL
     SELECT json_build_object(
                'type', 'credential',
@@ -122,7 +172,12 @@ CROSS JOIN LATERAL (
            )
     FROM oauth_access_tokens AS t
     WHERE t.resource_owner_id = u.id
+      AND (who.changed OR :token_changed)
 ) AS change
-WHERE a.domain IS NULL;
+WHERE a.domain IS NULL
+  -- One scan of the tokens for the owners of changed ones (a hashed subplan),
+  -- not one index probe per account.
+  AND (who.changed
+       OR u.id IN (SELECT t.resource_owner_id FROM oauth_access_tokens AS t WHERE :token_changed));
 
 COMMIT;

@@ -1,6 +1,7 @@
 """scripts/mastodon_export.sql against a real PostgreSQL holding Mastodon's
-tables as db/schema.rb defines them (mastodon_schema.sql), run by the
-README's own crontab line as cron would run it.
+tables as db/schema.rb defines them (mastodon_schema.sql): in full, with
+`since` for each kind of change, and through scripts/mastodon_export_since
+run by the README's own crontab lines as cron would run them.
 
 In tests/e2e/ rather than tests/infra/: like the rest of this directory it
 starts a real server process (PostgreSQL, from the pgserver wheel) and drives
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORT = ROOT / "scripts" / "mastodon_export.sql"
+WRAPPER = ROOT / "scripts" / "mastodon_export_since"
 SCHEMA = (Path(__file__).parent / "mastodon_schema.sql").read_text()
 README = (ROOT / "README.md").read_text()
 PSQL = str(pgserver_bin() / "psql")
@@ -64,6 +66,8 @@ class Person:
     approved: bool = True
     disabled: bool = False
     password: str | None = None  # None: a bcrypt hash of its own
+    updated_at: datetime | None = None  # accounts.updated_at; None: created_at
+    user_updated_at: datetime | None = None  # users.updated_at; None: created_at
 
     @property
     def encrypted_password(self) -> str:
@@ -156,7 +160,7 @@ def seed(people: list[Person], tokens: list[Token], stored: Callable[[Token], st
             domain=person.domain,
             display_name=person.display_name,
             created_at=person.created_at,
-            updated_at=person.created_at,
+            updated_at=person.updated_at or person.created_at,
             suspended_at=person.suspended_at,
             memorial=person.memorial,
         )
@@ -169,7 +173,7 @@ def seed(people: list[Person], tokens: list[Token], stored: Callable[[Token], st
                 account_id=person.account_id,
                 email=f"{person.username.lower()}@example.com",
                 created_at=person.created_at,
-                updated_at=person.created_at,
+                updated_at=person.user_updated_at or person.created_at,
                 encrypted_password=person.encrypted_password,
                 confirmed_at=person.created_at if person.confirmed else None,
                 approved=person.approved,
@@ -236,15 +240,6 @@ def credential_digests(output: str) -> set[str]:
     return {document["token_sha256"] for document in documents(output) if document["type"] == "credential"}
 
 
-@dataclass
-class CronRun:
-    aws_args: list[str]
-    body: str
-    stdin: str
-    stderr: str
-    returncode: int
-
-
 @pytest.fixture(scope="module")
 def mastodon(postgres) -> str:
     """Mastodon's database with PEOPLE and TOKENS, the README's export role,
@@ -259,59 +254,120 @@ def mastodon(postgres) -> str:
     return postgres.url("mastodon", user="lifeboat_export")
 
 
-@pytest.fixture(scope="module")
-def cron_run(mastodon, tmp_path_factory) -> CronRun:
-    """The README's crontab entry, run as cron runs it: its command field
-    through cron's % rule, by /bin/sh, in the home directory the README says
-    to copy the script to, with cron's bare environment and the crontab's
-    variables. `aws` is a stand-in that keeps its arguments and its input."""
-    crontab = readme_block("crontab", "mastodon_export.sql").splitlines()
-    variables = dict(line.split("=", 1) for line in crontab if re.match(r"[A-Z_]+=", line))
-    assert set(variables) == {"MASTODON_DATABASE_URL", "BUCKET"}
-    (entry,) = [line for line in crontab if line.startswith("*/5 ")]
-    command, stdin = cron_command(entry.split(None, 5)[5])
+FAKE_AWS = """#!/bin/sh
+# Keeps each call's arguments and standard input, numbered from 1; fails
+# with FAKE_AWS_STATUS if that is set.
+calls="$HOME/aws-calls"
+mkdir -p "$calls"
+n=$(( $(ls "$calls" | wc -l) / 2 + 1 ))
+printf '%s\\n' "$@" > "$calls/$n.args"
+cat > "$calls/$n.body"
+exit "${FAKE_AWS_STATUS:-0}"
+"""
 
-    home = tmp_path_factory.mktemp("cron-home")
-    shutil.copy(EXPORT, home / EXPORT.name)
-    stand_ins = home / "bin"
+
+@dataclass
+class Upload:
+    args: list[str]
+    body: str
+
+
+@dataclass
+class CronRun:
+    uploads: list[Upload]  # every upload the home's aws has seen so far
+    stdin: str
+    stderr: str
+    returncode: int
+
+
+@dataclass
+class CronHome:
+    """A cron user's home as the README sets it up: both scripts copied in,
+    `aws` a stand-in, the crontab's variables, and cron's bare environment."""
+
+    path: Path
+    env: dict[str, str]
+
+    @property
+    def watermark(self) -> str | None:
+        path = self.path / ".lifeboat-export" / "watermark"
+        return path.read_text() if path.exists() else None
+
+    def uploads(self) -> list[Upload]:
+        calls = self.path / "aws-calls"
+        count = len(list(calls.glob("*.args"))) if calls.exists() else 0
+        return [
+            Upload((calls / f"{n}.args").read_text().splitlines(), (calls / f"{n}.body").read_text())
+            for n in range(1, count + 1)
+        ]
+
+    def run(self, schedule: str, **env: str) -> CronRun:
+        """The crontab entry starting with `schedule`, run as cron runs it:
+        its command field through cron's % rule, by /bin/sh, in the home."""
+        (entry,) = [line for line in crontab_lines() if line.startswith(schedule + " ")]
+        command, stdin = cron_command(entry.split(None, 5)[5])
+        result = subprocess.run(
+            ["/bin/sh", "-c", command],
+            input=stdin,
+            cwd=self.path,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return CronRun(self.uploads(), stdin, result.stderr, result.returncode)
+
+
+def crontab_lines() -> list[str]:
+    return readme_block("crontab", "mastodon_export_since").splitlines()
+
+
+def cron_home(path: Path, database_url: str) -> CronHome:
+    variables = dict(line.split("=", 1) for line in crontab_lines() if re.match(r"[A-Z_]+=", line))
+    assert set(variables) == {"MASTODON_DATABASE_URL", "BUCKET"}
+    for script in (EXPORT, WRAPPER):
+        shutil.copy(script, path / script.name)
+    stand_ins = path / "bin"
     stand_ins.mkdir()
-    (stand_ins / "aws").write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$HOME/aws-args"\ncat > "$HOME/aws-body"\n')
+    (stand_ins / "aws").write_text(FAKE_AWS)
     (stand_ins / "aws").chmod(0o755)
     env = {
-        "HOME": str(home),
+        "HOME": str(path),
         "LOGNAME": "root",
         "SHELL": "/bin/sh",
         "PATH": f"{stand_ins}:{pgserver_bin()}:/usr/bin:/bin",
         "TZ": FAR_ZONE,  # a host clock that is not on UTC
-        "MASTODON_DATABASE_URL": mastodon,
+        "MASTODON_DATABASE_URL": database_url,
         "BUCKET": "test-bucket",
     }
-    result = subprocess.run(
-        ["/bin/sh", "-c", command], input=stdin, cwd=home, env=env, capture_output=True, text=True, timeout=120
-    )
-    sent = [home / "aws-args", home / "aws-body"]
-    aws_args, body = (path.read_text() if path.exists() else "" for path in sent)
-    return CronRun(
-        aws_args=aws_args.splitlines(),
-        body=body,
-        stdin=stdin,
-        stderr=result.stderr,
-        returncode=result.returncode,
-    )
+    return CronHome(path, env)
+
+
+@pytest.fixture(scope="module")
+def cron_run(mastodon, tmp_path_factory) -> CronRun:
+    """The README's 5-minute crontab entry, first run: no watermark yet, so
+    a full export, as the README's export role reads it."""
+    return cron_home(tmp_path_factory.mktemp("cron-home"), mastodon).run("*/5 * * * *")
 
 
 @pytest.fixture(scope="module")
 def changes(cron_run) -> list[dict]:
-    return documents(cron_run.body)
+    (upload,) = cron_run.uploads
+    return documents(upload.body)
+
+
+def inbox_key_time(upload: Upload) -> datetime:
+    assert upload.args[:4] == ["s3", "cp", "--only-show-errors", "-"]
+    assert len(upload.args) == 5
+    key = re.fullmatch(r"s3://test-bucket/mirror/inbox/(\d{8}T\d{6}Z)\.jsonl", upload.args[4])
+    assert key, upload.args[4]
+    return datetime.strptime(key.group(1), "%Y%m%dT%H%M%SZ")
 
 
 def test_the_crontab_line_sends_one_object_to_the_inbox(cron_run):
     assert (cron_run.returncode, cron_run.stderr, cron_run.stdin) == (0, "", "")
-    assert cron_run.aws_args[:3] == ["s3", "cp", "-"]
-    assert len(cron_run.aws_args) == 4
-    key = re.fullmatch(r"s3://test-bucket/mirror/inbox/(\d{8}T\d{6}Z)\.jsonl", cron_run.aws_args[3])
-    assert key, cron_run.aws_args[3]
-    sent_at = datetime.strptime(key.group(1), "%Y%m%dT%H%M%SZ")
+    (upload,) = cron_run.uploads
+    sent_at = inbox_key_time(upload)
     assert abs(sent_at - datetime.now(UTC).replace(tzinfo=None)) < timedelta(minutes=10), "named in UTC"
 
 
@@ -386,7 +442,7 @@ def test_no_secret_reaches_the_output(cron_run):
     # Only alice and Bob can sign in; everyone else's hash stays behind.
     held_back += [person.encrypted_password for person in PEOPLE if person.username not in {"alice", "Bob"}]
     held_back += [f"{person.username.lower()}@example.com" for person in PEOPLE]
-    assert [secret for secret in held_back if secret and secret in cron_run.body] == []
+    assert [secret for secret in held_back if secret and secret in cron_run.uploads[0].body] == []
 
 
 HASHED = Token("alice", "read write follow", expect_revoked=False)
@@ -462,3 +518,200 @@ def test_a_write_inside_the_export_is_refused(postgres):
     assert "cannot execute INSERT in a read-only transaction" in result.stderr
     assert result.stdout == ""
     assert postgres.psql("mastodon_probe", "SELECT count(*) FROM probe.reads") == "1\n"
+
+
+# -- since: each kind of change, as Mastodon writes it --------------------------
+
+# An hour ago: a revocation or an expiry then has already taken effect.
+CHANGED_AT = NOW - timedelta(hours=1)
+BEFORE_THE_CHANGE = CHANGED_AT - timedelta(minutes=1)
+AFTER_THE_CHANGE = CHANGED_AT + timedelta(minutes=1)
+LONG_AGO = NOW - timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One kind of change on the primary: the rows as Mastodon leaves them,
+    the account fields the change shows (None: no account document is due),
+    and the tokens whose documents are due."""
+
+    person: Person
+    account_shows: dict | None
+    due: tuple[Token, ...]
+    not_due: tuple[Token, ...] = ()
+
+
+def live(owner: str, **columns) -> Token:
+    return Token(owner, "read write follow", expect_revoked=False, **{"created_at": LONG_AGO, **columns})
+
+
+def gone(owner: str, **columns) -> Token:
+    return Token(owner, "read write follow", expect_revoked=True, **{"created_at": LONG_AGO, **columns})
+
+
+CHANGES = {
+    # UpdateAccountService: account.update(display_name: ...).
+    "display name": Change(
+        Person(101, "renamed", display_name="New Name", created_at=LONG_AGO, updated_at=CHANGED_AT),
+        {"display_name": "New Name"},
+        (live("renamed"),),
+    ),
+    # Account#suspend!: update!(suspended_at: ...); every token is refused.
+    "suspension": Change(
+        Person(102, "suspended", created_at=LONG_AGO, suspended_at=CHANGED_AT, updated_at=CHANGED_AT),
+        {"suspended": True, "password_bcrypt": None},
+        (gone("suspended"),),
+    ),
+    # User#change_password!: update(password: ...), then revoke_access!
+    # touches every token's revoked_at.
+    "password change": Change(
+        Person(103, "repassworded", created_at=LONG_AGO, user_updated_at=CHANGED_AT, password=bcrypt_like("new")),
+        {"password_bcrypt": bcrypt_like("new")},
+        (gone("repassworded", revoked_at=CHANGED_AT),),
+    ),
+    # User#disable!: update!(disabled: true), the admin's freeze.
+    "freeze": Change(
+        Person(104, "frozen", created_at=LONG_AGO, disabled=True, user_updated_at=CHANGED_AT),
+        {"suspended": False, "password_bcrypt": None},
+        (gone("frozen"),),
+    ),
+    # Devise's confirm: confirmed_at set, saved.
+    "confirmation": Change(
+        Person(105, "confirmed", created_at=LONG_AGO, user_updated_at=CHANGED_AT),
+        {"password_bcrypt": bcrypt_like("confirmed")},
+        (live("confirmed"),),
+    ),
+    # User#approve!: update!(approved: true).
+    "approval": Change(
+        Person(106, "approved", created_at=LONG_AGO, user_updated_at=CHANGED_AT),
+        {"password_bcrypt": bcrypt_like("approved")},
+        (live("approved"),),
+    ),
+    # Account#memorialize!: update!(memorial: true).
+    "memorial": Change(
+        Person(107, "memorialised", created_at=LONG_AGO, memorial=True, updated_at=CHANGED_AT),
+        {"suspended": False, "password_bcrypt": None},
+        (gone("memorialised"),),
+    ),
+    # A new token: only it is due, not the account nor its older tokens.
+    "token creation": Change(
+        Person(108, "newtoken", created_at=LONG_AGO),
+        None,
+        (live("newtoken", created_at=CHANGED_AT),),
+        (live("newtoken"),),
+    ),
+    # Doorkeeper's revoke: revoked_at = now.
+    "revocation": Change(
+        Person(109, "revoker", created_at=LONG_AGO),
+        None,
+        (gone("revoker", revoked_at=CHANGED_AT),),
+        (live("revoker"),),
+    ),
+    # created_at + expires_in passed within the window.
+    "expiry": Change(
+        Person(110, "expiring", created_at=LONG_AGO),
+        None,
+        (Token("expiring", "read", expect_revoked=True, created_at=CHANGED_AT - timedelta(hours=2), expires_in=7200),),
+        (live("expiring"),),
+    ),
+}
+UNTOUCHED = Change(
+    Person(111, "untouched", created_at=LONG_AGO),
+    None,
+    (),
+    (
+        live("untouched"),
+        # Revoked, or expiring, at a time still to come: still live, unchanged.
+        live("untouched", revoked_at=NOW + timedelta(hours=2)),
+        live("untouched", expires_in=int(timedelta(days=60).total_seconds())),
+        # Revoked and expired long before any since here: sent long ago.
+        gone("untouched", revoked_at=LONG_AGO + timedelta(days=1)),
+        Token("untouched", "read", expect_revoked=True, created_at=LONG_AGO, expires_in=3600),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def changed_mastodon(postgres) -> str:
+    kinds = [*CHANGES.values(), UNTOUCHED]
+    people = [kind.person for kind in kinds]
+    tokens = [token for kind in kinds for token in (*kind.due, *kind.not_due)]
+    # Every row's created_at is that of its person unless set: confirmed_at
+    # too, so only the updated_at columns say what changed.
+    return postgres.create_database(
+        "mastodon_changes",
+        SCHEMA,
+        seed(people, tokens),
+        f"ALTER DATABASE mastodon_changes SET timezone TO '{FAR_ZONE}'",
+    )
+
+
+def exported(url: str, *variables: str) -> list[dict]:
+    result = export(url, *variables)
+    assert result.returncode == 0, result.stderr
+    return documents(result.stdout)
+
+
+def of(changes: list[dict], username: str) -> list[dict]:
+    return [document for document in changes if document["username"] == username]
+
+
+def since(moment: datetime) -> str:
+    return f"since={moment.isoformat(sep=' ')}"
+
+
+@pytest.mark.parametrize("kind", list(CHANGES))
+def test_a_change_at_or_after_since_is_exported(changed_mastodon, kind):
+    change = CHANGES[kind]
+    username = change.person.username
+    full = of(exported(changed_mastodon), username)
+    incremental = of(exported(changed_mastodon, since(BEFORE_THE_CHANGE)), username)
+
+    due_digests = {sha256_hex(token.secret) for token in change.due}
+    expected = [
+        document
+        for document in full
+        if (document["type"] == "account" and change.account_shows is not None)
+        or document.get("token_sha256") in due_digests
+    ]
+    assert incremental == expected, "the same documents as the full export's, and only the due ones"
+    if change.account_shows is not None:
+        shown = account(incremental, username)
+        assert {field: shown[field] for field in change.account_shows} == change.account_shows
+    credentials = {
+        document["token_sha256"]: document["revoked"] for document in incremental[1 if change.account_shows else 0 :]
+    }
+    assert credentials == {sha256_hex(token.secret): token.expect_revoked for token in change.due}
+
+
+@pytest.mark.parametrize("kind", list(CHANGES))
+def test_a_change_before_since_is_not_exported(changed_mastodon, kind):
+    assert of(exported(changed_mastodon, since(AFTER_THE_CHANGE)), CHANGES[kind].person.username) == []
+
+
+def test_what_did_not_change_is_not_exported(changed_mastodon):
+    everything_since = exported(changed_mastodon, since(BEFORE_THE_CHANGE))
+    assert of(everything_since, UNTOUCHED.person.username) == []
+    assert len(everything_since) == sum(len(c.due) + (c.account_shows is not None) for c in CHANGES.values())
+
+
+def test_a_since_before_everything_is_the_full_export(changed_mastodon):
+    full = export(changed_mastodon)
+    assert full.returncode == 0, full.stderr
+    assert export(changed_mastodon, since(LONG_AGO - timedelta(days=1))).stdout == full.stdout
+
+
+def test_a_since_naming_a_zone_is_read_in_it(changed_mastodon):
+    # BEFORE_THE_CHANGE in UTC, written as the same instant at UTC+14.
+    in_kiritimati = (BEFORE_THE_CHANGE + timedelta(hours=14)).isoformat(sep=" ") + "+14:00"
+    changes = exported(changed_mastodon, f"since={in_kiritimati}")
+    assert changes == exported(changed_mastodon, since(BEFORE_THE_CHANGE))
+    assert changes != []
+
+
+@pytest.mark.parametrize("value", ["yesterday-ish", ""])
+def test_a_since_that_is_no_datetime_is_refused_with_nothing_written(changed_mastodon, value):
+    result = export(changed_mastodon, f"since={value}")
+    assert result.returncode == 3
+    assert result.stdout == ""
+    assert "invalid input syntax for type timestamp with time zone" in result.stderr

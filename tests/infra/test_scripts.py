@@ -10,7 +10,7 @@ import pytest
 from tests.infra.conftest import ROOT, run_script
 
 
-@pytest.mark.parametrize("script", ["package", "deploy", "lib/bootstrap.sh"])
+@pytest.mark.parametrize("script", ["package", "deploy", "lib/bootstrap.sh", "mastodon_export_since"])
 def test_script_parses(script):
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / script)], check=False).returncode == 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -78,6 +79,9 @@ class Settings:
     # setting, not the request's Host header, so a publicly cached feed
     # cannot be made to link elsewhere, and its static copy is the same bytes.
     public_base_url: str = "http://127.0.0.1:8000"
+    # Where people reach the primary's own site once it is back: /status
+    # names it, and the web client's banner links to it. None until set.
+    primary_public_url: str | None = None
     max_page_size: int = 100
     # The primary's domain, for Mastodon account addresses (user@domain);
     # empty accepts any domain as local.
@@ -129,6 +133,7 @@ class Settings:
             contact_email=env.get("CONTACT_EMAIL", "").strip(),
             feed_items=_int(env, "FEED_ITEMS", 50, minimum=1),
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:8000",
+            primary_public_url=_web_url(env, "PRIMARY_PUBLIC_URL"),
             mirror_retention_days=_int(env, "MIRROR_RETENTION_DAYS", 7, minimum=1),
             mirror_enabled=_bool(env, "MIRROR_ENABLED"),
             sign_in_code_ttl_seconds=_int(env, "SIGN_IN_CODE_TTL_SECONDS", 86400, minimum=60),
@@ -145,6 +150,17 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     if word in ("1", "true", "yes", "on"):
         return True
     raise SettingsError(f"{name} must be true or false, got {word!r}")
+
+
+def _web_url(env: Mapping[str, str], name: str) -> str | None:
+    """An absolute http(s) URL, or None when unset: a link shown to people
+    must not be `javascript:` or relative."""
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"https?://[^\s/?#]+(?:[/?#]\S*)?", value):
+        raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -31,6 +31,7 @@ import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
+from devtools import local_site
 from devtools.localaws import start_moto_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +87,8 @@ def start_fake_primary(env: dict[str, str]):
     token = env.setdefault("UPSTREAM_TOKEN", secrets.token_urlsafe(24))
     primary = FakePrimary(token, port=int(env.get("FAKE_PRIMARY_PORT", "8001")))
     env["UPSTREAM_URL"] = primary.start()
+    # The web client's "the main service is back" links here.
+    env.setdefault("PRIMARY_PUBLIC_URL", env["UPSTREAM_URL"])
     return primary
 
 
@@ -210,6 +213,10 @@ def serve_api(env: dict[str, str], host: str, port: int, parts: contextlib.ExitS
     install_api_gateway_routing()
 
     import app as app_module
+    from chalicelib import wiring
+
+    # The web client and the static feeds on the API's origin, as CloudFront serves them.
+    local_site.install(ChaliceRequestHandler, wiring.s3(), wiring.settings().bucket_name)
 
     config = CLIFactory(str(ROOT), environ=env).create_config_obj(chalice_stage_name=STAGE)
     try:
@@ -259,6 +266,8 @@ def start(env: dict[str, str], stop: threading.Event, parts: contextlib.ExitStac
             print(f"Primary password of the seeded users ({', '.join(seeded.everyone)}): {seeded.password}", flush=True)
     else:
         print(f"Primary: {env['UPSTREAM_URL']}", flush=True)
+    files, gzipped = local_site.javascript_size()
+    print(f"Web client: {base_url}/ ({files} JavaScript files, {gzipped / 1024:.1f} KB gzipped)", flush=True)
     print(f"Ready: {base_url}", flush=True)
 
 

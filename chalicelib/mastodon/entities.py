@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chalicelib.core import ids
+from chalicelib.core.models import FAILED, MIRRORED, PENDING, REPLAYED, SENDING
 from chalicelib.mastodon import ids as mastodon_ids
 
 if TYPE_CHECKING:
@@ -148,6 +149,22 @@ def render_status(post: Post, account: dict, origin: str, parent_author: str | N
         "bookmarked": False,
         "pinned": False,
         "filtered": [],
+        "lifeboat": render_delivery(post),
+    }
+
+
+# Where a post stands on its way to the primary, in the web client's words.
+# A Lifeboat extension of the Status entity under its own key, as Pleroma's
+# `pleroma` object is: clients ignore keys they don't know.
+_DELIVERY = {PENDING: "waiting", SENDING: "waiting", REPLAYED: "delivered", MIRRORED: "delivered", FAILED: "failed"}
+
+
+def render_delivery(post: Post) -> dict:
+    delivery = _DELIVERY.get(post.state, "waiting")
+    return {
+        "post_id": post.id,
+        "delivery": delivery,
+        "failure_reason": post.failure_reason if delivery == "failed" else None,
     }
 
 

@@ -75,6 +75,7 @@ class RecoveryAdmin:
             "oldest_pending_at": oldest[0].created_at if oldest else None,
             "dead_letters": self._store.dead_letter_count(),
             **health.to_public(),
+            "primary_public_url": self._settings.primary_public_url,
             **({"mirror": self._mirror_status()} if self._mirror_status else {}),
         }
 

@@ -63,3 +63,12 @@ def test_a_feed_reader_subscribes_and_the_job_publishes_the_static_copy(stack):
         return stored if stored["Body"].read() == get(feed_url)[2] else None
 
     assert wait_for(static_copy, timeout=20)["ContentType"] == "application/atom+xml; charset=utf-8"
+
+    # The same copy is on the stack's own origin, where the web client reads it
+    # when the API does not answer, as CloudFront serves it deployed.
+    status, headers, body = get(f"{stack.base_url}/feeds/users/reader.atom")
+    assert (status, body) == (200, get(feed_url)[2])
+    assert headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    assert get(f"{stack.base_url}/feeds/users/reader.atom", {"If-None-Match": headers["ETag"]})[0] == 304
+    missing_status, _, missing = get(f"{stack.base_url}/feeds/users/nobody.atom")
+    assert missing_status == 404 and b'"not_found"' in missing

@@ -52,6 +52,16 @@ def test_a_form_encoded_status_comes_back_as_a_mastodon_status(api, alice):
     assert api.get(f"/api/v1/statuses/{status['id']}").body == status
 
 
+def test_a_status_names_its_lifeboat_post_and_that_it_waits_for_the_primary(api, alice):
+    status = post_status(api, alice, "safe here").body
+
+    extension = status["lifeboat"]
+    assert extension == {"post_id": extension["post_id"], "delivery": "waiting", "failure_reason": None}
+    native = api.get(f"/posts/{extension['post_id']}").body
+    assert native["text"] == "safe here" and native["state"] == "pending"
+    assert mastodon_ids.mastodon_id(native["id"]) == status["id"]
+
+
 def test_a_json_status_with_a_content_warning_and_a_reply(api, alice):
     parent = post_status(api, alice, "parent").body
     reply = api.post(

@@ -179,6 +179,7 @@ def test_status_reports_the_backlog_and_its_oldest_post(api, alice, bob):
         "since": None,
         "last_check_at": None,
         "last_replay": None,
+        "primary_public_url": None,
         "mirror": {
             "cursor_at": None,
             "lag_seconds": None,
@@ -193,3 +194,12 @@ def test_status_reports_the_backlog_and_its_oldest_post(api, alice, bob):
     status = api.get("/status").body
     assert status["backlog"] == 2
     assert status["oldest_pending_at"] == first["created_at"]
+
+
+def test_status_names_the_primarys_public_site_for_the_way_back(monkeypatch, api):
+    from chalicelib import wiring
+
+    assert api.get("/status").body["primary_public_url"] is None
+    monkeypatch.setenv("PRIMARY_PUBLIC_URL", "https://social.example/")
+    wiring.reset()
+    assert api.get("/status").body["primary_public_url"] == "https://social.example/"

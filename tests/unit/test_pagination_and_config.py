@@ -52,7 +52,23 @@ def test_no_admin_token_leaves_admin_disabled():
     assert Settings.from_env({}).admin_token_sha256 == ""
 
 
-@pytest.mark.parametrize("env", [{"MAX_POST_CHARS": "many"}, {"MAX_POST_CHARS": "0"}, {"WRITE_SHARDS": "-2"}])
+def test_the_primarys_public_url_is_an_http_url_or_unset():
+    assert Settings.from_env({}).primary_public_url is None
+    url = "https://social.example/home?from=lifeboat"
+    assert Settings.from_env({"PRIMARY_PUBLIC_URL": f" {url} "}).primary_public_url == url
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"MAX_POST_CHARS": "many"},
+        {"MAX_POST_CHARS": "0"},
+        {"WRITE_SHARDS": "-2"},
+        {"PRIMARY_PUBLIC_URL": "javascript:alert(1)"},
+        {"PRIMARY_PUBLIC_URL": "social.example"},
+        {"PRIMARY_PUBLIC_URL": "https://"},
+    ],
+)
 def test_unusable_settings_fail_loudly(env):
     with pytest.raises(SettingsError):
         Settings.from_env(env)

@@ -59,7 +59,8 @@ def _document(title: str, body: str) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body>{body}</body></html>\n"
+        # One <main> landmark: assistive technology jumps to it (axe: "region").
+        f"<body><main>{body}</main></body></html>\n"
     )
 
 

@@ -2,6 +2,7 @@
 // Kept on network error / 5xx / 429 and retried; 4xx marks it failed. One flusher at a time.
 import { api, signedIn } from "./api.js";
 import { renderStatus, prependStatus, setState } from "./timeline.js";
+import { session } from "./session.js";
 
 const DB = "lifeboat";
 const STORE = "outbox";
@@ -56,7 +57,7 @@ function feed() { return document.getElementById("timeline"); }
 function articleFor(key) { return feed().querySelector(`article[data-id="${CSS.escape("queued-" + key)}"]`); }
 
 export function queuedStatus(item) {
-  const me = (window.lifeboatSession && window.lifeboatSession.me) || {};
+  const me = session.me || {};
   return {
     id: "queued-" + item.key,
     created_at: item.created_at,
@@ -128,6 +129,7 @@ async function send(item) {
 }
 
 let flushing = false;
+let again = false;
 async function flushNow() {
   for (const item of await allItems()) {
     if (item.failed) { showQueued(item); continue; }
@@ -137,11 +139,15 @@ async function flushNow() {
 }
 
 export async function flush() {
-  if (flushing || !signedIn()) return;
+  if (!signedIn()) return;
+  if (flushing) { again = true; return; }
   flushing = true;
   try {
-    if (navigator.locks && navigator.locks.request) await navigator.locks.request("lifeboat-outbox", flushNow);
-    else await flushNow();
+    do {
+      again = false;
+      if (navigator.locks && navigator.locks.request) await navigator.locks.request("lifeboat-outbox", flushNow);
+      else await flushNow();
+    } while (again);
   } finally { flushing = false; }
 }
 

@@ -191,7 +191,7 @@ async function fallback(gen, url) {
 }
 
 // Show a timeline. path: API path, e.g. /api/v1/timelines/public. fallbackUrl: Atom feed for read-only.
-export async function showTimeline({ path, params = {}, fallbackUrl = null, title }) {
+export async function showTimeline({ path, params = {}, fallbackUrl = null, title, forceFallback = false }) {
   const gen = ++generation;
   current = { path, params, fallbackUrl, next: null, gen, readOnly: false };
   const f = feed();
@@ -200,6 +200,7 @@ export async function showTimeline({ path, params = {}, fallbackUrl = null, titl
   f.setAttribute("aria-busy", "true");
   setOlder(null);
   try {
+    if (forceFallback) throw Object.assign(new Error("API unavailable"), { status: 0 });
     const q = new URLSearchParams({ limit: "20", ...params });
     const { data, next } = await api(`${path}?${q}`);
     if (gen !== generation) return;
@@ -270,7 +271,10 @@ async function poll() {
   const f = feed();
   if (current.readOnly) {
     // try the API again; if it answers, reload the live timeline
-    try { await api("/api/v1/instance"); if (gen === generation) showTimeline(current); } catch { /* still down */ }
+    try {
+      await api("/api/v1/instance");
+      if (gen === generation) document.dispatchEvent(new CustomEvent("lifeboat:apiback"));
+    } catch { /* still down */ }
     return;
   }
   const since = newestId();

@@ -98,8 +98,7 @@ async function start() {
     await signOut();
     $("signout").disabled = false;
     session.me = null;
-    location.hash = "#/public";
-    updateNav();
+    if (location.hash === "#/public") route(); else location.hash = "#/public";
   });
   try { await handleRedirect(); } catch (e) { showMessage(e.message); }
   await Promise.all([loadMe(), loadInstance()]);

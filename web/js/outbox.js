@@ -61,7 +61,7 @@ export function queuedStatus(item) {
   return {
     id: "queued-" + item.key,
     created_at: item.created_at,
-    text: item.text,
+    _plain: item.text,
     in_reply_to_account_acct: item.in_reply_to_acct || null,
     account: { id: me.id, username: me.username || "you", acct: me.acct || me.username || "you", display_name: me.display_name || me.username || "You" },
   };

@@ -101,7 +101,7 @@ export function renderStatus(status, { state, reason, readOnly = false } = {}) {
   art.append(head);
   if (status.in_reply_to_account_acct) art.append(el("p", { class: "reply-to", text: `Replying to @${status.in_reply_to_account_acct}` }));
   const body = el("div", { class: "content" });
-  if (status.text !== undefined) body.textContent = status.text; else body.append(contentFragment(status.content));
+  if (typeof status._plain === "string") body.textContent = status._plain; else body.append(contentFragment(status.content));
   art.append(body);
   const actions = el("div", { class: "actions" });
   art.append(actions);
@@ -172,7 +172,7 @@ export async function loadAtom(url) {
       created_at: get("published") || get("updated"),
       account: { username, acct: username, display_name: name || username },
     };
-    if (type === "html" || type === "xhtml") status.content = raw; else status.text = raw;
+    if (type === "html" || type === "xhtml") status.content = raw; else status._plain = raw;
     out.push(status);
   }
   return out;

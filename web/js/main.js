@@ -105,6 +105,11 @@ async function start() {
   updateNav();
   window.addEventListener("hashchange", route);
   document.addEventListener("lifeboat:apiback", route);
+  document.addEventListener("lifeboat:readonly", () => {
+    if (!location.hash.startsWith("#/@")) {
+      setAlternates(`${location.origin}/feeds/public.atom`, `${location.origin}/feeds/public.rss`, "Lifeboat public timeline");
+    }
+  });
   await route();
   initOutbox();
   flush();

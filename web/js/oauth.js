@@ -30,8 +30,8 @@ export async function signIn() {
   const verifier = randomString(48);
   const challenge = b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
   const state = randomString(16);
-  sessionStorage.setItem(PKCE, JSON.stringify({ verifier, state, back: location.hash }));
-  localStorage.setItem(PKCE, JSON.stringify({ verifier, state, back: location.hash }));
+  sessionStorage.setItem(PKCE, JSON.stringify({ verifier, state, back: "#/home" }));
+  localStorage.setItem(PKCE, JSON.stringify({ verifier, state, back: "#/home" }));
   const q = new URLSearchParams({
     response_type: "code", client_id: app.client_id, redirect_uri: app.redirect_uri,
     scope: SCOPES, state, code_challenge: challenge, code_challenge_method: "S256",

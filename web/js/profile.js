@@ -69,6 +69,11 @@ export async function showProfile(username) {
     const fb = await followButton(account);
     if (fb) section.append(fb);
   }
+  if (!account) { // API unreachable: point at the static copies of the feeds
+    const stat = (ext) => `${location.origin}/feeds/users/${encodeURIComponent(username)}.${ext}`;
+    links.replaceChildren("Feeds: ", a(stat("rss"), "RSS"), " ", a(stat("atom"), "Atom"));
+    setAlternates(stat("atom"), stat("rss"), `Posts by @${username}`);
+  }
   section.append(links);
   if (account) {
     await showTimeline({ path: `/api/v1/accounts/${encodeURIComponent(account.id)}/statuses`, fallbackUrl, title: `Posts by @${username}` });

@@ -72,8 +72,11 @@ def test_a_person_signs_in_posts_and_sees_the_post_delivered_once_the_main_servi
     page.set_viewport_size({"width": 360, "height": 740})
     page.screenshot(path=SCREENSHOTS / "home-360.png", full_page=True)
 
-    assert http("POST", f"{stack.primary_url}/control", {"down": False}).status == 200
+    # Back, but slow: the banner counts the backlog down while it drains.
+    assert http("POST", f"{stack.primary_url}/control", {"down": False, "latency_ms": 1500}).status == 200
+    expect(banner).to_have_text("Delivering: 1 post left.", timeout=30_000)
     expect(mine).to_have_attribute("data-state", "delivered", timeout=30_000)
+    assert http("POST", f"{stack.primary_url}/control", {"latency_ms": 0}).status == 200
     expect(banner).to_contain_text("The main service is back")
     assert received_texts(stack).count("hello from a browser") == 1
 

@@ -1,0 +1,2 @@
+// Shared signed-in state.
+export const session = { me: null, maxChars: 500 };

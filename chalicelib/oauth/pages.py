@@ -58,7 +58,10 @@ def _document(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style>"
+        # An icon of our own, or the browser asks for /favicon.ico and logs a 404.
+        # Relative, so it resolves under a stage path (/api/oauth/...) too.
+        '<link rel="icon" href="../instance/thumbnail.svg" type="image/svg+xml"></head>'
         # One <main> landmark: assistive technology jumps to it (axe: "region").
         f"<body><main>{body}</main></body></html>\n"
     )

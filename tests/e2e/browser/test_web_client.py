@@ -154,11 +154,15 @@ def test_reply_delete_follow_scroll_three_pages_and_sign_out(stack, page):
     assert stack.call("GET", "/api/v1/accounts/verify_credentials", token=token).status == 401
 
 
-def test_the_authorize_page_passes_the_audit(stack, page):
+def test_the_authorize_page_passes_the_audit_and_loads_without_errors(stack, page):
+    errors = []
+    page.on("console", lambda message: message.type == "error" and errors.append((page.url, message.text)))
     page.goto(stack.base_url + "/")
     page.get_by_role("link", name="Sign in").click()
     expect(page.get_by_role("button", name="Sign in and authorize")).to_be_visible()
+    page.wait_for_load_state("networkidle")
     assert serious_violations(page) == []
+    assert errors == []
 
 
 def test_with_the_api_failing_the_public_timeline_is_read_only_from_the_static_feed(stack, page):

@@ -137,10 +137,10 @@ class Client:
         self._host, self._port = parsed.hostname, parsed.port
         self._connection: http.client.HTTPConnection | None = None
 
-    def post(self, path: str, body: dict, token: str | None = None, extra: dict | None = None) -> tuple[int, bytes]:
+    def post(self, path: str, body: dict, token: str | None = None, headers: dict | None = None) -> tuple[int, bytes]:
         if self._connection is None:
             self._connection = http.client.HTTPConnection(self._host, self._port, timeout=REQUEST_TIMEOUT_SECONDS)
-        headers = {"Content-Type": "application/json", **(extra or {})}
+        headers = {"Content-Type": "application/json", **(headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:

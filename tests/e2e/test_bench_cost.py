@@ -1,5 +1,7 @@
-"""scripts/bench_cost.py on a small count: it runs the real stack against a
-counting proxy and reports the cost of what it saw."""
+"""scripts/bench_cost.py end to end on a small count: moto, the counting
+proxy and ./scripts/run as a real process, its --json output checked for
+its shape and for bounds that a proxy or an estimator losing requests
+would break."""
 
 from __future__ import annotations
 
@@ -11,34 +13,42 @@ import pytest
 
 from devtools.stack_process import ROOT
 
-pytestmark = pytest.mark.e2e
-
-WINDOW_FIELDS = {"seconds", "aws_requests", "by_operation", "write_units", "read_units", "s3_requests"}
-COSTS = {"api_gateway", "lambda", "dynamodb", "s3", "total"}
+POSTS = 6
+ARGS = ["--users", "2", "--posts", str(POSTS), "--rate", "6", "--keyed-every", "2", "--schedule-seconds", "1"]
 
 
-def test_the_cost_bench_reports_every_post_and_its_write_units():
-    run = subprocess.run(
-        [sys.executable, "scripts/bench_cost.py", "--users", "3", "--posts", "15", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
+def test_bench_cost_counts_a_small_run_on_the_wire():
+    # Given the local stack behind the counting proxy, with a short schedule and settle time,
+    # when the bench posts 6 posts (3 with an Idempotency-Key),
+    command = [sys.executable, "-m", "scripts.bench_cost", *ARGS, "--set", "ARCHIVE_SETTLE_SECONDS=1", "--json"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+
+    # then every post was accepted and counted per accepted post in both windows,
+    run, rows = result["run"], result["per_accepted_post"]
+    assert run["accepted"] == POSTS and run["keyed"] == 3
+    assert run["settings"]["WRITE_SHARDS"] == "16"  # the prod stage's, not the local one's 4
+    assert set(rows) == {"idle", "write", "write_minus_idle"}
+    write, idle = rows["write"], rows["idle"]
+    for row in (write, idle):
+        assert sum(row["aws_requests_by_operation"].values()) == pytest.approx(row["aws_requests"])
+    # each post is stored at least once: a write unit or more each;
+    assert write["dynamodb_write_units"] >= 1
+    assert any(name.startswith("dynamodb:") for name in write["aws_requests_by_operation"])
+    # the API's requests are the posts, and only in the write window;
+    assert write["cost_per_million_posts"]["api_gateway"] == pytest.approx(3.5)
+    assert idle["cost_per_million_posts"]["api_gateway"] == 0
+    assert write["lambda_invocations"] >= 1
+    # S3 PUTs are the PutObject and CopyObject requests, whatever their keys;
+    puts = sum(
+        n
+        for name, n in write["aws_requests_by_operation"].items()
+        if name.startswith(("s3:PutObject", "s3:CopyObject"))
     )
-    assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout)
-
-    assert (result["posts"], result["accepted"]) == (15, 15)
-    assert result["assumptions"]["lambda_ms_per_request"] == 50
-    for label in ("write", "idle"):
-        window = result[label]
-        assert set(window) >= WINDOW_FIELDS
-        assert set(window["cost_per_million_posts_usd"]) == COSTS
-    write = result["write"]
-    assert write["write_units"] > 0
-    assert {"dynamodb:TransactWriteItems", "dynamodb:PutItem"} & set(write["by_operation"])
-    # Every post went through API Gateway: $3.50 per million at least.
-    assert write["cost_per_million_posts_usd"]["api_gateway"] == pytest.approx(3.50)
-    assert write["cost_per_million_posts_usd"]["total"] > write["cost_per_million_posts_usd"]["api_gateway"]
-    # The idle window sends no API requests of its own.
-    assert result["idle"]["cost_per_million_posts_usd"]["api_gateway"] == 0
+    assert write["s3_puts"] == pytest.approx(puts)
+    total = write["cost_per_million_posts"]["total"]
+    assert total > 3.5 + 0.2 + write["dynamodb_write_units"] * 0.625 - 1e-9
+    # and the prices carry their date.
+    assert result["prices"]["date"] == "2026-12-03"
+    assert result["prices"]["region"] == "us-east-1"

@@ -43,7 +43,7 @@ from devtools.counting_proxy import Call, CountingProxy
 from devtools.local_stack import stage_environment
 from devtools.localaws import start_moto_server
 from devtools.stack_process import RunningStack, start, wait_for
-from scripts.bench_local import Client, create_users, percentile, take_primary_down
+from scripts.bench_local import Client, create_users, percentile, take_primary_down, turns
 
 STAGE = "prod"
 PRODUCTION_SCHEDULE_SECONDS = 60  # app.py: @app.schedule(Rate(1, unit=Rate.MINUTES))
@@ -114,12 +114,8 @@ class Posting:
 
 def send_posts(stack: RunningStack, tokens: list[str], posts: int, rate: float, clients: int, keyed_every: int):
     """`posts` posts, the n-th due at n/rate seconds; the users take turns."""
-    numbers, lock, posting = iter(range(posts)), threading.Lock(), Posting()
+    next_number, posting = turns(posts), Posting()
     began = time.monotonic()
-
-    def next_number() -> int | None:
-        with lock:
-            return next(numbers, None)
 
     def run_client() -> None:
         client = Client(stack.base_url)

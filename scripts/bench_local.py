@@ -176,14 +176,21 @@ def take_primary_down(stack: RunningStack) -> None:
         raise RuntimeError(f"the fake primary refused to go down: {status} {body[:200]!r}")
 
 
-def drive(stack: RunningStack, tokens: list[str], posts: int, clients: int, recorder: Recorder) -> None:
-    """`clients` threads post `posts` posts, the users taking turns."""
-    numbers = iter(range(posts))
-    numbers_lock = threading.Lock()
+def turns(count: int):
+    """A callable that hands 0..count-1 out once each, to any number of
+    threads, then None."""
+    numbers, lock = iter(range(count)), threading.Lock()
 
     def next_number() -> int | None:
-        with numbers_lock:
+        with lock:
             return next(numbers, None)
+
+    return next_number
+
+
+def drive(stack: RunningStack, tokens: list[str], posts: int, clients: int, recorder: Recorder) -> None:
+    """`clients` threads post `posts` posts, the users taking turns."""
+    next_number = turns(posts)
 
     def run_client() -> None:
         client = Client(stack.base_url)

@@ -90,6 +90,15 @@ class StreamPoller:
             self._listed_at = time.monotonic()
         return list(self._iterators)
 
+    def skip(self) -> int:
+        """Read past every record there is now without delivering it (a test
+        that changes an item behind the app's back, as an index's lag)."""
+        deliver, self._deliver = self._deliver, lambda event: None
+        try:
+            return self.poll()
+        finally:
+            self._deliver = deliver
+
     def _drain(self, shard_id: str) -> int:
         delivered = 0
         while self._iterators.get(shard_id):
@@ -121,36 +130,55 @@ class PollingThread(threading.Thread):
                 print(f"stream handler failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 
 
-@contextlib.contextmanager
-def deliver_synchronously(poller: StreamPoller, end: Callable[[], int] | None = None) -> Iterator[StreamPoller]:
-    """Read the stream before every DynamoDB request moto serves (in
+class SynchronousDelivery:
+    """Reads the stream before every DynamoDB request moto serves (in
     process). The consumer's own requests do not read it again (the read in
     progress goes on to the end anyway). A handler that fails (an outage a
     test made) leaves its batch to the next read, as Lambda retries it.
     With `end` (`localaws.stream_end`), the stream is only read when a
     record was added since the last read that delivered everything."""
-    from devtools.localaws import before_dynamodb_request
 
-    busy = threading.local()
-    read_to = [-1]
+    def __init__(self, poller: StreamPoller, end: Callable[[], int] | None = None) -> None:
+        self._poller = poller
+        self._end = end
+        self._busy = threading.local()
+        self._read_to = -1
 
-    def read() -> None:
-        if getattr(busy, "reading", False):
+    def read(self) -> None:
+        if getattr(self._busy, "reading", False):
             return
-        now_at = end() if end is not None else None
-        if now_at is not None and now_at == read_to[0]:
+        now_at = self._end() if self._end is not None else None
+        if now_at is not None and now_at == self._read_to:
             return
-        busy.reading = True
+        self._busy.reading = True
         try:
-            poller.poll()
-            read_to[0] = now_at if now_at is not None else -1
+            self._poller.poll()
+            self._read_to = now_at if now_at is not None else -1
         except Exception as exc:  # delivered again by the next request's read
             print(f"stream handler failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         finally:
-            busy.reading = False
+            self._busy.reading = False
 
-    stop = before_dynamodb_request(read)
+    @contextlib.contextmanager
+    def unseen(self) -> Iterator[None]:
+        """Writes in this block never reach the consumer: what came before
+        is delivered first, what they add to the stream is skipped."""
+        self.read()
+        self._busy.reading = True
+        try:
+            yield
+        finally:
+            self._poller.skip()
+            self._busy.reading = False
+
+
+@contextlib.contextmanager
+def deliver_synchronously(poller: StreamPoller, end: Callable[[], int] | None = None) -> Iterator[SynchronousDelivery]:
+    from devtools.localaws import before_dynamodb_request
+
+    delivery = SynchronousDelivery(poller, end)
+    stop = before_dynamodb_request(delivery.read)
     try:
-        yield poller
+        yield delivery
     finally:
         stop()

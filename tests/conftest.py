@@ -50,9 +50,20 @@ def moto(aws_credentials):
             stream_arn(dynamodb, TABLE),
             lambda event: app.stream_changes(event, None),
         )
-        with deliver_synchronously(poller, lambda: stream_end(TABLE)):
+        with deliver_synchronously(poller, lambda: stream_end(TABLE)) as delivery:
+            _stream[:] = [delivery]
             yield
+            _stream.clear()
         wiring.reset()
+
+
+_stream: list = []
+
+
+def below_the_stream():
+    """A block whose writes the stream consumer never sees (a test that
+    changes an item behind the app's back, as an index's lag would)."""
+    return _stream[0].unseen()
 
 
 @dataclass

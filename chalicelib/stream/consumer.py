@@ -16,7 +16,7 @@ from chalicelib.core.clock import iso_at
 from chalicelib.core.models import Post
 from chalicelib.stream.changes import PostChange, decode
 from chalicelib.stream.effects import Effects, chunks, effects_of
-from chalicelib.stream.store import AlreadyApplied
+from chalicelib.stream.store import AlreadyApplied, Run
 
 # A claim read back tells how far an earlier delivery got; a third surprise
 # in a row means something else writes the claim: fail the batch, Lambda
@@ -45,7 +45,7 @@ class NoHomeFanout:
 
 
 class DerivedStore(Protocol):
-    def apply(self, claim_id: str, applied: int, records: int, effects: Effects, changed_at: str, now: int) -> None: ...
+    def apply(self, run: Run, effects: Effects, changed_at: str, now: int) -> None: ...
 
     def lower_oldest(self, post_id: str) -> None: ...
 
@@ -83,23 +83,23 @@ class StreamConsumer:
         self._fan_out(changes)
         return report
 
-    def _apply_run(self, run: list[PostChange]) -> bool:
+    def _apply_run(self, changes: list[PostChange]) -> bool:
         """The run's counts and markers, once: False if an earlier delivery
         had applied all of it."""
-        applied = 0
+        run = Run(changes[0].event_id, changes[0].post.id, len(changes))
         for _ in range(_CLAIM_ATTEMPTS):
-            effects = effects_of(run[applied:])
+            effects = effects_of(changes[run.applied :])
             if effects.is_empty:
-                return applied == 0
+                return run.applied == 0
             now = self._clock()
             try:
-                self._store.apply(run[0].event_id, applied, len(run), effects, iso_at(now), int(now))
+                self._store.apply(run, effects, iso_at(now), int(now))
                 return True
             except AlreadyApplied as claimed:
-                if claimed.records >= len(run):
+                if claimed.records >= run.records:
                     return False
-                applied = claimed.records
-        raise RuntimeError(f"the claim of run {run[0].event_id} keeps moving")
+                run = Run(run.claim_id, run.first_post_id, run.records, claimed.records)
+        raise RuntimeError(f"the claim of run {run.claim_id} keeps moving")
 
     def _track_oldest(self, changes: list[PostChange]) -> None:
         """Idempotent (a min, and a flag), so outside the claimed runs."""

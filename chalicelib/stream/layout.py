@@ -3,9 +3,9 @@
 - `STATUS#<k> / COUNTS`, k < STATUS_SHARDS: the counts `/status` shows
   (pending, deletes, dead_letters) and the public feed marker's share
   (feed_version, feed_changed_at, last_post_id, last_deleted_id). Each
-  applied run of records adds to one of them, chosen by the run's claim, so
-  the sum over the shards is the whole; they are read together with one
-  BatchGetItem, whatever WRITE_SHARDS is.
+  applied run of records adds to one of them, chosen by the post its first
+  record names, so the sum over the shards is the whole; they are read
+  together with one BatchGetItem, whatever WRITE_SHARDS is.
 - `STATUS / OLDEST`: `oldest`, the id of the oldest post waiting to be sent
   (as far as the stream has seen), and `stale` once that post left the
   backlog, until the maintenance job looks the next one up.
@@ -43,8 +43,8 @@ def claim_key(claim_id: str) -> dict:
     return _key(f"STREAM#{claim_id}", "CLAIM")
 
 
-def status_shard_of(claim_id: str) -> int:
-    return int(hashlib.sha256(claim_id.encode()).hexdigest()[:8], 16) % STATUS_SHARDS
+def status_shard_of(post_id: str) -> int:
+    return int(hashlib.sha256(post_id.encode()).hexdigest()[:8], 16) % STATUS_SHARDS
 
 
 def is_status_shard(pk: str) -> bool:

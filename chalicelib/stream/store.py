@@ -22,6 +22,19 @@ from chalicelib.stream.effects import COUNTED_STATES, Effects, FeedLane
 _IN_MAX = 99
 
 
+@dataclass(frozen=True)
+class Run:
+    """A run of stream records: its claim (the first record's event id), the
+    post that record names (it picks the status item: a post's changes,
+    one record to a run, meet on the same item, as a feed lane wants), how
+    many records it has and how many an earlier delivery applied."""
+
+    claim_id: str
+    first_post_id: str
+    records: int
+    applied: int = 0
+
+
 class AlreadyApplied(Exception):
     """The run's claim exists: `records` of its records were applied."""
 
@@ -75,14 +88,14 @@ class StreamStore:
 
     # -- a claimed run -----------------------------------------------------------
 
-    def apply(self, claim_id: str, applied: int, records: int, effects: Effects, changed_at: str, now: int) -> None:
+    def apply(self, run: Run, effects: Effects, changed_at: str, now: int) -> None:
         """Apply `effects` (those of the run's records after the first
-        `applied`) and record that all `records` are applied, in one
+        `run.applied`) and record that all its records are applied, in one
         transaction. Raises AlreadyApplied if the claim says otherwise
         (the run, or part of it, was delivered before)."""
         items = [
-            self._claim(claim_id, applied, records, now),
-            self._status_update(layout.status_shard_of(claim_id), effects, changed_at),
+            self._claim(run.claim_id, run.applied, run.records, now),
+            self._status_update(layout.status_shard_of(run.first_post_id), effects, changed_at),
             *(
                 self._author_update(author, effect.lane, effect.posts, changed_at)
                 for author, effect in effects.authors.items()

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from chalicelib.mastodon.follows import FollowStore
     from chalicelib.mirror.inbox import Inbox
     from chalicelib.mirror.service import Mirror
-    from chalicelib.mirror.state import MirrorStateStore
+    from chalicelib.mirror.state import MirrorState, MirrorStateStore
     from chalicelib.mirror.store import MirrorStore
     from chalicelib.oauth.service import OAuthServer
     from chalicelib.posts.checkpoints import ArchiveCheckpoints
@@ -258,10 +258,11 @@ def mirror_inbox() -> Inbox | None:
     return Inbox(bucket, mirror_store(), mirror_state(), settings().mirror_retention_days)
 
 
-def mirror_status() -> dict:
+def mirror_status(state: MirrorState) -> dict:
+    """`/status`'s `mirror`, from the state read with the backlog's counts."""
     from chalicelib.mirror.service import status_of
 
-    return status_of(mirror_state().load(), time.time())
+    return status_of(state, time.time())
 
 
 @_singleton

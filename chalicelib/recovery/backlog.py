@@ -29,10 +29,12 @@ from chalicelib.core.models import (
 )
 from chalicelib.errors import StateChanged
 from chalicelib.mirror.layout import upstream_marker_pk
+from chalicelib.mirror.state import STATE_KEY as MIRROR_STATE_KEY
+from chalicelib.mirror.state import MirrorState, state_from_item
 from chalicelib.posts import items as layout
 from chalicelib.posts.items import BEFORE_ALL_IDS, DEAD_LETTER_PARTITION
 from chalicelib.posts.store import Page
-from chalicelib.stream.store import StreamStatus, StreamStore
+from chalicelib.stream.store import StreamStore, status_from_items
 
 # How long the mark of a replayed post is kept: the mirror's change feed
 # brings the post back within minutes, or within days after a long lag.
@@ -44,6 +46,18 @@ class BacklogCounts:
     # Posts waiting to be sent, and copies on the primary waiting to be deleted.
     posts: int
     upstream_deletes: int
+
+
+@dataclass(frozen=True)
+class BacklogStatus:
+    """What `/status` tells of the backlog, as the stream counted it (one
+    read); with `mirror`, the mirror's state read in the same request."""
+
+    counts: BacklogCounts
+    dead_letters: int = 0
+    oldest_pending_id: str | None = None
+    oldest_stale: bool = False
+    mirror: MirrorState | None = None
 
 
 class BacklogStore:
@@ -264,14 +278,40 @@ class BacklogStore:
         return self.backlog_counts().posts
 
     def backlog_counts(self) -> BacklogCounts:
-        """Posts waiting to be sent and copies on the primary waiting to be
-        deleted: one BatchGetItem of the status items the stream keeps,
-        whatever WRITE_SHARDS is (`stream.store`)."""
-        status = self.status()
-        return BacklogCounts(posts=status.pending, upstream_deletes=status.deletes)
+        return self.status().counts
 
-    def status(self) -> StreamStatus:
-        return StreamStore(self._client, self._table, self._shards).status()
+    def status(self, with_mirror: bool = False) -> BacklogStatus:
+        """The counts, dead letters and oldest pending post the stream keeps
+        (`stream.store`): one BatchGetItem, whatever WRITE_SHARDS is, with
+        the mirror's state in it too if asked."""
+        also = [dynamo.key(*MIRROR_STATE_KEY)] if with_mirror else []
+        items = self._stream().status_items(also)
+        stream = status_from_items(items)
+        mirror = None
+        if with_mirror:
+            state_pk = MIRROR_STATE_KEY[0]
+            mirror = state_from_item(next((item for item in items if item["PK"]["S"] == state_pk), {}))
+        return BacklogStatus(
+            counts=BacklogCounts(posts=stream.pending, upstream_deletes=stream.deletes),
+            dead_letters=stream.dead_letters,
+            oldest_pending_id=stream.oldest_pending_id,
+            oldest_stale=stream.oldest_stale,
+            mirror=mirror,
+        )
+
+    def settle_oldest(self, status: BacklogStatus) -> str | None:
+        """The oldest pending post's id. Once the stream saw the recorded one
+        leave the backlog, the next one is looked up (one query per shard,
+        only then) and recorded in its place."""
+        if not status.oldest_stale:
+            return status.oldest_pending_id if status.counts.posts else None
+        found = self.oldest_pending()
+        oldest = found[0].id if found else None
+        self._stream().replace_stale_oldest(status.oldest_pending_id, oldest)
+        return oldest
+
+    def _stream(self) -> StreamStore:
+        return StreamStore(self._client, self._table, self._shards)
 
     def oldest_pending(self, limit: int = 1) -> list[Post]:
         """The oldest posts of the backlog, from the sparse Backlog index

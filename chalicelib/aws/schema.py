@@ -86,6 +86,11 @@ def ensure_resources(dynamodb, s3, table_name: str, bucket_name: str) -> None:
     Used by the local stack and tests; on AWS the deploy template owns them.
     """
     existing = dynamodb.list_tables()["TableNames"]
+    if table_name in existing and "LatestStreamArn" not in dynamodb.describe_table(TableName=table_name)["Table"]:
+        # A table made before the stream consumer existed.
+        dynamodb.update_table(
+            TableName=table_name, StreamSpecification=table_definition(table_name)["StreamSpecification"]
+        )
     if table_name not in existing:
         dynamodb.create_table(**table_definition(table_name))
         dynamodb.get_waiter("table_exists").wait(TableName=table_name)

@@ -47,6 +47,8 @@ class NoHomeFanout:
 class DerivedStore(Protocol):
     def apply(self, run: Run, effects: Effects, changed_at: str, now: int) -> None: ...
 
+    def oldest(self) -> tuple[str | None, bool]: ...
+
     def lower_oldest(self, post_id: str) -> None: ...
 
     def mark_oldest_left(self, post_ids: list[str]) -> None: ...
@@ -102,11 +104,20 @@ class StreamConsumer:
         raise RuntimeError(f"the claim of run {run.claim_id} keeps moving")
 
     def _track_oldest(self, changes: list[PostChange]) -> None:
-        """Idempotent (a min, and a flag), so outside the claimed runs."""
+        """Idempotent (a min, and a flag), so outside the claimed runs. One
+        read first: most batches change neither (the backlog's oldest post
+        is older than every new one, and stays), and a read costs less than
+        a conditional write that fails. The writes keep their conditions:
+        the read only spares them."""
         effects = effects_of(changes)
-        if effects.entered_backlog:
-            self._store.lower_oldest(min(effects.entered_backlog))
-        if effects.left_backlog:
+        if not (effects.entered_backlog or effects.left_backlog):
+            return
+        recorded, stale = self._store.oldest()
+        entered = min(effects.entered_backlog, default=None)
+        if entered is not None and (recorded is None or entered < recorded):
+            self._store.lower_oldest(entered)
+            recorded, stale = entered, False
+        if recorded in effects.left_backlog and not stale:
             self._store.mark_oldest_left(effects.left_backlog)
 
     def _fan_out(self, changes: list[PostChange]) -> None:

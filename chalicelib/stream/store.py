@@ -186,6 +186,14 @@ class StreamStore:
 
     # -- the oldest pending post ---------------------------------------------------
 
+    def oldest(self) -> tuple[str | None, bool]:
+        """The recorded oldest pending post and whether it is stale (one
+        consistent read: cheaper than a conditional write that fails)."""
+        with unavailable_as_domain_error("read oldest pending"):
+            response = self._client.get_item(TableName=self._table, Key=layout.oldest_key(), ConsistentRead=True)
+        values = dynamo.from_item(response.get("Item", {}))
+        return values.get("oldest"), bool(values.get("stale", False))
+
     def lower_oldest(self, post_id: str) -> None:
         """The oldest pending post is `post_id` if it is older than the one
         recorded (min: the same whatever order the records come in)."""

@@ -37,7 +37,7 @@ class InMemoryStreamStore:
     public: MarkerState = field(default_factory=MarkerState)
     users: dict[str, MarkerState] = field(default_factory=dict)
     dirty: dict[int, set[str]] = field(default_factory=dict)
-    oldest: str | None = None
+    oldest_id: str | None = None
     stale: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -56,21 +56,25 @@ class InMemoryStreamStore:
             for author, post_id in effects.deleted:
                 self.dirty.setdefault(shard_of(post_id, self.shards), set()).add(author)
 
+    def oldest(self) -> tuple[str | None, bool]:
+        with self._lock:
+            return self.oldest_id, self.stale
+
     def lower_oldest(self, post_id: str) -> None:
         with self._lock:
-            if self.oldest is None or self.oldest > post_id:
-                self.oldest = post_id
+            if self.oldest_id is None or self.oldest_id > post_id:
+                self.oldest_id = post_id
 
     def mark_oldest_left(self, post_ids: list[str]) -> None:
         with self._lock:
-            if self.oldest in post_ids:
+            if self.oldest_id in post_ids:
                 self.stale = True
 
     def replace_stale_oldest(self, stale_id: str, oldest_id: str | None) -> bool:
         with self._lock:
-            if not (self.stale and self.oldest == stale_id):
+            if not (self.stale and self.oldest_id == stale_id):
                 return False
-            self.oldest, self.stale = oldest_id, False
+            self.oldest_id, self.stale = oldest_id, False
             return True
 
     def status(self) -> StreamStatus:
@@ -79,6 +83,6 @@ class InMemoryStreamStore:
                 pending=max(0, self.counts["pending"]),
                 deletes=max(0, self.counts["deletes"]),
                 dead_letters=max(0, self.counts["dead_letters"]),
-                oldest_pending_id=self.oldest,
+                oldest_pending_id=self.oldest_id,
                 oldest_stale=self.stale,
             )

@@ -277,6 +277,8 @@ def test_the_outage_walkthrough_plays_locally(stack):
     token = stack.new_user("outage")
     posts = [stack.call("POST", "/posts", {"text": f"during the outage {n}"}, token=token).body for n in range(3)]
     assert stack.call("GET", "/status").body["mode"] == "fallback"
+    # The backlog counts them once the stream has delivered them (well under a second).
+    wait_for(lambda: stack.call("GET", "/status").body["backlog"] >= 3, timeout=10)
 
     # when it comes back,
     assert http("POST", f"{primary}/control", {"down": False}).status == 200

@@ -41,6 +41,13 @@ from chalicelib.core.clock import remaining_seconds
 from chalicelib.core.parsing import flag
 from chalicelib.mastodon import first_screen
 
+# The stream's mapping (see stream_changes below). A batch's derived writes
+# are one transaction per run of records, so the status items take one write
+# per batch, not per post (docs/DESIGN.md, "The stream").
+STREAM_ARN_IN_TEMPLATE = "arn:aws:dynamodb:us-east-1:000000000000:table/lifeboat/stream/set-by-scripts-package"
+STREAM_BATCH_SIZE = 1000
+STREAM_BATCHING_WINDOW_SECONDS = 1
+
 app = Chalice(app_name="lifeboat")
 app.register_middleware(middleware, "http")
 route = router(app)
@@ -439,3 +446,19 @@ def unknown_path():
 def maintenance(event):
     remaining = remaining_seconds(event.context)
     return observability.run_job("maintenance", lambda: wiring.maintenance().run(remaining).to_dict())
+
+
+# -- the table's stream: everything derived from posts, off the request path --------------
+# The ARN is the template's (scripts/package puts the table's StreamArn in its
+# place); locally, devtools/streams.py reads moto's stream and calls this handler.
+
+
+@app.on_dynamodb_record(
+    stream_arn=STREAM_ARN_IN_TEMPLATE,
+    batch_size=STREAM_BATCH_SIZE,
+    starting_position="TRIM_HORIZON",
+    maximum_batching_window_in_seconds=STREAM_BATCHING_WINDOW_SECONDS,
+)
+def stream_changes(event):
+    records = event.to_dict()["Records"]
+    return observability.run_job("stream", lambda: wiring.stream_consumer().handle(records).to_dict())

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from chalicelib.mastodon.follows import FollowStore
     from chalicelib.mirror.inbox import Inbox
     from chalicelib.mirror.service import Mirror
-    from chalicelib.mirror.state import MirrorStateStore
+    from chalicelib.mirror.state import MirrorState, MirrorStateStore
     from chalicelib.mirror.store import MirrorStore
     from chalicelib.oauth.service import OAuthServer
     from chalicelib.posts.checkpoints import ArchiveCheckpoints
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from chalicelib.recovery.backlog import BacklogStore
     from chalicelib.recovery.health_store import HealthStore
     from chalicelib.recovery.service import Recovery
+    from chalicelib.stream.consumer import HomeFanout, StreamConsumer
+    from chalicelib.stream.store import StreamStore
     from chalicelib.upstream.port import Upstream
     from chalicelib.upstream.tokens import KeptTokens, TokenSealer, UpstreamTokens
 
@@ -143,9 +145,7 @@ def id_factory() -> ids.UlidFactory:
 
 @_per_call
 def post_store() -> PostStore:
-    return PostStore(
-        dynamodb(), settings().table_name, settings().write_shards, reads_mirror=settings().mirror_enabled
-    )
+    return PostStore(dynamodb(), settings().table_name, settings().write_shards, reads_mirror=settings().mirror_enabled)
 
 
 @_per_call
@@ -258,10 +258,11 @@ def mirror_inbox() -> Inbox | None:
     return Inbox(bucket, mirror_store(), mirror_state(), settings().mirror_retention_days)
 
 
-def mirror_status() -> dict:
+def mirror_status(state: MirrorState) -> dict:
+    """`/status`'s `mirror`, from the state read with the backlog's counts."""
     from chalicelib.mirror.service import status_of
 
-    return status_of(mirror_state().load(), time.time())
+    return status_of(state, time.time())
 
 
 @_singleton
@@ -437,3 +438,27 @@ def feed_publisher() -> FeedPublisher:
     static = StaticFeeds(s3(), settings().bucket_name)
     lease = Lease(dynamodb(), settings().table_name, FEEDS_LEASE_NAME)
     return FeedPublisher(feeds(), feed_store(), post_store(), static, lease, settings())
+
+
+@_per_call
+def stream_store() -> StreamStore:
+    from chalicelib.stream.store import StreamStore
+
+    return StreamStore(dynamodb(), settings().table_name, settings().write_shards)
+
+
+@_singleton
+def home_fanout() -> HomeFanout:
+    """The home timelines' fan-out on write. None is built yet (home
+    timelines are merged at read): the stream calls a no-op."""
+    from chalicelib.stream.consumer import NoHomeFanout
+
+    return NoHomeFanout()
+
+
+@_singleton
+def stream_consumer() -> StreamConsumer:
+    """The stream's handler: counts, feed markers, dirty feeds, home fan-out."""
+    from chalicelib.stream.consumer import StreamConsumer
+
+    return StreamConsumer(stream_store(), home_fanout())

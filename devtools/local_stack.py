@@ -1,9 +1,12 @@
 """The local stack behind ./scripts/run: everything in one process.
 
 moto's server (in a thread), the table and bucket, Chalice's local API
-server, and a scheduler thread that drives the scheduled job(s) every
-SCHEDULE_SECONDS, because `chalice local` runs no schedules. One process
-means Ctrl-C or a SIGTERM stops all of it, with nothing left behind.
+server, a scheduler thread that drives the scheduled job(s) every
+SCHEDULE_SECONDS, because `chalice local` runs no schedules, and a stream
+thread that reads the table's stream from moto every STREAM_POLL_SECONDS
+and hands each batch to the app's stream handler, as Lambda's event source
+mapping does on AWS (devtools/streams.py). One process means Ctrl-C or a
+SIGTERM stops all of it, with nothing left behind.
 
 Stopping never waits for a job. A job's threads (the replay's worker pool
 among them) cannot be interrupted, and Python joins them before it exits,
@@ -139,6 +142,16 @@ def scheduled_event() -> dict:
     }
 
 
+def start_stream_reader(app_module, env: dict[str, str], stop: threading.Event) -> None:
+    """Read the table's stream and call the app's handler with each batch."""
+    from chalicelib import wiring
+    from devtools.streams import DEFAULT_POLL_SECONDS, PollingThread, StreamPoller, stream_arn, streams_client
+
+    arn = stream_arn(wiring.dynamodb(), wiring.settings().table_name)
+    poller = StreamPoller(streams_client(), arn, lambda event: app_module.stream_changes(event, local_context(60)))
+    PollingThread(poller, float(env.get("STREAM_POLL_SECONDS", DEFAULT_POLL_SECONDS)), stop).start()
+
+
 class Scheduler(threading.Thread):
     """Runs the app's scheduled handlers every `interval` seconds."""
 
@@ -250,6 +263,7 @@ def start(env: dict[str, str], stop: threading.Event, parts: contextlib.ExitStac
         return
     create_resources()
     app_module, base_url = serve_api(env, host, port, parts)
+    start_stream_reader(app_module, env, stop)
     Scheduler(app_module, float(env.get("SCHEDULE_SECONDS", DEFAULT_SCHEDULE_SECONDS)), stop).start()
 
     if not wait_until_ready(base_url, stop, float(env.get("READY_TIMEOUT_SECONDS", READY_TIMEOUT_SECONDS))):

@@ -1,6 +1,6 @@
 """moto as the local AWS, for ./scripts/run and the tests.
 
-moto keeps DynamoDB's API but not its costs or its isolation. Six patches
+moto keeps DynamoDB's API but not its costs or its isolation. Seven patches
 to moto, applied once by `patch_moto_dynamodb()`, make the local stack
 behave like DynamoDB at any table size:
 
@@ -32,6 +32,17 @@ behave like DynamoDB at any table size:
 - **CopyObject honours `x-amz-copy-source-if-match`,** as S3 does (moto
   checks only if-none-match): the mirror's inbox moves an object only if it
   is still the version it read.
+- **The stream keeps what is still to be read.** moto keeps every stream
+  record it ever made, and every shard iterator it handed out. Stream
+  requests take the same lock as DynamoDB's (a cancelled transaction takes
+  its records back, see above, and no reader may see them meanwhile); a
+  GetRecords drops the records before the position it reads from (DynamoDB
+  trims after 24 hours; the local stack has one reader, which never goes
+  back), and only the newest iterators are kept.
+
+`before_dynamodb_request(callback)` calls `callback()` before each DynamoDB
+request moto serves, outside the lock: the functional tests deliver the
+stream to the consumer there, synchronously (devtools/streams.py).
 
 Each patch checks that moto's internals still have the shape it relies on,
 and raises `MotoChanged` if not, rather than quietly computing something
@@ -69,6 +80,7 @@ class MotoChanged(RuntimeError):
 def patch_moto_dynamodb() -> None:
     """Apply the patches (idempotent)."""
     serialize_moto_dynamodb()
+    keep_only_unread_stream_records()
     snapshot_only_touched_items()
     query_by_partition()
     write_plain_attribute_values()
@@ -104,17 +116,89 @@ def _require_parameters(function: Callable, *names: str) -> inspect.Signature:
 # -- serialized requests ------------------------------------------------------------
 
 
+_BEFORE_REQUEST: list[Callable[[], None]] = []
+
+
+def before_dynamodb_request(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback()` before every DynamoDB request moto serves (outside
+    its lock, on the request's thread); returns what unregisters it."""
+    _BEFORE_REQUEST.append(callback)
+    return lambda: _BEFORE_REQUEST.remove(callback) if callback in _BEFORE_REQUEST else None
+
+
 def serialize_moto_dynamodb() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
     def make(original):
         def serialized(self):
+            for callback in list(_BEFORE_REQUEST):
+                callback()
             with _LOCK:
                 return original(self)
 
         return serialized
 
     _patch(DynamoHandler, "call_action", make)
+
+
+# -- the stream keeps only what is still to be read -----------------------------------
+
+
+def stream_end(table_name: str, account: str = "123456789012", region: str = "us-east-1") -> int:
+    """The sequence number after the last record of the in-process moto
+    table's stream (it moves with every write that made a record): a cheap
+    "anything new?" for a reader in the same process."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    shard = dynamodb_backends[account][region].tables[table_name].stream_shard
+    return int(shard.starting_sequence_number) + len(shard.items) if shard is not None else 0
+
+
+# Shard iterators kept (newest first out of use): a reader asks for a new one
+# with every GetRecords.
+KEPT_SHARD_ITERATORS = 1000
+
+
+def keep_only_unread_stream_records() -> None:
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    _require(
+        "self.stream_shard.get(self.sequence_number" in inspect.getsource(ShardIterator.get),
+        "ShardIterator.get no longer reads the shard from its sequence number",
+    )
+    _require_parameters(DynamoDBStreamsBackend.get_records, "iterator_arn")
+
+    def make_call(original):
+        def serialized(self):
+            with _LOCK:
+                return original(self)
+
+        return serialized
+
+    def make_get(original):
+        def get(self, *args, **kwargs):
+            shard = self.stream_shard
+            unread = max(0, int(self.sequence_number) - int(shard.starting_sequence_number))
+            if unread:
+                del shard.items[:unread]
+                shard.starting_sequence_number += unread
+            return original(self, *args, **kwargs)
+
+        return get
+
+    def make_get_records(original):
+        def get_records(self, iterator_arn, *args, **kwargs):
+            answer = original(self, iterator_arn, *args, **kwargs)
+            while len(self.shard_iterators) > KEPT_SHARD_ITERATORS:
+                self.shard_iterators.pop(next(iter(self.shard_iterators)))
+            return answer
+
+        return get_records
+
+    _patch(DynamoDBStreamsHandler, "call_action", make_call)
+    _patch(ShardIterator, "get", make_get)
+    _patch(DynamoDBStreamsBackend, "get_records", make_get_records)
 
 
 # -- transactions that snapshot only the items they touch -----------------------------

@@ -5,8 +5,13 @@ every AWS call with a botocore event hook; write units are estimated from
 the items actually sent, with DynamoDB's published rules:
   - a standard write costs 1 WCU per started KB of the item;
   - a write inside TransactWriteItems costs 2 WCUs per started KB;
-  - each global secondary index whose keys the item carries costs 1 WCU per
-    started KB of the projected item (all our indexes project ALL).
+  - each global secondary index whose keys a Put's item carries costs 1 WCU
+    per started KB of the entry it projects (schema.py: the timeline
+    indexes project a few attributes, Backlog all of them).
+Then the table's stream, read as Lambda reads it (devtools/streams.py), is
+handed to the app's stream handler, and its writes are counted apart: once
+with every post's record delivered alone (a quiet stack, the worst case)
+and once in one batch (a busy one).
 Usage: .venv/bin/python -m scripts.count_requests [--posts N]
 """
 
@@ -47,6 +52,22 @@ def item_size(item: dict) -> int:
     return size
 
 
+def index_units(item: dict) -> int:
+    """1 WCU per started KB of each index entry a new item makes."""
+    from chalicelib.aws import schema
+
+    units = 0
+    for index in (schema.BY_AUTHOR_INDEX, schema.PUBLIC_INDEX, schema.BACKLOG_INDEX):
+        keys = schema.index_keys(index)
+        if not set(keys) <= set(item):
+            continue
+        projection = schema.table_definition("x")["GlobalSecondaryIndexes"]
+        (spec,) = [entry["Projection"] for entry in projection if entry["IndexName"] == index]
+        kept = set(item) if spec["ProjectionType"] == "ALL" else {"PK", "SK", *keys, *spec.get("NonKeyAttributes", [])}
+        units += math.ceil(max(item_size({name: item[name] for name in kept & set(item)}), 1) / 1024)
+    return units
+
+
 def write_units(operation: str, params: dict) -> float:
     if operation == "TransactWriteItems":
         units = 0.0
@@ -56,7 +77,7 @@ def write_units(operation: str, params: dict) -> float:
             kb = math.ceil(max(item_size(item), 1) / 1024)
             units += 2 * kb
             if kind == "Put":
-                units += kb * len(GSI_KEYS & set(item))
+                units += index_units(item)
         return units
     if operation == "BatchWriteItem":
         # Standard writes: 1 WCU per started KB, and again per index the
@@ -70,7 +91,8 @@ def write_units(operation: str, params: dict) -> float:
         return units
     if operation in ("PutItem", "UpdateItem", "DeleteItem"):
         item = params.get("Item") or params["Key"]
-        return math.ceil(max(item_size(item), 1) / 1024)
+        units = math.ceil(max(item_size(item), 1) / 1024)
+        return units + (index_units(item) if operation == "PutItem" else 0)
     return 0.0
 
 
@@ -96,12 +118,15 @@ def measure(posts: int) -> None:
     from chalicelib import wiring
     from chalicelib.aws import clients as aws
     from chalicelib.aws import schema
-    from devtools.localaws import serialize_moto_dynamodb
+    from devtools.localaws import patch_moto_dynamodb
+    from devtools.streams import StreamPoller, stream_arn, streams_client
 
-    serialize_moto_dynamodb()
+    patch_moto_dynamodb()
     with mock_aws(), Client(app.app, stage_name="local") as client:
         wiring.reset()
         schema.ensure_resources(aws.new_client("dynamodb"), aws.new_client("s3"), "lifeboat-local", "lifeboat-local")
+        arn = stream_arn(wiring.dynamodb(), "lifeboat-local")
+        stream = StreamPoller(streams_client(), arn, lambda event: app.stream_changes(event, None), batch_size=1000)
         recorder = Recorder()
         for built in (wiring.dynamodb(), wiring.s3()):
             built.meta.events.register("before-parameter-build", recorder)
@@ -127,11 +152,21 @@ def measure(posts: int) -> None:
             )
 
         report("first post, cold token cache", lambda: post({"text": text}), per=1)
+        stream.poll()
         report("plain post, warm cache", lambda: [post({"text": text}) for _ in range(posts)])
+        report("  its stream, one batch", stream.poll)
         report(
             "post with Idempotency-Key",
             lambda: [post({"text": text}, {"Idempotency-Key": f"k{i}"}) for i in range(posts)],
         )
+        report("  its stream, one batch", stream.poll)
+
+        def alone():
+            for _ in range(posts):
+                post({"text": text})
+                stream.poll()
+
+        report("plain post and its stream, each record alone (worst case)", alone)
 
         def archive_all():
             job = wiring.maintenance()

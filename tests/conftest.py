@@ -27,20 +27,43 @@ def aws_credentials(monkeypatch):
 @pytest.fixture
 def moto(aws_credentials):
     """moto for this test, with the table and bucket made; every client the
-    app builds is built after the mock starts."""
+    app builds is built after the mock starts. The table's stream reaches
+    the app's stream handler before each DynamoDB request (synchronously:
+    devtools/streams.py), so a read sees what the stream derived from the
+    writes before it."""
     from moto import mock_aws
 
+    import app
     from chalicelib import wiring
     from chalicelib.aws import clients as aws
     from chalicelib.aws import schema
-    from devtools.localaws import patch_moto_dynamodb
+    from devtools.localaws import patch_moto_dynamodb, stream_end
+    from devtools.streams import StreamPoller, deliver_synchronously, stream_arn, streams_client
 
     patch_moto_dynamodb()
     with mock_aws():
         wiring.reset()
-        schema.ensure_resources(aws.new_client("dynamodb"), aws.new_client("s3"), TABLE, BUCKET)
-        yield
+        dynamodb = aws.new_client("dynamodb")
+        schema.ensure_resources(dynamodb, aws.new_client("s3"), TABLE, BUCKET)
+        poller = StreamPoller(
+            streams_client(),
+            stream_arn(dynamodb, TABLE),
+            lambda event: app.stream_changes(event, None),
+        )
+        with deliver_synchronously(poller, lambda: stream_end(TABLE)) as delivery:
+            _stream[:] = [delivery]
+            yield
+            _stream.clear()
         wiring.reset()
+
+
+_stream: list = []
+
+
+def below_the_stream():
+    """A block whose writes the stream consumer never sees (a test that
+    changes an item behind the app's back, as an index's lag would)."""
+    return _stream[0].unseen()
 
 
 @dataclass

@@ -3,13 +3,12 @@ while the primary is away, so the replay can post as them with no admin
 step (docs/DESIGN.md, "Replay as the author").
 
 The token is kept KMS-encrypted on the author's user item (`USER#<u> /
-PROFILE`: `kept_token`, `kept_token_sha256`), which every post and delete
-transaction updates anyway (the feed marker). So keeping it costs no extra
-write: the update carries either a condition (the stored token is this
-one) or, when that fails, the ciphertext. A small marker item
-(`KEPT#<s> / <username>`) is written with the ciphertext only, so the
-replay can find the tokens it must retire once their authors' backlogs are
-empty. This module is the layout of both and the transaction fragments;
+PROFILE`: `kept_token`, `kept_token_sha256`). A post or delete made with
+it reads the stored digest first (one GetItem of one attribute, no write);
+only when it differs is the token sealed and written, with a small marker
+item (`KEPT#<s> / <username>`) in the same transaction, so the replay can
+find the tokens it must retire once their authors' backlogs are empty.
+This module is the layout of both, the read and the transaction items;
 `upstream.tokens.KeptTokens` reads and retires them.
 """
 
@@ -17,17 +16,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from dataclasses import dataclass, field
 
 from chalicelib.aws import dynamo
+from chalicelib.aws.clients import unavailable_as_domain_error
 
 # Attribute names, not secrets.
 KEPT_TOKEN = "kept_token"  # noqa: S105
 KEPT_TOKEN_SHA256 = "kept_token_sha256"  # noqa: S105
 MARKER_PREFIX = "KEPT#"
 USER_SK = "PROFILE"
-_SET_RE = re.compile(r"\bSET\b")
 
 
 @dataclass(frozen=True)
@@ -97,29 +95,32 @@ def user_key(username: str) -> dict:
     return dynamo.key(f"USER#{username}", USER_SK)
 
 
-def keeping_on(user_update: dict, keeping: Keeping | None) -> dict:
-    """The author's user-item update of a post or delete transaction, with
-    the kept token checked (a condition: free) or written (the ciphertext
-    in its SET clause)."""
-    if keeping is None:
-        return user_update
-    body = dict(user_update["Update"])
-    values = {**body.get("ExpressionAttributeValues", {}), ":kept_sha256": {"S": keeping.sha256}}
-    if keeping.sealed is None:
-        condition = f"{KEPT_TOKEN_SHA256} = :kept_sha256"
-        existing = body.get("ConditionExpression")
-        body["ConditionExpression"] = f"({existing}) AND {condition}" if existing else condition
-    else:
-        values[":kept_token"] = {"S": keeping.sealed.ciphertext}
-        assignments = f"{KEPT_TOKEN} = :kept_token, {KEPT_TOKEN_SHA256} = :kept_sha256"
-        expression = body["UpdateExpression"]
-        body["UpdateExpression"] = (
-            _SET_RE.sub(f"SET {assignments},", expression, count=1)
-            if _SET_RE.search(expression)
-            else f"{expression} SET {assignments}"
+def read_kept_digest(client, table: str, username: str) -> str | None:
+    """The digest of the token kept for `username`, if any (a consistent
+    read of that one attribute)."""
+    with unavailable_as_domain_error("read kept token digest"):
+        response = client.get_item(
+            TableName=table,
+            Key=user_key(username),
+            ConsistentRead=True,
+            ProjectionExpression=KEPT_TOKEN_SHA256,
         )
-    body["ExpressionAttributeValues"] = values
-    return {"Update": body}
+    return response.get("Item", {}).get(KEPT_TOKEN_SHA256, {}).get("S")
+
+
+def keep_update(table: str, username: str, sealed: SealedToken) -> dict:
+    """The transaction item that keeps `sealed` on the user item."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": user_key(username),
+            "UpdateExpression": f"SET {KEPT_TOKEN} = :kept_token, {KEPT_TOKEN_SHA256} = :kept_sha256",
+            "ExpressionAttributeValues": {
+                ":kept_token": {"S": sealed.ciphertext},
+                ":kept_sha256": {"S": sealed.sha256},
+            },
+        }
+    }
 
 
 def marker_put(table: str, shards: int, username: str, sealed: SealedToken) -> dict:

@@ -1,11 +1,15 @@
 """Per-user write limits: a fixed one-minute window per user and kind of
-write, counted inside the write's own transaction.
+write.
 
-Counting in the same transaction means a refused write counts nothing and
-a counted write always happened; no separate counter can drift. All of a
-user's windows for one minute share one item, `RATE#<user>#<minute>`, with
-one count per kind (`posts`; `writes` for follows, unfollows and deletes);
-TTL removes it once the minute is over.
+Follows, unfollows and deletes count inside the write's own transaction: a
+refused write counts nothing and a counted write always happened. A post is
+not a transaction (docs/DESIGN.md, "Write path"): its count is one
+conditional UpdateItem (1 write unit) just before the post's own write, so
+a post that then fails (a throttled write goes to the spool) has counted
+anyway; the limit can only err towards refusing. All of a user's windows
+for one minute share one item, `RATE#<user>#<minute>`, with one count per
+kind (`posts`; `writes` for follows, unfollows and deletes); TTL removes it
+once the minute is over.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from chalicelib.aws import dynamo
+from chalicelib.aws.clients import unavailable_as_domain_error
 from chalicelib.errors import RateLimited
 
 _WINDOW_SECONDS = 60
@@ -55,20 +60,23 @@ class Charge:
         return dynamo.key(f"RATE#{self.user}#{self.now // self.limit.window_seconds}", "RATE")
 
     def transact_item(self, table: str) -> dict:
+        return {"Update": self.update(table)}
+
+    def update(self, table: str) -> dict:
+        """The UpdateItem (or transaction Update) that counts this write if
+        the window has room."""
         window = self.now // self.limit.window_seconds
         return {
-            "Update": {
-                "TableName": table,
-                "Key": self.key(),
-                "UpdateExpression": "ADD #count :one SET expires_at = :expires",
-                "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
-                "ExpressionAttributeNames": {"#count": self.limit.counter},
-                "ExpressionAttributeValues": {
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(self.limit.per_minute)},
-                    ":expires": {"N": str((window + 2) * self.limit.window_seconds)},
-                },
-            }
+            "TableName": table,
+            "Key": self.key(),
+            "UpdateExpression": "ADD #count :one SET expires_at = :expires",
+            "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
+            "ExpressionAttributeNames": {"#count": self.limit.counter},
+            "ExpressionAttributeValues": {
+                ":one": {"N": "1"},
+                ":limit": {"N": str(self.limit.per_minute)},
+                ":expires": {"N": str((window + 2) * self.limit.window_seconds)},
+            },
         }
 
     def refused(self) -> RateLimited:
@@ -81,6 +89,18 @@ class Charge:
 
 def _window_words(seconds: int) -> str:
     return "minute" if seconds == _WINDOW_SECONDS else f"{seconds // 60} minutes"
+
+
+def charge_alone(client, table: str, charge: Charge | None) -> None:
+    """Count one write in its window on its own (1 write unit); raises
+    RateLimited when the window is full."""
+    if charge is None:
+        return
+    try:
+        with unavailable_as_domain_error("count a write"):
+            client.update_item(**charge.update(table))
+    except client.exceptions.ConditionalCheckFailedException as exc:
+        raise charge.refused() from exc
 
 
 def transact_charged(

@@ -2,16 +2,17 @@
 timeline, the users whose feed a delete changed, and what was last published.
 
 A marker lets a feed answer 304 without reading a single post. The markers
-are written by the posts store (`chalicelib.posts`) in the same transaction
-as the post create or delete that changes the timeline (the update items are
-built here, so the attribute names live in one place); this module reads them.
+are written by the stream consumer (`chalicelib.stream`), from every post
+that appears in or disappears from a timeline, one transaction per run of
+stream records (the attribute names are these); this module reads them.
 
 - A user's marker is `feed_version` (ADD 1 per change) and `feed_changed_at`
   on the user item `USER#<u>`/`PROFILE`, with `last_post_id` and
-  `last_deleted_id`: the last post added to and deleted from the timeline.
-- The public marker is the same four attributes on the sharded backlog
-  counter items `COUNTER#backlog#<s>`: the sum of the versions, the latest
-  time, and the two ids per shard.
+  `last_deleted_id`: the newest post added to and deleted from the timeline
+  by the last run of records that changed it.
+- The public marker is the same four attributes on the stream's status
+  items `STATUS#<k>` (`stream.layout`): the sum of the versions, the latest
+  time, and the two ids per item.
 - A delete also adds its author to `FEEDS#dirty#<s>` (a string set), because a
   deleted post leaves the Public index, where the publisher finds new posts.
 
@@ -39,6 +40,7 @@ from chalicelib.errors import NotFound
 from chalicelib.feeds.render import FeedMarker, Lane, Timeline
 from chalicelib.mirror.layout import SOURCE as MIRROR_SOURCE
 from chalicelib.mirror.state import STATE_KEY as MIRROR_STATE_KEY
+from chalicelib.stream.layout import status_shard_keys
 
 FEED_VERSION = "feed_version"
 FEED_CHANGED_AT = "feed_changed_at"
@@ -46,73 +48,9 @@ LAST_POST_ID = "last_post_id"
 LAST_DELETED_ID = "last_deleted_id"
 EPOCH_ISO = iso_from_millis(0)
 _USER_SK = "PROFILE"
-_COUNTER_SK = "COUNTER"
 _DIRTY_SK = "USERS"
 _PUBLISHED_SK = "PUBLISHED"
 _CHECKPOINT_SK = "CHECKPOINT"
-
-
-@dataclass(frozen=True)
-class MarkerChange:
-    """The clauses a counter or user update appends to record a change: an
-    ADD clause, a SET clause and the values they name (`:one`,
-    `:changed_at`, `:changed_post`)."""
-
-    add: str
-    set: str
-    values: dict
-
-
-def marker_change(changed_at: str, post_id: str, *, deleted: bool) -> MarkerChange:
-    """Bump the version, stamp the time, and name the post: the last added
-    or the last deleted one (by commit order, not by id)."""
-    post_attribute = LAST_DELETED_ID if deleted else LAST_POST_ID
-    return MarkerChange(
-        add=f"{FEED_VERSION} :one",
-        set=f"{FEED_CHANGED_AT} = :changed_at, {post_attribute} = :changed_post",
-        values={":one": {"N": "1"}, ":changed_at": {"S": changed_at}, ":changed_post": {"S": post_id}},
-    )
-
-
-def user_marker_update(
-    table: str,
-    username: str,
-    changed_at: str,
-    new_post_id: str | None = None,
-    *,
-    deleted_post_id: str | None = None,
-) -> dict:
-    """The transaction item that records a change to `username`'s feed: a
-    new post (`new_post_id`) or a delete (`deleted_post_id`), exactly one.
-
-    The same update keeps the user's live post count (+1 with a new post,
-    -1 on a delete) and newest post id (`last_post_id`, also the marker's),
-    so an Account entity needs no query of the author's posts."""
-    if (new_post_id is None) == (deleted_post_id is None):
-        raise ValueError("a feed change is either a new post or a delete")
-    change = marker_change(changed_at, new_post_id or deleted_post_id, deleted=new_post_id is None)
-    values = {**change.values, ":posts": {"N": "1" if new_post_id else "-1"}}
-    return {
-        "Update": {
-            "TableName": table,
-            "Key": dynamo.key(f"USER#{username}", _USER_SK),
-            "UpdateExpression": f"ADD {change.add}, posts_count :posts SET {change.set}",
-            "ExpressionAttributeValues": values,
-        }
-    }
-
-
-def dirty_user_update(table: str, shard: int, username: str) -> dict:
-    """The transaction item that tells the publisher `username`'s feed lost a post."""
-    return {
-        "Update": {
-            "TableName": table,
-            "Key": dynamo.key(f"FEEDS#dirty#{shard}", _DIRTY_SK),
-            "UpdateExpression": "ADD #users :user",
-            "ExpressionAttributeNames": {"#users": "users"},
-            "ExpressionAttributeValues": {":user": {"SS": [username]}},
-        }
-    }
 
 
 @dataclass(frozen=True)
@@ -170,8 +108,9 @@ class FeedStore:
         return marker_of(self, timeline)
 
     def public_marker(self) -> Marker:
-        """Sum of the shards' versions and the latest of their times: one BatchGetItem."""
-        keys = [dynamo.key(f"COUNTER#backlog#{shard}", _COUNTER_SK) for shard in range(self._shards)]
+        """Sum of the status items' versions and the latest of their times:
+        one BatchGetItem, whatever WRITE_SHARDS is."""
+        keys = status_shard_keys()
         counters, mirror = self._with_mirror(keys, "read public feed marker")
         return Marker(
             version=sum(item.get(FEED_VERSION, 0) for item in counters),

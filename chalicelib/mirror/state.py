@@ -61,6 +61,16 @@ class Progress:
     reached_end_at: str | None = None
 
 
+def state_from_item(item: dict) -> MirrorState:
+    """The state from its raw item (empty: never written), read alone or in
+    another read's BatchGetItem (/status)."""
+    values = dynamo.from_item(item)
+    known = {name: values[name] for name in MirrorState.__dataclass_fields__ if name in values}
+    if "inbox" in known:
+        known["inbox"] = InboxPosition(**known["inbox"])
+    return MirrorState(**known)
+
+
 class MirrorStateStore:
     """DynamoDB adapter for the mirror's one item. Takes its client."""
 
@@ -72,11 +82,7 @@ class MirrorStateStore:
     def load(self) -> MirrorState:
         with unavailable_as_domain_error("read mirror state"):
             response = self._client.get_item(TableName=self._table, Key=dynamo.key(*STATE_KEY), ConsistentRead=True)
-        values = dynamo.from_item(response.get("Item", {}))
-        known = {name: values[name] for name in MirrorState.__dataclass_fields__ if name in values}
-        if "inbox" in known:
-            known["inbox"] = InboxPosition(**known["inbox"])
-        return MirrorState(**known)
+        return state_from_item(response.get("Item", {}))
 
     def record(self, progress: Progress, inbox: InboxPosition | None = None) -> None:
         """One UpdateItem per page: the cursor, the counts, the version if

@@ -1,5 +1,6 @@
-"""How posts are laid out in the table: keys, index partitions, counter
-items, and the translation between DynamoDB items and `Post`.
+"""How posts are laid out in the table: keys, index partitions, and the
+translation between DynamoDB items and `Post` (the counts derived from
+posts are the stream's: `stream.layout`).
 
 Both adapters over post items (`posts.store.PostStore`, the write path and
 timelines, and `recovery.backlog.BacklogStore`, the replay's state machine)
@@ -21,18 +22,12 @@ POST_SK = "POST"
 # Dead letters keep their Backlog index keys under this one partition: they
 # are rare, and listing them is an admin read.
 DEAD_LETTER_PARTITION = "DEADLETTER"
-DEAD_LETTER_COUNTER = "COUNTER#deadletters"
 # Replayed posts deleted here, whose copy on the primary is still to be
 # deleted, keep their Backlog index keys under these partitions (one per
 # write shard), apart from the posts to send: the posts' window must stay a
 # prefix by id, and their oldest-pending age must not count a delete of an
 # old post queued just now.
 UPSTREAM_DELETES_PARTITION = "DELETES"
-# The counter attribute, on the backlog counter shards, of those deletes.
-UPSTREAM_DELETES_COUNT = "deletes"
-BACKLOG_COUNT = "pending"
-# The counter attribute of the dead-letter counter item.
-DEAD_LETTER_COUNT = "pending"
 # Above every ULID in string order: "no cursor" means "before the end of time".
 AFTER_ALL_IDS = "~"
 # Below every ULID in string order (DynamoDB refuses empty key values).
@@ -73,14 +68,6 @@ def upstream_deletes_partition(shard: int) -> str:
     return f"{UPSTREAM_DELETES_PARTITION}#{shard}"
 
 
-def backlog_counter_key(shard: int) -> dict:
-    return dynamo.key(f"COUNTER#backlog#{shard}", "COUNTER")
-
-
-def dead_letter_counter_key() -> dict:
-    return dynamo.key(DEAD_LETTER_COUNTER, "COUNTER")
-
-
 def new_post_item(post: Post, shards: int) -> dict:
     """A new post with the keys of every index it starts in: its author's
     timeline, its public shard and its backlog shard."""
@@ -95,18 +82,6 @@ def new_post_item(post: Post, shards: int) -> dict:
         "PublicSK": post.id,
         "BacklogPK": backlog_partition(shard),
         "BacklogSK": post.id,
-    }
-
-
-def counter_update(table: str, key: dict, counter: str, delta: int) -> dict:
-    """A transaction item adding `delta` to the `counter` attribute of `key`."""
-    return {
-        "Update": {
-            "TableName": table,
-            "Key": key,
-            "UpdateExpression": f"ADD {counter} :delta",
-            "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
-        }
     }
 
 

@@ -25,6 +25,7 @@ from chalicelib.errors import (
     Forbidden,
     NotFound,
     PostExists,
+    RateLimited,
     StateChanged,
     StoreUnavailable,
     Unavailable,
@@ -115,11 +116,45 @@ class PostService:
         except PostExists as exists:
             post = _our_committed_post(exists, post)
         except DuplicateIdempotencyKey as duplicate:
-            return Created(self._earlier_post(duplicate, new), repeated=True)
+            return self._keyed_again(duplicate, new, post, primary)
         except StoreUnavailable:
             return self._spool_instead(post, new, primary)
         count("PostsAccepted")
         return Created(post)
+
+    def _keyed_again(
+        self, duplicate: DuplicateIdempotencyKey, new: NewPost, post: Post, primary: PrimaryCredential | None
+    ) -> Created:
+        """A request whose Idempotency-Key another request holds: that
+        request's post. If that post was never written (its request ended
+        between its two writes, or is still between them), it is written
+        now under the id the key holds, so every request with the key gets
+        one and the same post (docs/DESIGN.md, "Idempotency")."""
+        earlier = self._earlier_post(duplicate, new)
+        if earlier is not None:
+            return Created(earlier, repeated=True)
+        held = post.with_changes(
+            id=duplicate.post_id, created_at=ids.iso_from_millis(ids.ulid_millis(duplicate.post_id))
+        )
+        charge = self._post_limit.charge(held.author)
+        try:
+            self._keeping_token(held.author, primary, lambda keeping: self._store.complete_post(held, charge, keeping))
+        except PostExists as exists:
+            return Created(_our_committed_post(exists, held), repeated=True)
+        except RateLimited:
+            # A racing request may have written it meanwhile: then it is the answer.
+            written = self._store.get_post(held.id)
+            if written is None:
+                raise
+            return Created(written, repeated=True)
+        except StateChanged:
+            # The key was released (its request was refused) or expired and
+            # taken: this request is a new one after all.
+            return self.create_validated(post.author, new, primary)
+        except StoreUnavailable:
+            return self._spool_instead(held, new, primary)
+        count("PostsAccepted")
+        return Created(held, repeated=True)
 
     def _require_parent(self, new: NewPost) -> None:
         if new.in_reply_to is None:
@@ -133,14 +168,15 @@ class PostService:
         now = int(time.time())
         return now + self._settings.idempotency_ttl_seconds, now
 
-    def _earlier_post(self, duplicate: DuplicateIdempotencyKey, new: NewPost) -> Post:
+    def _earlier_post(self, duplicate: DuplicateIdempotencyKey, new: NewPost) -> Post | None:
+        """The post the key's record names; None if it was never written."""
         if duplicate.fingerprint != new.fingerprint:
             count("PostsRejected")
             raise ValidationFailed(
                 "this Idempotency-Key was already used for a different post", code="idempotency_key_reused"
             )
         earlier = self._store.get_post(duplicate.post_id)
-        if earlier is None or earlier.is_deleted:
+        if earlier is not None and earlier.is_deleted:
             raise Conflict("the post made with this Idempotency-Key was deleted", code="idempotency_key_used")
         return earlier
 

@@ -14,16 +14,14 @@ from dataclasses import dataclass
 
 from chalicelib.accounts import kept_tokens
 from chalicelib.accounts.kept_tokens import Keeping, KeptTokenDiffers
-from chalicelib.accounts.rate_limits import Charge, transact_charged
+from chalicelib.accounts.rate_limits import Charge, charge_alone, transact_charged
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
 from chalicelib.aws.schema import BY_AUTHOR_INDEX, PUBLIC_INDEX
-from chalicelib.core.clock import iso_at
-from chalicelib.core.models import DELETE_PENDING, DELETED, FAILED, PENDING, REPLAYED, Post
-from chalicelib.errors import DuplicateIdempotencyKey, PostExists, StateChanged
-from chalicelib.feeds import markers as feed_store
+from chalicelib.core.models import DELETE_PENDING, DELETED, REPLAYED, Post
+from chalicelib.errors import DuplicateIdempotencyKey, PostExists, RateLimited, StateChanged, StoreUnavailable
 from chalicelib.posts import items as layout
-from chalicelib.posts.items import BACKLOG_COUNT, BEFORE_ALL_IDS, DEAD_LETTER_COUNT, UPSTREAM_DELETES_COUNT
+from chalicelib.posts.items import BEFORE_ALL_IDS
 
 # Parallel queries for a window over many partitions (a home timeline of
 # someone following hundreds of accounts).
@@ -66,54 +64,148 @@ class PostStore:
         charge: Charge | None = None,
         keeping: Keeping | None = None,
     ) -> None:
-        """Store a new post, its backlog count, its idempotency record and
-        its author's rate-limit count (`charge`, if any) in one transaction,
-        so a retried request can never make a second post and a refused one
-        counts for nothing.
+        """Store a new post: one conditional PutItem of the post item, after
+        its idempotency record (only with a key), the author's kept primary
+        token (only with `keeping`) and its rate-limit count (`charge`, if
+        any). Everything derived from it (the backlog count, feed markers,
+        home timelines) follows on the table's stream (`chalicelib.stream`).
 
-        Raises PostExists, with the stored post, if a post with this id is
-        stored: checked first, because a retry of this very transaction
-        that had committed (botocore retries when an answer is lost) finds
-        its own post, and every other item of it written. Then
-        DuplicateIdempotencyKey if the author's key is already live (before
-        the rate limit: a retry gets its post back), RateLimited if the
-        author's window is full, StoreUnavailable if DynamoDB cannot take
-        the write now. With `keeping`, the author's kept primary token is
-        checked or written (`accounts.kept_tokens`): KeptTokenDiffers when
-        the check fails and nothing else did.
+        Raises DuplicateIdempotencyKey if the author's key is held by
+        another request (its record names another post id: that request's
+        post, or one it has yet to write, see `complete_post`); checked
+        first, so a retry gets its post back even at the rate limit.
+        Then KeptTokenDiffers if `keeping` checks a token that is not the
+        one kept, RateLimited if the author's window is full (the key's
+        record is released again), PostExists, with the stored post, if a
+        post with this id is stored (a retry of our own write that had
+        committed finds it: botocore retries when an answer is lost), and
+        StoreUnavailable if DynamoDB cannot take a write now.
         """
-        changed_at = self._now_iso()
-        marker = feed_store.user_marker_update(self._table, post.author, changed_at, new_post_id=post.id)
-        items = {
-            "post": self._put_new_post(post),
-            "backlog": self._count_backlog(post.id, +1, feed_changed_at=changed_at),
-            "feed_marker": kept_tokens.keeping_on(marker, keeping),
-            **self._kept_marker(post.author, keeping),
-        }
         if post.idempotency_key:
-            items["idempotency"] = self._put_idempotency(post, fingerprint, idempotency_expires_at, now)
+            self._reserve_key(post, fingerprint, idempotency_expires_at, now)
+        self._keep_token(post.author, keeping)
         try:
-            transact_charged(
-                self._client, self._table, list(items.values()), "create post", charge, idempotent_as=post.id
-            )
-        except dynamo.TransactionCancelled as cancelled:
-            old = dict(zip(items, cancelled.old_items, strict=False))
-            failed = {name for index, name in enumerate(items) if cancelled.failed(index)}
-            if "post" in failed:
-                stored = layout.post_from_values(old["post"]) if old.get("post") else self.get_post(post.id)
-                raise PostExists(post.id, stored) from cancelled
-            if "idempotency" in failed:
-                record = old.get("idempotency") or {}
-                raise DuplicateIdempotencyKey(record.get("post_id", ""), record.get("fingerprint", "")) from cancelled
-            if "feed_marker" in failed and keeping is not None:
-                raise KeptTokenDiffers from cancelled
+            charge_alone(self._client, self._table, charge)
+        except RateLimited:
+            if post.idempotency_key:
+                self._release_key(post)
             raise
+        self._put_post(post)
 
-    def _kept_marker(self, author: str, keeping: Keeping | None) -> dict:
-        """The marker of a kept token being written, for the replay to retire it."""
-        if keeping is None or keeping.sealed is None:
-            return {}
-        return {"kept_marker": kept_tokens.marker_put(self._table, self._shards, author, keeping.sealed)}
+    def complete_post(self, post: Post, charge: Charge | None = None, keeping: Keeping | None = None) -> None:
+        """Write the post an idempotency record holds the id of, which its
+        own request never wrote (it ended between the two writes, or it is
+        still on its way and this is a racing retry). Conditional on the
+        record still naming this id, in one transaction with the post, so a
+        key's record and its post always agree: StateChanged if the record
+        moved (it was released, or expired and taken), PostExists if the
+        post is stored, and the rest as `create_post`."""
+        self._keep_token(post.author, keeping)
+        charge_alone(self._client, self._table, charge)
+        record_check = {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": dynamo.key(layout.idempotency_pk(post.author, post.idempotency_key), "IDEM"),
+                "ConditionExpression": "post_id = :id",
+                "ExpressionAttributeValues": {":id": {"S": post.id}},
+            }
+        }
+        try:
+            dynamo.transact(self._client, [{"Put": self._new_post_put(post)}, record_check], "complete post")
+        except dynamo.TransactionCancelled as cancelled:
+            if cancelled.failed(0):
+                raise PostExists(post.id, self._stored(post.id, cancelled.old_items[0])) from cancelled
+            raise StateChanged(post.id) from cancelled
+
+    def _put_post(self, post: Post) -> None:
+        try:
+            with unavailable_as_domain_error("create post"):
+                self._client.put_item(**self._new_post_put(post))
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            old = exc.response.get("Item")
+            raise PostExists(post.id, self._stored(post.id, old and dynamo.from_item(old))) from exc
+
+    def _stored(self, post_id: str, values: dict | None) -> Post | None:
+        return layout.post_from_values(values) if values else self.get_post(post_id)
+
+    def _new_post_put(self, post: Post) -> dict:
+        return {
+            "TableName": self._table,
+            "Item": dynamo.to_item(layout.new_post_item(post, self._shards)),
+            "ConditionExpression": "attribute_not_exists(PK)",
+            # The stored post, to tell our own committed write from another.
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def _reserve_key(self, post: Post, fingerprint: str, expires_at: int, now: int) -> None:
+        """The idempotency record, holding the post's id before the post is
+        written. A record already naming this very id is ours (a retried
+        write, or the spooled copy of this post folded in)."""
+        record = {
+            "PK": layout.idempotency_pk(post.author, post.idempotency_key),
+            "SK": "IDEM",
+            "post_id": post.id,
+            "fingerprint": fingerprint,
+            "expires_at": expires_at,
+        }
+        try:
+            with unavailable_as_domain_error("reserve idempotency key"):
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=dynamo.to_item(record),
+                    # TTL deletes lazily (up to days late), so an expired record
+                    # may still be there: it must not block a new post.
+                    ConditionExpression="attribute_not_exists(PK) OR expires_at < :now",
+                    ExpressionAttributeValues={":now": {"N": str(now)}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            held = dynamo.from_item(exc.response.get("Item", {}))
+            if held.get("post_id") != post.id:
+                raise DuplicateIdempotencyKey(held.get("post_id", ""), held.get("fingerprint", "")) from exc
+
+    def _release_key(self, post: Post) -> None:
+        """Drop the record of a post refused by the rate limit, unless a
+        racing retry has written the post meanwhile (then the record stays
+        with it). Best effort: a record left behind makes the next retry
+        with the key write the post (`complete_post`), counted then."""
+        key = dynamo.key(layout.idempotency_pk(post.author, post.idempotency_key), "IDEM")
+        items = [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": key,
+                    "ConditionExpression": "post_id = :id",
+                    "ExpressionAttributeValues": {":id": {"S": post.id}},
+                }
+            },
+            {
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": layout.post_key(post.id),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+        ]
+        try:
+            dynamo.transact(self._client, items, "release idempotency key")
+        except (dynamo.TransactionCancelled, StoreUnavailable):
+            return
+
+    def _keep_token(self, author: str, keeping: Keeping | None) -> None:
+        """Check the author's kept primary token (one read of its digest), or
+        keep a newly sealed one with its marker (`accounts.kept_tokens`)."""
+        if keeping is None:
+            return
+        if keeping.sealed is None:
+            if kept_tokens.read_kept_digest(self._client, self._table, author) != keeping.sha256:
+                raise KeptTokenDiffers
+            return
+        items = [
+            kept_tokens.keep_update(self._table, author, keeping.sealed),
+            kept_tokens.marker_put(self._table, self._shards, author, keeping.sealed),
+        ]
+        dynamo.transact(self._client, items, "keep primary token")
 
     def fold_spooled(
         self,
@@ -144,72 +236,13 @@ class PostStore:
             unkeyed = post.with_changes(idempotency_key=None)
             self.create_post(unkeyed, fingerprint, idempotency_expires_at, now, keeping=keeping)
 
-    def _put_new_post(self, post: Post) -> dict:
-        return {
-            "Put": {
-                "TableName": self._table,
-                "Item": dynamo.to_item(layout.new_post_item(post, self._shards)),
-                "ConditionExpression": "attribute_not_exists(PK)",
-                # The stored post, to tell our own committed write from another.
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
-        }
-
-    def _put_idempotency(self, post: Post, fingerprint: str, expires_at: int, now: int) -> dict:
-        record = {
-            "PK": layout.idempotency_pk(post.author, post.idempotency_key),
-            "SK": "IDEM",
-            "post_id": post.id,
-            "fingerprint": fingerprint,
-            "expires_at": expires_at,
-        }
-        return {
-            "Put": {
-                "TableName": self._table,
-                "Item": dynamo.to_item(record),
-                # TTL deletes lazily (up to days late), so an expired record
-                # may still be there: it must not block a new post.
-                "ConditionExpression": "attribute_not_exists(PK) OR expires_at < :now",
-                "ExpressionAttributeValues": {":now": {"N": str(now)}},
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
-        }
-
-    def _count_backlog(
-        self,
-        post_id: str,
-        delta: int,
-        *,
-        feed_changed_at: str | None = None,
-        feed_deleted: bool = False,
-        counter: str = BACKLOG_COUNT,
-    ) -> dict:
-        """The counter shard's update (of `counter`: the posts to send, or the
-        upstream deletes); with `feed_changed_at`, it also bumps the public
-        feed marker kept on the same item, naming `post_id` as added (or,
-        with `feed_deleted`, deleted)."""
-        shard = layout.shard_of(post_id, self._shards)
-        update = layout.counter_update(self._table, layout.backlog_counter_key(shard), counter, delta)
-        if feed_changed_at is not None:
-            body = update["Update"]
-            change = feed_store.marker_change(feed_changed_at, post_id, deleted=feed_deleted)
-            body["UpdateExpression"] = f"ADD {counter} :delta, {change.add} SET {change.set}"
-            body["ExpressionAttributeValues"] |= change.values
-        return update
-
-    def _now_iso(self) -> str:
-        return iso_at(self._clock())
-
-    def _count_dead_letters(self, delta: int) -> dict:
-        return layout.counter_update(self._table, layout.dead_letter_counter_key(), DEAD_LETTER_COUNT, delta)
-
     def mark_deleted(self, post: Post, deleted_at: str, charge: Charge | None = None) -> None:
         """Take the post out of every timeline and the backlog, counting the
         delete against its author's write limit (`charge`, if any).
 
         Conditional on the state we read, so a delete racing the replay job
         either wins (never sent) or loses (StateChanged, and the caller
-        re-reads); a pending post also leaves the backlog count atomically.
+        re-reads). The counts and feed markers follow on the stream.
         Raises RateLimited if the author's window is full.
         """
         update = {
@@ -227,22 +260,8 @@ class PostStore:
                 },
             }
         }
-        # Every delete changes the public and the author's feeds; the backlog
-        # count moves only if the post was pending.
-        changed_at = self._now_iso()
-        shard = layout.shard_of(post.id, self._shards)
-        items = [
-            update,
-            self._count_backlog(
-                post.id, -1 if post.state == PENDING else 0, feed_changed_at=changed_at, feed_deleted=True
-            ),
-            feed_store.user_marker_update(self._table, post.author, changed_at, deleted_post_id=post.id),
-            feed_store.dirty_user_update(self._table, shard, post.author),
-        ]
-        if post.state == FAILED:
-            items.append(self._count_dead_letters(-1))
         try:
-            transact_charged(self._client, self._table, items, "delete post", charge, idempotent_as=post.id)
+            transact_charged(self._client, self._table, [update], "delete post", charge, idempotent_as=post.id)
         except dynamo.TransactionCancelled as cancelled:
             raise StateChanged(post.id) from cancelled
 
@@ -250,8 +269,9 @@ class PostStore:
         self, post: Post, deleted_at: str, charge: Charge | None = None, keeping: Keeping | None = None
     ) -> None:
         """replayed -> delete_pending: the post is deleted here as
-        `mark_deleted` deletes it (out of every timeline, feed markers
-        bumped), and its copy on the primary joins the upstream deletes.
+        `mark_deleted` deletes it (out of every timeline; the stream moves
+        the feed markers and the count), and its copy on the primary joins
+        the upstream deletes.
 
         Conditional on the post still being replayed, so a concurrent
         delete of it makes one queued delete: the other gets StateChanged.
@@ -277,23 +297,12 @@ class PostStore:
                 },
             }
         }
-        changed_at = self._now_iso()
-        items = [
-            update,
-            self._count_backlog(
-                post.id, +1, feed_changed_at=changed_at, feed_deleted=True, counter=UPSTREAM_DELETES_COUNT
-            ),
-            kept_tokens.keeping_on(
-                feed_store.user_marker_update(self._table, post.author, changed_at, deleted_post_id=post.id), keeping
-            ),
-            feed_store.dirty_user_update(self._table, shard, post.author),
-            *self._kept_marker(post.author, keeping).values(),
-        ]
+        self._keep_token(post.author, keeping)
         try:
-            transact_charged(self._client, self._table, items, "queue upstream delete", charge, idempotent_as=post.id)
+            transact_charged(
+                self._client, self._table, [update], "queue upstream delete", charge, idempotent_as=post.id
+            )
         except dynamo.TransactionCancelled as cancelled:
-            if keeping is not None and cancelled.failed(2) and not cancelled.failed(0):
-                raise KeptTokenDiffers from cancelled
             raise StateChanged(post.id) from cancelled
 
     # -- reads ------------------------------------------------------------

@@ -18,8 +18,9 @@ from chalicelib.recovery.schedule import mode_for, next_window
 
 if TYPE_CHECKING:
     from chalicelib.config import Settings
+    from chalicelib.mirror.state import MirrorState
     from chalicelib.posts.store import Page
-    from chalicelib.recovery.backlog import BacklogCounts
+    from chalicelib.recovery.backlog import BacklogStatus
     from chalicelib.recovery.health import HealthState
 
 
@@ -29,11 +30,7 @@ class AdminStore(Protocol):
 
     def get_post(self, post_id: str) -> Post | None: ...
 
-    def backlog_counts(self) -> BacklogCounts: ...
-
-    def oldest_pending(self, limit: int = 1) -> list[Post]: ...
-
-    def dead_letter_count(self) -> int: ...
+    def status(self, with_mirror: bool = False) -> BacklogStatus: ...
 
     def dead_letters(self, after_id: str | None, limit: int) -> Page: ...
 
@@ -55,7 +52,7 @@ class RecoveryAdmin:
         health: HealthReader,
         settings: Settings,
         wall_clock=time.time,
-        mirror_status: Callable[[], dict] | None = None,
+        mirror_status: Callable[[MirrorState], dict] | None = None,
     ) -> None:
         self._mirror_status = mirror_status
         self._store = store
@@ -64,19 +61,22 @@ class RecoveryAdmin:
         self._wall_clock = wall_clock
 
     def status(self) -> dict:
-        """GET /status: what clients need to decide when to switch back."""
-        backlog = self._store.backlog_counts()
-        oldest = self._store.oldest_pending()
+        """GET /status: what clients need to decide when to switch back. Two
+        reads, whatever WRITE_SHARDS is: the stream's counts (with the
+        mirror's state) in one BatchGetItem, and the health item."""
+        reading = self._store.status(with_mirror=self._mirror_status is not None)
+        backlog = reading.counts
         health = self._health.load()
+        oldest = reading.oldest_pending_id if backlog.posts else None
         return {
             "mode": mode_for(health.state, backlog.posts + backlog.upstream_deletes),
             "backlog": backlog.posts,
             "upstream_deletes": backlog.upstream_deletes,
-            "oldest_pending_at": oldest[0].created_at if oldest else None,
-            "dead_letters": self._store.dead_letter_count(),
+            "oldest_pending_at": ids.iso_from_millis(ids.ulid_millis(oldest)) if oldest else None,
+            "dead_letters": reading.dead_letters,
             **health.to_public(),
             "primary_public_url": self._settings.primary_public_url,
-            **({"mirror": self._mirror_status()} if self._mirror_status else {}),
+            **({"mirror": self._mirror_status(reading.mirror)} if self._mirror_status else {}),
         }
 
     def dead_letters(self, cursor: str | None, limit: str | None) -> dict:

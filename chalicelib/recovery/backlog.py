@@ -29,15 +29,12 @@ from chalicelib.core.models import (
 )
 from chalicelib.errors import StateChanged
 from chalicelib.mirror.layout import upstream_marker_pk
+from chalicelib.mirror.state import STATE_KEY as MIRROR_STATE_KEY
+from chalicelib.mirror.state import MirrorState, state_from_item
 from chalicelib.posts import items as layout
-from chalicelib.posts.items import (
-    BACKLOG_COUNT,
-    BEFORE_ALL_IDS,
-    DEAD_LETTER_COUNT,
-    DEAD_LETTER_PARTITION,
-    UPSTREAM_DELETES_COUNT,
-)
+from chalicelib.posts.items import BEFORE_ALL_IDS, DEAD_LETTER_PARTITION
 from chalicelib.posts.store import Page
+from chalicelib.stream.store import StreamStore, status_from_items
 
 # How long the mark of a replayed post is kept: the mirror's change feed
 # brings the post back within minutes, or within days after a long lag.
@@ -49,6 +46,18 @@ class BacklogCounts:
     # Posts waiting to be sent, and copies on the primary waiting to be deleted.
     posts: int
     upstream_deletes: int
+
+
+@dataclass(frozen=True)
+class BacklogStatus:
+    """What `/status` tells of the backlog, as the stream counted it (one
+    read); with `mirror`, the mirror's state read in the same request."""
+
+    counts: BacklogCounts
+    dead_letters: int = 0
+    oldest_pending_id: str | None = None
+    oldest_stale: bool = False
+    mirror: MirrorState | None = None
 
 
 class BacklogStore:
@@ -119,7 +128,7 @@ class BacklogStore:
             "REMOVE BacklogPK, BacklogSK, replay_owner, sending_since",
             {":done": {"S": REPLAYED}, ":uid": layout.string_or_null(upstream_id), ":at": {"S": at}},
         )
-        writes = [update, self._count_backlog(post.id, -1)]
+        writes = [update]
         if upstream_id:
             writes.append(self._put_replay_marker(post.id, upstream_id, at))
         self._transact_or_state_changed(post, writes, "mark replayed")
@@ -142,8 +151,7 @@ class BacklogStore:
             "BacklogPK = :dead REMOVE replay_owner, sending_since",
             {":failed": {"S": FAILED}, ":why": {"S": reason}, ":at": {"S": at}, ":dead": {"S": DEAD_LETTER_PARTITION}},
         )
-        writes = [update, self._count_backlog(post.id, -1), self._count_dead_letters(+1)]
-        self._transact_or_state_changed(post, writes, "mark failed")
+        self._transact_or_state_changed(post, [update], "mark failed")
 
     def mark_deleted_upstream(self, post: Post, owner: str, at: str) -> None:
         """deleting -> deleted: the primary's copy is gone; the post is a
@@ -155,8 +163,7 @@ class BacklogStore:
             "SET #state = :deleted, upstream_deleted_at = :at REMOVE BacklogPK, BacklogSK, replay_owner, sending_since",
             {":deleted": {"S": DELETED}, ":at": {"S": at}},
         )
-        writes = [update, self._count_backlog(post.id, -1, counter=UPSTREAM_DELETES_COUNT)]
-        self._transact_or_state_changed(post, writes, "mark deleted upstream")
+        self._transact_or_state_changed(post, [update], "mark deleted upstream")
 
     def mark_delete_failed(self, post: Post, owner: str, reason: str, at: str) -> None:
         """deleting -> delete_failed: the primary refused the delete for good;
@@ -174,18 +181,13 @@ class BacklogStore:
                 ":dead": {"S": DEAD_LETTER_PARTITION},
             },
         )
-        writes = [
-            update,
-            self._count_backlog(post.id, -1, counter=UPSTREAM_DELETES_COUNT),
-            self._count_dead_letters(+1),
-        ]
-        self._transact_or_state_changed(post, writes, "mark delete failed")
+        self._transact_or_state_changed(post, [update], "mark delete failed")
 
     def requeue_dead_letter(self, post: Post) -> None:
         """failed -> pending: back into the backlog, at its original place
         (its id), so its author's order is kept; delete_failed ->
         delete_pending: back among the upstream deletes."""
-        waiting, partition, counter = self._requeue_place(post)
+        waiting, partition = self._requeue_place(post)
         update = {
             "Update": {
                 "TableName": self._table,
@@ -200,15 +202,14 @@ class BacklogStore:
                 },
             }
         }
-        writes = [update, self._count_backlog(post.id, +1, counter=counter), self._count_dead_letters(-1)]
-        self._transact_or_state_changed(post, writes, "requeue dead letter")
+        self._transact_or_state_changed(post, [update], "requeue dead letter")
 
-    def _requeue_place(self, post: Post) -> tuple[str, str, str]:
-        """A dead letter's state, Backlog partition and counter once requeued."""
+    def _requeue_place(self, post: Post) -> tuple[str, str]:
+        """A dead letter's state and Backlog partition once requeued."""
         shard = layout.shard_of(post.id, self._shards)
         if post.state == DELETE_FAILED:
-            return DELETE_PENDING, layout.upstream_deletes_partition(shard), UPSTREAM_DELETES_COUNT
-        return PENDING, layout.backlog_partition(shard), BACKLOG_COUNT
+            return DELETE_PENDING, layout.upstream_deletes_partition(shard)
+        return PENDING, layout.backlog_partition(shard)
 
     def _leave_in_flight(self, post: Post, owner: str, in_flight: str, expression: str, values: dict) -> dict:
         return {
@@ -222,15 +223,16 @@ class BacklogStore:
             }
         }
 
-    def _count_backlog(self, post_id: str, delta: int, counter: str = BACKLOG_COUNT) -> dict:
-        # Replay transitions leave the feed markers alone: they change no feed.
-        shard = layout.shard_of(post_id, self._shards)
-        return layout.counter_update(self._table, layout.backlog_counter_key(shard), counter, delta)
-
-    def _count_dead_letters(self, delta: int) -> dict:
-        return layout.counter_update(self._table, layout.dead_letter_counter_key(), DEAD_LETTER_COUNT, delta)
-
     def _transact_or_state_changed(self, post: Post, writes: list[dict], what: str) -> None:
+        """The transition's writes: one UpdateItem, or (with the replay
+        marker) a transaction. The counts follow on the stream."""
+        if len(writes) == 1:
+            try:
+                with unavailable_as_domain_error(what):
+                    self._client.update_item(**writes[0]["Update"])
+            except self._client.exceptions.ConditionalCheckFailedException as exc:
+                raise StateChanged(post.id) from exc
+            return
         try:
             dynamo.transact(self._client, writes, what)
         except dynamo.TransactionCancelled as cancelled:
@@ -269,27 +271,47 @@ class BacklogStore:
         return Page(posts[:limit], len(posts) > limit)
 
     def dead_letter_count(self) -> int:
-        with unavailable_as_domain_error("read dead-letter counter"):
-            response = self._client.get_item(
-                TableName=self._table, Key=layout.dead_letter_counter_key(), ConsistentRead=True
-            )
-        return dynamo.from_item(response["Item"]).get(DEAD_LETTER_COUNT, 0) if "Item" in response else 0
+        return self.status().dead_letters
 
     def backlog_size(self) -> int:
-        """Posts waiting to be sent: sum of the sharded counters, one
-        BatchGetItem, never a scan."""
+        """Posts waiting to be sent, as the stream counted them."""
         return self.backlog_counts().posts
 
     def backlog_counts(self) -> BacklogCounts:
-        """Posts waiting to be sent and copies on the primary waiting to be
-        deleted: sums of the two counters the counter shards keep."""
-        keys = [layout.backlog_counter_key(shard) for shard in range(self._shards)]
-        totals = dict.fromkeys((BACKLOG_COUNT, UPSTREAM_DELETES_COUNT), 0)
-        for item in dynamo.batch_get(self._client, self._table, keys, "read backlog counters", consistent=True):
-            values = dynamo.from_item(item)
-            for name in totals:
-                totals[name] += values.get(name, 0)
-        return BacklogCounts(posts=totals[BACKLOG_COUNT], upstream_deletes=totals[UPSTREAM_DELETES_COUNT])
+        return self.status().counts
+
+    def status(self, with_mirror: bool = False) -> BacklogStatus:
+        """The counts, dead letters and oldest pending post the stream keeps
+        (`stream.store`): one BatchGetItem, whatever WRITE_SHARDS is, with
+        the mirror's state in it too if asked."""
+        also = [dynamo.key(*MIRROR_STATE_KEY)] if with_mirror else []
+        items = self._stream().status_items(also)
+        stream = status_from_items(items)
+        mirror = None
+        if with_mirror:
+            state_pk = MIRROR_STATE_KEY[0]
+            mirror = state_from_item(next((item for item in items if item["PK"]["S"] == state_pk), {}))
+        return BacklogStatus(
+            counts=BacklogCounts(posts=stream.pending, upstream_deletes=stream.deletes),
+            dead_letters=stream.dead_letters,
+            oldest_pending_id=stream.oldest_pending_id,
+            oldest_stale=stream.oldest_stale,
+            mirror=mirror,
+        )
+
+    def settle_oldest(self, status: BacklogStatus) -> str | None:
+        """The oldest pending post's id. Once the stream saw the recorded one
+        leave the backlog, the next one is looked up (one query per shard,
+        only then) and recorded in its place."""
+        if not status.oldest_stale:
+            return status.oldest_pending_id if status.counts.posts else None
+        found = self.oldest_pending()
+        oldest = found[0].id if found else None
+        self._stream().replace_stale_oldest(status.oldest_pending_id, oldest)
+        return oldest
+
+    def _stream(self) -> StreamStore:
+        return StreamStore(self._client, self._table, self._shards)
 
     def oldest_pending(self, limit: int = 1) -> list[Post]:
         """The oldest posts of the backlog, from the sparse Backlog index

@@ -25,7 +25,7 @@ from chalicelib.recovery.schedule import next_window
 
 if TYPE_CHECKING:
     from chalicelib.config import Settings
-    from chalicelib.recovery.backlog import BacklogCounts
+    from chalicelib.recovery.backlog import BacklogStatus
     from chalicelib.upstream.port import Upstream
 
 LEASE_NAME = "replay"
@@ -44,9 +44,9 @@ class RecoveryStore(ReplayStore, Protocol):
 
     def upstream_delete_window(self, per_shard: int) -> list[Post]: ...
 
-    def backlog_counts(self) -> BacklogCounts: ...
+    def status(self, with_mirror: bool = False) -> BacklogStatus: ...
 
-    def oldest_pending(self, limit: int = 1) -> list[Post]: ...
+    def settle_oldest(self, status: BacklogStatus) -> str | None: ...
 
 
 class HealthRepo(Protocol):
@@ -230,11 +230,15 @@ class Recovery:
                 return
 
     def publish_backlog_metrics(self, state: HealthState) -> None:
-        oldest = self._store.oldest_pending()
+        """The backlog's gauges, from the stream's counts (one read); the
+        oldest pending post is looked up again only once the recorded one
+        has left the backlog (`BacklogStore.settle_oldest`)."""
+        status = self._store.status()
+        oldest = self._store.settle_oldest(status)
         age = 0.0
         if oldest:
-            age = max(0.0, self._wall_clock() - ids.ulid_millis(oldest[0].id) / 1000)
-        backlog = self._store.backlog_counts()
+            age = max(0.0, self._wall_clock() - ids.ulid_millis(oldest) / 1000)
+        backlog = status.counts
         gauge("BacklogSize", backlog.posts)
         gauge("UpstreamDeletesPending", backlog.upstream_deletes)
         gauge("OldestPendingAgeSeconds", round(age, 1), unit="Seconds")

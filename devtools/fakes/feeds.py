@@ -15,6 +15,7 @@ from chalicelib.feeds.markers import EPOCH_ISO, Marker, marker_of
 from chalicelib.feeds.render import FeedKind, Lane, Timeline, static_key
 from chalicelib.feeds.static import STATIC_CACHE_CONTROL
 from chalicelib.posts.items import shard_of
+from chalicelib.stream.layout import status_shard_of
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class InMemoryFeedStore:
         self._dirty.setdefault(shard_of(post_id, self._shards), set()).add(author)
 
     def _change(self, author: str, post_id: str, changed_at: str, *, deleted: bool) -> None:
-        shard = shard_of(post_id, self._shards)
+        # The public lanes are the stream's status items (`stream.layout`).
+        shard = status_shard_of(post_id)
         self._public[shard] = self._public.get(shard, _Change()).after(changed_at, post_id, deleted=deleted)
         self._users[author] = self._users.get(author, _Change()).after(changed_at, post_id, deleted=deleted)
 

@@ -29,9 +29,10 @@ from chalicelib.core.models import (
     Post,
 )
 from chalicelib.errors import PostExists, StateChanged, ValidationFailed
+from chalicelib.mirror.state import MirrorState
 from chalicelib.posts.archive import Spooled, spool_key
 from chalicelib.posts.store import Page
-from chalicelib.recovery.backlog import BacklogCounts
+from chalicelib.recovery.backlog import BacklogCounts, BacklogStatus
 
 _TO_SEND = frozenset({PENDING, SENDING})
 
@@ -137,6 +138,18 @@ class InMemoryBacklogStore:
 
     def oldest_pending(self, limit: int = 1) -> list[Post]:
         return self.table.in_states(_TO_SEND)[:limit]
+
+    def status(self, with_mirror: bool = False) -> BacklogStatus:
+        oldest = self.oldest_pending()
+        return BacklogStatus(
+            self.backlog_counts(),
+            self.dead_letter_count(),
+            oldest[0].id if oldest else None,
+            mirror=MirrorState() if with_mirror else None,
+        )
+
+    def settle_oldest(self, status: BacklogStatus) -> str | None:
+        return status.oldest_pending_id
 
     def dead_letters(self, after_id: str | None, limit: int) -> Page:
         posts = [p for p in self.table.in_states(DEAD_LETTER_STATES) if after_id is None or p.id > after_id]

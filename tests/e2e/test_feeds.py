@@ -37,6 +37,8 @@ def test_a_feed_reader_subscribes_and_the_job_publishes_the_static_copy(stack):
     token = stack.new_user("reader")
     texts = ["first from the lifeboat", "second <b>not bold</b> & more"]
     ids = [stack.call("POST", "/posts", {"text": text}, token=token).body["id"] for text in texts]
+    # The feed's marker moves once the stream has delivered both posts (well under a second).
+    wait_for(lambda: stack.call("GET", "/api/v1/accounts/lookup?acct=reader").body["statuses_count"] == 2, timeout=10)
 
     # A reader fetches the live feed and sees both posts, newest first.
     feed_url = f"{stack.base_url}/users/reader/feed.atom"

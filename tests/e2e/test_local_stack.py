@@ -41,8 +41,9 @@ def test_readme_walkthrough_works(stack):
     assert stack.call("GET", f"/posts/{post['id']}").body == post
     assert post["id"] in [p["id"] for p in stack.call("GET", "/users/walker/posts").body["posts"]]
     assert post["id"] in [p["id"] for p in stack.call("GET", "/timeline/public").body["posts"]]
-    status = stack.call("GET", "/status").body
-    assert status["backlog"] >= 1 and status["mode"] == "fallback"
+    # The backlog counts it once the stream has reached the consumer (well under a second).
+    wait_for(lambda: stack.call("GET", "/status").body["backlog"] >= 1, timeout=10)
+    assert stack.call("GET", "/status").body["mode"] == "fallback"
 
 
 def test_settings_from_the_environment_override_the_stage(stack):
@@ -276,6 +277,8 @@ def test_the_outage_walkthrough_plays_locally(stack):
     token = stack.new_user("outage")
     posts = [stack.call("POST", "/posts", {"text": f"during the outage {n}"}, token=token).body for n in range(3)]
     assert stack.call("GET", "/status").body["mode"] == "fallback"
+    # The backlog counts them once the stream has delivered them (well under a second).
+    wait_for(lambda: stack.call("GET", "/status").body["backlog"] >= 3, timeout=10)
 
     # when it comes back,
     assert http("POST", f"{primary}/control", {"down": False}).status == 200

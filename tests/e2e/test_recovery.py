@@ -295,7 +295,7 @@ def test_spooled_posts_folded_over_many_runs_keep_their_authors_order(world, mon
     written = []
     for n in range(10):
         written.append(api.post("/posts", {"text": f"table {n}"}, token=token).body)
-        outage.throttled(wiring.dynamodb(), "TransactWriteItems")
+        outage.throttled(wiring.dynamodb(), "PutItem")
         spooled = api.post("/posts", {"text": f"spooled {n}"}, token=token)
         outage.end()
         assert spooled.status == 202
@@ -317,7 +317,7 @@ def test_an_author_folded_in_this_run_waits_for_the_next_run(world, outage):
     api, primary = world
     bring_primary_up(primary)
     alice, bob = api.new_user("alice"), api.new_user("bob")
-    outage.throttled(wiring.dynamodb(), "TransactWriteItems")
+    outage.throttled(wiring.dynamodb(), "PutItem")
     spooled = api.post("/posts", {"text": "alice, spooled"}, token=alice).body
     outage.end()
     stored = api.post("/posts", {"text": "bob, stored"}, token=bob).body

@@ -110,7 +110,7 @@ def test_a_run_that_dies_before_its_checkpoint_is_repeated_without_duplicates(ap
 
 def test_spooled_posts_are_archived_once_by_the_fold(api, tokens, outage):
     write(api, tokens, 2)
-    outage.throttled(wiring.dynamodb(), "TransactWriteItems")
+    outage.throttled(wiring.dynamodb(), "PutItem")
     spooled = api.post("/posts", {"text": "spooled"}, token=tokens["bob"]).body
     outage.end()
 

@@ -14,6 +14,7 @@ from chalicelib.errors import NotFound
 from chalicelib.feeds.markers import EPOCH_ISO, Marker
 from chalicelib.feeds.render import PUBLIC_TIMELINE, Lane, Timeline
 from chalicelib.posts.items import shard_of
+from chalicelib.stream.layout import status_shard_of
 from devtools.fakes.feeds import InMemoryFeedStore
 
 CREATED_AT = "2026-11-01T00:00:00.000Z"
@@ -102,10 +103,12 @@ def test_each_post_moves_its_authors_marker_and_the_public_one(timelines):
     assert public.changed_at >= alice.changed_at
 
 
-def test_the_public_marker_has_one_lane_per_shard_naming_its_last_post(timelines):
+def test_the_public_marker_has_one_lane_per_status_item_naming_its_last_post(timelines):
+    # One post at a time: each reaches the stream as a run of its own, which
+    # lands on the status item its id picks.
     timelines.add_user("alice")
     posts = [timelines.post("alice") for _ in range(6)]
-    last_per_shard = {shard_of(post.id, SHARDS): post.id for post in posts}
+    last_per_shard = {status_shard_of(post.id): post.id for post in posts}
     lanes = timelines.store.public_marker().lanes
     assert sorted(lane.last_added for lane in lanes) == sorted(last_per_shard.values())
     assert {lane.last_deleted for lane in lanes} == {None}

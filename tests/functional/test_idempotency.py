@@ -91,3 +91,50 @@ def test_many_racing_requests_with_one_key_make_one_post(moto):
     assert sum(not created.repeated for created in results) == 1
     assert len(wiring.post_store().author_posts("alice", None, 100).posts) == 1
     assert wiring.backlog_store().backlog_size() == 1
+
+
+def held_key(key: str, text: str, post_id: str) -> None:
+    """An idempotency record whose request ended before it wrote its post (a
+    crash between the record and the post, its two writes)."""
+    from chalicelib.core.models import NewPost
+
+    boto3.client("dynamodb").put_item(
+        TableName=TABLE,
+        Item={
+            "PK": {"S": idempotency_pk("alice", key)},
+            "SK": {"S": "IDEM"},
+            "post_id": {"S": post_id},
+            "fingerprint": {"S": NewPost(text, None, key).fingerprint},
+            "expires_at": {"N": str(int(time.time()) + 3600)},
+        },
+    )
+
+
+def test_a_key_whose_post_was_never_written_gets_that_post_on_the_retry(api, alice):
+    from chalicelib.core import ids
+
+    held = ids.UlidFactory().new()
+    held_key("k-7", "lost on the way", held)
+
+    reply = api.post("/posts", {"text": "lost on the way"}, token=alice, headers={"Idempotency-Key": "k-7"})
+    again = api.post("/posts", {"text": "lost on the way"}, token=alice, headers={"Idempotency-Key": "k-7"})
+
+    assert reply.status == again.status == 201
+    assert reply.body["id"] == again.body["id"] == held
+    assert reply.body["created_at"] == ids.iso_from_millis(ids.ulid_millis(held))
+    assert [p["id"] for p in api.get("/users/alice/posts").body["posts"]] == [held]
+    assert api.get("/status").body["backlog"] == 1
+
+
+def test_a_post_refused_by_the_rate_limit_leaves_its_key_free(monkeypatch, api, alice):
+    monkeypatch.setenv("POSTS_PER_MINUTE", "1")
+    wiring.reset()
+    assert api.post("/posts", {"text": "the one"}, token=alice).status == 201
+
+    refused = api.post("/posts", {"text": "one too many"}, token=alice, headers={"Idempotency-Key": "k-8"})
+
+    assert refused.status == 429
+    record = boto3.client("dynamodb").get_item(
+        TableName=TABLE, Key={"PK": {"S": idempotency_pk("alice", "k-8")}, "SK": {"S": "IDEM"}}
+    )
+    assert "Item" not in record

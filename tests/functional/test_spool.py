@@ -27,7 +27,7 @@ def alice(api):
 
 
 def test_throttled_writes_are_spooled_and_answered_202(api, alice, outage):
-    outage.throttled(wiring.dynamodb(), "TransactWriteItems")
+    outage.throttled(wiring.dynamodb(), "PutItem")
 
     reply = api.post("/posts", {"text": "during the outage"}, token=alice)
 
@@ -39,7 +39,7 @@ def test_throttled_writes_are_spooled_and_answered_202(api, alice, outage):
 
 
 def test_spooled_posts_are_folded_in_once(api, alice, outage):
-    outage.throttled(wiring.dynamodb(), "TransactWriteItems")
+    outage.throttled(wiring.dynamodb(), "PutItem")
     spooled = [api.post("/posts", {"text": f"spooled {i}"}, token=alice).body for i in range(3)]
     outage.end()
 
@@ -72,7 +72,7 @@ def test_an_unknown_token_cannot_post_while_dynamodb_is_down(api, alice, outage)
 
 
 def test_a_retry_during_the_outage_returns_the_spooled_post(api, alice, outage):
-    outage.throttled(wiring.dynamodb(), "TransactWriteItems")
+    outage.throttled(wiring.dynamodb(), "PutItem")
     headers = {"Idempotency-Key": "outage-1"}
 
     first = api.post("/posts", {"text": "keyed"}, token=alice, headers=headers)
@@ -89,7 +89,7 @@ def test_a_spooled_post_that_also_reached_dynamodb_is_dropped_at_fold(api, alice
     # Given a keyed post spooled during the outage, and the client's retry
     # after the outage stored in DynamoDB,
     headers = {"Idempotency-Key": "both-ways"}
-    outage.throttled(wiring.dynamodb(), "TransactWriteItems")
+    outage.throttled(wiring.dynamodb(), "PutItem")
     api.post("/posts", {"text": "twice"}, token=alice, headers=headers)
     outage.end()
     stored = api.post("/posts", {"text": "twice"}, token=alice, headers=headers).body
@@ -106,7 +106,7 @@ def test_a_spooled_post_that_also_reached_dynamodb_is_dropped_at_fold(api, alice
 def test_a_spooled_post_whose_key_was_reused_for_another_post_is_folded_in(api, alice, outage):
     # Given a post spooled under key K during the outage,
     key = {"Idempotency-Key": "reused-key"}
-    outage.throttled(wiring.dynamodb(), "TransactWriteItems")
+    outage.throttled(wiring.dynamodb(), "PutItem")
     spooled = api.post("/posts", {"text": "written during the outage"}, token=alice, headers=key)
     assert spooled.status == 202
     outage.end()

@@ -183,6 +183,7 @@ def test_a_stack_that_does_not_mirror_reads_no_author_for_a_page(api, monkeypatc
     wiring.reset()
     token = api.new_user("alice")
     api.post("/posts", {"text": "hello"}, token=token)
+    api.get("/status")  # the stream has applied the post: its writes are done
     operations: list[str] = []
     wiring.dynamodb().meta.events.register("before-call.dynamodb", lambda model, **_: operations.append(model.name))
     assert len(api.get("/timeline/public").body["posts"]) == 1

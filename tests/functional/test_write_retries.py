@@ -1,6 +1,7 @@
-"""Writes whose transaction is retried or cancelled below us: botocore
-retrying a transaction that had committed, and DynamoDB cancelling one for
-a throttled or conflicting item."""
+"""Writes retried or refused below us: botocore retrying a write that had
+committed (a post's PutItem, a delete's transaction), DynamoDB throttling a
+post, and cancelling a delete's or a follow's transaction for a throttled
+or conflicting item."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ def texts(api, user="alice"):
 
 
 @pytest.mark.parametrize("key", [None, "slow-1"])
-def test_a_post_whose_committed_transaction_was_retried_is_created_once(api, alice, outage, key):
-    # Given DynamoDB commits the post but its answer is lost, so botocore
-    # sends the same transaction again (moto ignores ClientRequestToken),
-    outage.answers_lost(wiring.dynamodb(), "TransactWriteItems")
+def test_a_post_whose_committed_write_was_retried_is_created_once(api, alice, outage, key):
+    # Given DynamoDB commits each write of the post (its idempotency record,
+    # with a key, and the post) but the answers are lost, so botocore sends
+    # the same write again,
+    outage.answers_lost(wiring.dynamodb(), "PutItem", times=2)
     headers = {"Idempotency-Key": key} if key else {}
 
     reply = api.post("/posts", {"text": "slow day"}, token=alice, headers=headers)
@@ -68,27 +70,29 @@ def test_a_delete_whose_committed_transaction_was_retried_answers_204(api, alice
     assert api.get("/status").body["backlog"] == 1
 
 
-def test_every_attempt_of_a_post_transaction_carries_one_token_made_from_the_post_id(api, alice, outage):
+def test_every_attempt_of_a_delete_transaction_carries_one_token_made_from_the_post_id(api, alice, outage):
     # Given a transaction conflict on the first attempt, which we retry,
+    post = api.post("/posts", {"text": "contended"}, token=alice).body
+    api.get("/status")  # the stream has applied the post: its transactions are done
     tokens = []
 
     def record_token(request, **_):
-        tokens.append(json.loads(request.body)["ClientRequestToken"])
+        tokens.append(json.loads(request.body).get("ClientRequestToken"))
 
     wiring.dynamodb().meta.events.register_first("before-send.dynamodb.TransactWriteItems", record_token)
     outage.transaction_cancelled(wiring.dynamodb(), "TransactionConflict", times=1)
 
-    reply = api.post("/posts", {"text": "contended"}, token=alice)
+    reply = api.delete(f"/posts/{post['id']}", token=alice)
 
     # then both attempts carried the same token, named after the post.
-    assert reply.status == 201
+    assert reply.status == 204
     assert len(tokens) == 2 and tokens[0] == tokens[1]
-    assert tokens[0].startswith(reply.body["id"] + ".") and len(tokens[0]) <= 36
+    assert tokens[0].startswith(post["id"] + ".") and len(tokens[0]) <= 36
 
 
-@pytest.mark.parametrize("reason", ["ThrottlingError", "ProvisionedThroughputExceeded"])
-def test_a_post_throttled_inside_its_transaction_is_spooled(api, alice, outage, reason):
-    outage.transaction_cancelled(wiring.dynamodb(), reason)
+@pytest.mark.parametrize("code", ["ThrottlingException", "ProvisionedThroughputExceededException"])
+def test_a_throttled_post_is_spooled(api, alice, outage, code):
+    outage.throttled(wiring.dynamodb(), "PutItem", code)
 
     reply = api.post("/posts", {"text": "throttled"}, token=alice)
 
@@ -96,25 +100,6 @@ def test_a_post_throttled_inside_its_transaction_is_spooled(api, alice, outage, 
     assert len(spooled_keys()) == 1
     outage.end()
     assert texts(api) == ["before"]
-
-
-def test_a_post_whose_retries_find_its_transaction_still_in_progress_is_spooled(api, alice, outage):
-    # DynamoDB's answer to a retry with the token of a transaction still running.
-    outage.throttled(wiring.dynamodb(), "TransactWriteItems", "TransactionInProgressException")
-
-    reply = api.post("/posts", {"text": "in progress"}, token=alice)
-
-    assert reply.status == 202, reply.body
-    assert len(spooled_keys()) == 1
-
-
-def test_a_post_whose_conflicts_persist_is_spooled(api, alice, outage):
-    outage.transaction_cancelled(wiring.dynamodb(), "TransactionConflict")
-
-    reply = api.post("/posts", {"text": "contended"}, token=alice)
-
-    assert reply.status == 202, reply.body
-    assert len(spooled_keys()) == 1
 
 
 @pytest.mark.parametrize("reason", ["ThrottlingError", "ProvisionedThroughputExceeded"])

@@ -59,6 +59,12 @@ TRANSACT_ITEM_ACTIONS = {
 LOCAL_ONLY_FUNCTIONS = {("aws/schema.py", "ensure_resources"), ("upstream/tokens.py", "ensure_key")}
 CHALICELIB = ROOT / "chalicelib"
 # Called by the Lambda runtime for the function, not by chalicelib.
+STREAM_MAPPING_ACTIONS = {
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+}
 RUNTIME_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 # `chalice deploy` does not create log groups, so its policy files also need:
 CHALICE_DEPLOY_RUNTIME_ACTIONS = RUNTIME_ACTIONS | {"logs:CreateLogGroup"}
@@ -196,8 +202,28 @@ def test_every_client_call_is_in_the_mapping_table():
 
 def test_functions_are_granted_exactly_what_the_code_calls(resources):
     granted = _granted(_function_policies(resources))
-    assert granted - RUNTIME_ACTIONS == called_actions()
+    assert granted - RUNTIME_ACTIONS - STREAM_MAPPING_ACTIONS == called_actions()
     assert granted >= RUNTIME_ACTIONS
+
+
+def test_only_the_stream_function_reads_the_stream_and_only_the_tables_stream(resources):
+    # Lambda's event source mapping reads the stream with the function's role;
+    # chalicelib never calls these itself.
+    (policy,) = [name for name, body in of_type(resources, "AWS::IAM::ManagedPolicy").items() if _reads_stream(body)]
+    holders = [
+        name
+        for name, role in resources.items()
+        if {"Ref": policy} in role.get("Properties", {}).get("ManagedPolicyArns", [])
+    ]
+    assert holders == ["StreamChangesRole"]
+    assert resources["StreamChangesRole"]["Properties"]["Policies"] == []
+    (statement,) = statements(resources[policy]["Properties"]["PolicyDocument"])
+    assert set(as_list(statement["Action"])) == STREAM_MAPPING_ACTIONS
+    assert as_list(statement["Resource"]) == [{"Fn::Sub": "${PostsTable.Arn}/stream/*"}]
+
+
+def _reads_stream(policy: dict) -> bool:
+    return bool(_granted([policy["Properties"]["PolicyDocument"]]) & STREAM_MAPPING_ACTIONS)
 
 
 @pytest.mark.parametrize("role", ["ApiHandlerRole", "MaintenanceRole"])
@@ -247,6 +273,8 @@ def test_resource_star_only_for_actions_without_resource_level_permissions(resou
 
 def test_table_actions_name_only_this_table_and_its_indexes(resources):
     for statement in _statements_where(resources, _acts_on("dynamodb:")):
+        if set(as_list(statement["Action"])) == STREAM_MAPPING_ACTIONS:
+            continue  # the table's stream only: see the test above
         assert statement["Resource"] == [
             {"Fn::GetAtt": ["PostsTable", "Arn"]},
             {"Fn::Sub": "${PostsTable.Arn}/index/*"},

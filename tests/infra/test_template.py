@@ -243,7 +243,8 @@ def test_each_function_has_error_and_throttle_alarms(resources):
         for alarm in _alarms(resources).values()
         if alarm.get("Namespace") == "AWS/Lambda"
     }
-    assert watched == {(metric, name) for name in functions for metric in ("Errors", "Throttles")}
+    every = {(metric, name) for name in functions for metric in ("Errors", "Throttles")}
+    assert watched == every | {("IteratorAge", "StreamChanges")}
 
 
 def test_api_5xx_rate_alarm_watches_this_api(resources):

@@ -14,10 +14,13 @@ Usage: .venv/bin/python -m scripts.bench_replay [--posts N] [--authors N]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import logging
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -27,6 +30,7 @@ from collections import defaultdict
 LIMIT_RPS = 200
 LATENCY_MS = 50
 TOKEN = "bench-primary-token"
+TABLE = "lifeboat-local"
 
 
 def start_primary() -> tuple[subprocess.Popen, str]:
@@ -55,34 +59,70 @@ def fetch(url: str, method: str = "GET") -> object:
         return json.loads(response.read())
 
 
-def replay_once(posts: int, authors: int, concurrency: int, max_rps: int, primary_url: str) -> dict:
-    """A fresh moto world: write the backlog, replay it, check the primary."""
-    from moto import mock_aws
+def write_backlog(posts_store, posts: int, authors: int) -> dict[str, list[str]]:
+    """`posts` posts from `authors` authors, round robin, in id order; each
+    author's post ids in the order they were written."""
+    from chalicelib.core import ids
+    from chalicelib.core.models import Post
 
+    make_id = ids.UlidFactory()
+    written = defaultdict(list)
+    for n in range(posts):
+        author, post_id = f"author{n % authors}", make_id.new()
+        created_at = ids.iso_from_millis(ids.ulid_millis(post_id))
+        post = Post(id=post_id, author=author, text=f"post {n} by {author}", created_at=created_at)
+        posts_store.create_post(post, "bench", 0, 0)
+        written[author].append(post_id)
+    return written
+
+
+@contextlib.contextmanager
+def backlog_world(store: str):
+    """A fresh world for one run: yields (post store, backlog store). The
+    lease and health items are on moto either way. "memory": the posts in
+    the in-memory stores of devtools/fakes/posts.py, moto in process (mock_aws).
+    "dynamodb": the posts in the real DynamoDB stores on a moto server, as
+    the local stack runs it (an in-process ThreadedMotoServer, patched by
+    devtools.localaws, reached over HTTP at AWS_ENDPOINT_URL)."""
     from chalicelib import wiring
     from chalicelib.aws import clients as aws
     from chalicelib.aws import schema
-    from chalicelib.core import ids
-    from chalicelib.core.models import Post
-    from chalicelib.upstream.generic import GenericIngestUpstream
-    from devtools.fakes.posts import in_memory_stores
-    from devtools.localaws import serialize_moto_dynamodb
 
-    serialize_moto_dynamodb()
-    fetch(f"{primary_url}/control/reset", method="POST")
-    with mock_aws():
+    if store == "memory":
+        from moto import mock_aws
+
+        from devtools.fakes.posts import in_memory_stores
+        from devtools.localaws import serialize_moto_dynamodb
+
+        serialize_moto_dynamodb()
+        with mock_aws():
+            wiring.reset()
+            schema.ensure_resources(aws.new_client("dynamodb"), aws.new_client("s3"), TABLE, TABLE)
+            yield in_memory_stores()
+        return
+    from devtools.localaws import start_moto_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request it serves
+    server, url = start_moto_server()
+    os.environ["AWS_ENDPOINT_URL"] = url
+    try:
         wiring.reset()
-        schema.ensure_resources(aws.new_client("dynamodb"), aws.new_client("s3"), "lifeboat-local", "lifeboat-local")
-        posts_store, store = in_memory_stores()
-        make_id = ids.UlidFactory()
-        written = defaultdict(list)
-        for n in range(posts):
-            author, post_id = f"author{n % authors}", make_id.new()
-            created_at = ids.iso_from_millis(ids.ulid_millis(post_id))
-            posts_store.create_post(
-                Post(id=post_id, author=author, text=f"post {n} by {author}", created_at=created_at)
-            )
-            written[author].append(post_id)
+        schema.ensure_resources(wiring.dynamodb(), wiring.s3(), TABLE, TABLE)
+        yield wiring.post_store(), wiring.backlog_store()
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        wiring.reset()
+        server.stop()
+
+
+def replay_once(store_kind: str, posts: int, authors: int, concurrency: int, max_rps: int, primary_url: str) -> dict:
+    """A fresh world: write the backlog, replay it, check the primary."""
+    from chalicelib import wiring
+    from chalicelib.upstream.generic import GenericIngestUpstream
+
+    fetch(f"{primary_url}/control/reset", method="POST")
+    with backlog_world(store_kind) as (posts_store, store):
+        written = write_backlog(posts_store, posts, authors)
         recovery = wiring.recovery()
         recovery._store = store
         recovery._settings = dataclasses.replace(
@@ -92,35 +132,77 @@ def replay_once(posts: int, authors: int, concurrency: int, max_rps: int, primar
         started = time.perf_counter()
         report = recovery.replay(lambda: 900.0)
         elapsed = time.perf_counter() - started
-        backlog = store.backlog_size()
+        backlog = len(store.backlog_window(1))
     received = fetch(f"{primary_url}/received")
     stats = fetch(f"{primary_url}/stats")
-    ids = [post["id"] for post in received]
-    violations = 0
-    for author, expected in written.items():
-        got = [post["id"] for post in received if post["author"] == author]
-        violations += got != expected
     return {
+        "store": store_kind,
         "posts": posts,
         "seconds": elapsed,
         "posts_per_second": report.sent / elapsed,
+        "ratio": report.sent / elapsed / LIMIT_RPS,
         "sent": report.sent,
         "retries": report.retries,
+        "stopped_because": report.stopped_because,
         "rejected_429": stats.get("rejected_429", 0),
-        "duplicates": len(ids) - len(set(ids)) + stats.get("duplicates", 0),
-        "order_violations": violations,
-        "missing": posts - len(set(ids)),
+        **check_received(received, stats, written, posts),
         "backlog_after": backlog,
     }
 
 
+def check_received(received: list[dict], stats: dict, written: dict[str, list[str]], posts: int) -> dict:
+    """What the primary got, against what was written: each author's posts
+    in the order written, none twice, none missing."""
+    ids = [post["id"] for post in received]
+    by_author = defaultdict(list)
+    for post in received:
+        by_author[post["author"]].append(post["id"])
+    violations = sum(by_author.get(author, []) != expected for author, expected in written.items())
+    return {
+        "duplicates": len(ids) - len(set(ids)) + stats.get("duplicates", 0),
+        "order_violations": violations,
+        "missing": posts - len(set(ids)),
+    }
+
+
+def summary(runs: list[dict]) -> dict:
+    """The median run by ratio, with every run's ratio and the worst checks."""
+    ratios = [run["ratio"] for run in runs]
+    median = sorted(runs, key=lambda run: run["ratio"])[len(runs) // 2]
+    return {
+        **median,
+        "median_ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "runs": len(runs),
+        "duplicates": sum(run["duplicates"] for run in runs),
+        "order_violations": sum(run["order_violations"] for run in runs),
+        "missing": sum(run["missing"] for run in runs),
+        "backlog_after": max(run["backlog_after"] for run in runs),
+    }
+
+
+def describe(label: str, result: dict) -> str:
+    return (
+        f"{label}: {result['sent']}/{result['posts']} posts in {result['seconds']:.1f} s = "
+        f"{result['posts_per_second']:.1f} posts/s = {result['ratio']:.2f} of the "
+        f"primary's {LIMIT_RPS}/s limit; duplicates {result['duplicates']}, order violations "
+        f"{result['order_violations']}, missing {result['missing']}, 429s {result['rejected_429']}, "
+        f"retries {result['retries']}, backlog after {result['backlog_after']}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=("memory", "dynamodb"), default="memory")
     parser.add_argument("--posts", type=int, default=5000)
     parser.add_argument("--authors", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-rps", type=int, default=1000, help="our cap; the primary's headers pace us below it")
-    parser.add_argument("--sequential-posts", type=int, default=300)
+    parser.add_argument(
+        "--runs", type=int, default=1, help="concurrent runs, each on a fresh store; the median is reported"
+    )
+    parser.add_argument("--sequential-posts", type=int, default=300, help="0: no one-at-a-time run")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
     args = parser.parse_args()
     os.environ.update(
         AWS_ACCESS_KEY_ID="testing",
@@ -132,20 +214,37 @@ def main() -> None:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     process, url = start_primary()
     try:
-        concurrent = replay_once(args.posts, args.authors, args.concurrency, args.max_rps, url)
-        sequential = replay_once(args.sequential_posts, max(1, args.sequential_posts // 10), 1, args.max_rps, url)
+        runs = [
+            replay_once(args.store, args.posts, args.authors, args.concurrency, args.max_rps, url)
+            for _ in range(args.runs)
+        ]
+        sequential = None
+        if args.sequential_posts:
+            authors = max(1, args.sequential_posts // 10)
+            sequential = replay_once(args.store, args.sequential_posts, authors, 1, args.max_rps, url)
     finally:
         process.terminate()
         process.wait(timeout=10)
-    for label, result in (("concurrent", concurrent), ("sequential", sequential)):
-        print(
-            f"{label}: {result['sent']}/{result['posts']} posts in {result['seconds']:.1f} s = "
-            f"{result['posts_per_second']:.1f} posts/s = {result['posts_per_second'] / LIMIT_RPS:.2f} of the "
-            f"primary's {LIMIT_RPS}/s limit; duplicates {result['duplicates']}, order violations "
-            f"{result['order_violations']}, missing {result['missing']}, 429s {result['rejected_429']}, "
-            f"retries {result['retries']}, backlog after {result['backlog_after']}"
-        )
-    print(f"settings: concurrency {args.concurrency}, cap {args.max_rps}/s; primary latency {LATENCY_MS} ms")
+    concurrent = summary(runs)
+    settings = {
+        "store": args.store,
+        "concurrency": args.concurrency,
+        "cap_rps": args.max_rps,
+        "limit_rps": LIMIT_RPS,
+        "latency_ms": LATENCY_MS,
+    }
+    if args.json:
+        print(json.dumps({"concurrent": concurrent, "sequential": sequential, "settings": settings}))
+        return
+    for n, run in enumerate(runs, 1):
+        print(describe(f"run {n}", run))
+    print(describe(f"concurrent (median of {len(runs)})", concurrent))
+    if sequential:
+        print(describe("sequential", sequential))
+    print(
+        f"settings: store {args.store}, concurrency {args.concurrency}, cap {args.max_rps}/s; "
+        f"primary latency {LATENCY_MS} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from chalicelib.core.clock import iso_at
 from chalicelib.core.models import FAILED, MIRRORED, REPLAYED, Post
 from chalicelib.errors import StateChanged
 from chalicelib.observability import count, logger
+from chalicelib.recovery.batching import GroupCommit
 from chalicelib.recovery.pacing import Circuit, RateGate
 from chalicelib.recovery.schedule import author_lanes, ready_heads
 from chalicelib.upstream.port import Backoff, Outcome, SendResult, UpstreamDelete, UpstreamPost
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from chalicelib.upstream.port import Upstream
 
 IDLE_WAIT_SECONDS = 0.5
+# The most posts one grouped claim or confirm takes (a confirm is two
+# writes, a DynamoDB transaction at most 100).
+MAX_BATCH_POSTS = 25
 # Per-post backoff after a transient failure (full jitter, see upstream.Backoff):
 # short, because a run lasts minutes and the circuit catches a failing primary.
 SEND_BACKOFF_BASE_SECONDS = 0.2
@@ -53,6 +57,10 @@ class ReplayStore(Protocol):
     def claim_for_deleting(self, post: Post, owner: str, now_iso: str) -> Post: ...
 
     def mark_replayed(self, post: Post, owner: str, upstream_id: str | None, at: str) -> None: ...
+
+    def claim_many_for_sending(self, posts: list[Post], owner: str, now_iso: str) -> set[str]: ...
+
+    def mark_many_replayed(self, sent: list[tuple[Post, str | None]], owner: str, at: str) -> set[str]: ...
 
     def mark_failed(self, post: Post, owner: str, reason: str, at: str) -> None: ...
 
@@ -171,18 +179,34 @@ class _Task:
 
 
 class _SendPost(_Task):
-    """Replaying a post: pending -> sending -> replayed (or failed)."""
+    """Replaying a post: pending -> sending -> replayed (or failed). Claims
+    and confirms of the sending threads are committed in groups
+    (`batching.GroupCommit`): one store request for many posts."""
 
     done_step = Step.SENT
 
+    def __init__(self, store: ReplayStore, upstream: Upstream, owner: str) -> None:
+        super().__init__(store, upstream, owner)
+        self._claims = GroupCommit(self._claim_batch, lambda item: item[0].id, MAX_BATCH_POSTS)
+        self._confirms = GroupCommit(self._confirm_batch, lambda item: item[0].id, MAX_BATCH_POSTS)
+
     def claim(self, post: Post, now: str) -> None:
-        self._store.claim_for_sending(post, self._owner, now)
+        if not self._claims.submit((post, now)):
+            raise StateChanged(post.id)
+
+    def _claim_batch(self, batch: list[tuple[Post, str]]) -> set[str]:
+        return self._store.claim_many_for_sending([post for post, _ in batch], self._owner, batch[-1][1])
+
+    def _confirm_batch(self, batch: list[tuple[Post, str | None, str]]) -> set[str]:
+        sent = [(post, upstream_id) for post, upstream_id, _ in batch]
+        return self._store.mark_many_replayed(sent, self._owner, batch[-1][2])
 
     def call(self, post: Post, parent: str | None, previous_attempts: int) -> SendResult:
         return self._upstream.send(_upstream_post(post, parent, previous_attempts))
 
     def done(self, post: Post, result: SendResult, now: str) -> None:
-        self._store.mark_replayed(post, self._owner, result.upstream_id, now)
+        if not self._confirms.submit((post, result.upstream_id, now)):
+            raise StateChanged(post.id)
         count("Replayed")
 
     def dead(self, post: Post, reason: str, now: str) -> None:

@@ -102,6 +102,20 @@ class BacklogStore:
             raise StateChanged(post.id) from exc
         return layout.post_from_item(response["Attributes"])
 
+    def release_claim(self, post: Post, owner: str) -> None:
+        """sending -> pending (deleting -> delete_pending) for a post this
+        run claimed but did not send (its turn came past the deadline), with
+        its attempt taken back. Fenced by `replay_owner`."""
+        in_flight, waiting = (DELETING, DELETE_PENDING) if post.awaits_upstream_delete else (SENDING, PENDING)
+        update = self._leave_in_flight(
+            post,
+            owner,
+            in_flight,
+            "SET #state = :waiting REMOVE replay_owner, sending_since ADD send_attempts :minus_one",
+            {":waiting": {"S": waiting}, ":minus_one": {"N": "-1"}},
+        )
+        self._transact_or_state_changed(post, [update], "release claim")
+
     def claim_many_for_sending(self, posts: list[Post], owner: str, now_iso: str) -> set[str]:
         """`claim_for_sending` for up to MAX_BATCH_POSTS posts in one
         TransactWriteItems; the ids of those that moved meanwhile (not

@@ -10,6 +10,7 @@ lease the caller holds, and the same Idempotency-Key on every resend.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.core.clock import iso_at
 from chalicelib.core.models import FAILED, MIRRORED, REPLAYED, Post
-from chalicelib.errors import StateChanged
+from chalicelib.errors import StateChanged, StoreUnavailable
 from chalicelib.observability import count, logger
 from chalicelib.recovery.batching import GroupCommit
 from chalicelib.recovery.pacing import Circuit, RateGate
@@ -34,6 +35,11 @@ IDLE_WAIT_SECONDS = 0.5
 # The most posts one grouped claim or confirm takes (a confirm is two
 # writes, a DynamoDB transaction at most 100).
 MAX_BATCH_POSTS = 25
+# Posts a run holds between claim and confirm per send slot
+# (REPLAY_CONCURRENCY bounds the sends in flight to the primary): while one
+# is being sent, the others are being claimed or confirmed, so the store's
+# round trips do not keep a slot from the primary.
+POSTS_PER_SEND_SLOT = 3
 # Per-post backoff after a transient failure (full jitter, see upstream.Backoff):
 # short, because a run lasts minutes and the circuit catches a failing primary.
 SEND_BACKOFF_BASE_SECONDS = 0.2
@@ -59,6 +65,8 @@ class ReplayStore(Protocol):
     def mark_replayed(self, post: Post, owner: str, upstream_id: str | None, at: str) -> None: ...
 
     def claim_many_for_sending(self, posts: list[Post], owner: str, now_iso: str) -> set[str]: ...
+
+    def release_claim(self, post: Post, owner: str) -> None: ...
 
     def mark_many_replayed(self, sent: list[tuple[Post, str | None]], owner: str, at: str) -> set[str]: ...
 
@@ -270,6 +278,8 @@ class ReplayRun:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._gate = RateGate(settings.replay_max_rps, clock=clock, sleep=sleep)
+        self._send_slots = threading.BoundedSemaphore(settings.replay_concurrency)
+        self._posts_in_flight = settings.replay_concurrency * POSTS_PER_SEND_SLOT
         self.circuit = Circuit(settings.replay_circuit_failures)
         self._backoff = Backoff(base_seconds=SEND_BACKOFF_BASE_SECONDS, cap_seconds=SEND_BACKOFF_CAP_SECONDS)
         self._send = _SendPost(store, upstream, owner)
@@ -285,7 +295,7 @@ class ReplayRun:
         """Send what it can of `window`; the reason it stopped early, or None
         when every post of the window was resolved."""
         progress = _Progress(author_lanes(window), {post.id for post in window})
-        with ThreadPoolExecutor(max_workers=self._settings.replay_concurrency) as pool:
+        with ThreadPoolExecutor(max_workers=self._posts_in_flight) as pool:
             stop = None
             while progress.has_work() or progress.in_flight:
                 stop = stop or self._stop_reason()
@@ -314,7 +324,7 @@ class ReplayRun:
         return None
 
     def _dispatch(self, pool: ThreadPoolExecutor, progress: _Progress) -> None:
-        free = self._settings.replay_concurrency - len(progress.in_flight)
+        free = self._posts_in_flight - len(progress.in_flight)
         heads = ready_heads(
             progress.lanes, progress.busy_authors(), progress.unresolved, progress.not_before, self._clock()
         )
@@ -328,7 +338,7 @@ class ReplayRun:
             claim = post.id not in progress.claimed
             progress.claimed.add(post.id)
             attempt = progress.attempts.get(post.id, 0)
-            future = pool.submit(self._attempt, post, parent.upstream_id, claim, attempt, len(progress.in_flight) + 1)
+            future = pool.submit(self._attempt, post, parent.upstream_id, claim, attempt)
             progress.in_flight[future] = post
 
     def _parent_link(self, post: Post, progress: _Progress) -> ParentLink:
@@ -393,12 +403,16 @@ class ReplayRun:
             self._fenced = True  # another run owns these posts now: stop at once
         elif result.step is Step.ABORTED:
             # The gate's next turn is past the deadline (or the circuit
-            # opened): dispatching again would spin. The post was not claimed.
+            # opened): dispatching again would spin. Its claim was given back.
+            progress.claimed.discard(post.id)
             self._wait_past_deadline = True
 
-    def _attempt(self, post: Post, parent: str | None, claim: bool, attempt: int, in_flight: int) -> StepResult:
-        """One send (or upstream delete) of one post (runs on a worker thread)."""
-        if not self._gate.wait_turn(self._give_up_at) or self.circuit.is_open:
+    def _attempt(self, post: Post, parent: str | None, claim: bool, attempt: int) -> StepResult:
+        """One send (or upstream delete) of one post (runs on a worker
+        thread): claim, then a send slot and the gate's turn, the send, and
+        the confirm. A post claimed here whose turn comes too late is given
+        back (`pending`) unsent."""
+        if self.circuit.is_open or self._clock() >= self._give_up_at:
             return StepResult(Step.ABORTED)
         task = self._delete if post.awaits_upstream_delete else self._send
         try:
@@ -406,12 +420,36 @@ class ReplayRun:
                 task.claim(post, iso_at(self._wall_clock()))
         except StateChanged:
             return StepResult(Step.SKIPPED)  # deleted (or finished by another run) meanwhile
-        result = task.call(post, parent, post.send_attempts + attempt)
-        self._gate.observe(result.rate_limit, in_flight)
+        result = self._send_in_slot(task, post, parent, post.send_attempts + attempt)
+        if result is None:
+            if claim:
+                self._release(post)
+            return StepResult(Step.ABORTED)
         try:
             return self._settle(task, post, result, attempt)
         except StateChanged:
             return StepResult(Step.FENCED)
+
+    def _release(self, post: Post) -> None:
+        """Give back a claim that was not sent; if that fails the post stays
+        claimed, and the next run takes it over as after a crash."""
+        try:
+            self._store.release_claim(post, self._owner)
+        except (StateChanged, StoreUnavailable) as exc:
+            logger.warning("claim not released", extra={"post_id": post.id, "reason": str(exc)})
+
+    def _send_in_slot(
+        self, task: _SendPost | _DeleteCopy, post: Post, parent: str | None, previous_attempts: int
+    ) -> SendResult | None:
+        """The send, within REPLAY_CONCURRENCY sends in flight and at the
+        gate's pace; None if the gate's next turn is past the deadline or
+        the circuit opened meanwhile."""
+        with self._send_slots:
+            if not self._gate.wait_turn(self._give_up_at) or self.circuit.is_open:
+                return None
+            result = task.call(post, parent, previous_attempts)
+            self._gate.observe(result.rate_limit, self._settings.replay_concurrency)
+        return result
 
     def _settle(self, task: _SendPost | _DeleteCopy, post: Post, result: SendResult, attempt: int) -> StepResult:
         now = iso_at(self._wall_clock())

@@ -177,6 +177,13 @@ class InMemoryBacklogStore:
         changes = {"upstream_id": upstream_id, "replayed_at": at, "replay_owner": None}
         self.table.move(post.id, {SENDING}, owner, state=REPLAYED, **changes)
 
+    def release_claim(self, post: Post, owner: str) -> None:
+        in_flight, waiting = (DELETING, DELETE_PENDING) if post.awaits_upstream_delete else (SENDING, PENDING)
+        current = self.table.posts.get(post.id)
+        attempts = current.send_attempts - 1 if current else 0
+        # Only the owning run (one at a time, by the lease) moves its claim.
+        self.table.move(post.id, {in_flight}, owner, state=waiting, replay_owner=None, send_attempts=attempts)
+
     def claim_many_for_sending(self, posts: list[Post], owner: str, now_iso: str) -> set[str]:
         return _each(posts, lambda post: self.claim_for_sending(post, owner, now_iso))
 

@@ -20,17 +20,21 @@ import json
 import logging
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import defaultdict
+from pathlib import Path
 
 LIMIT_RPS = 200
 LATENCY_MS = 50
 TOKEN = "bench-primary-token"
 TABLE = "lifeboat-local"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_primary() -> tuple[subprocess.Popen, str]:
@@ -77,13 +81,13 @@ def write_backlog(posts_store, posts: int, authors: int) -> dict[str, list[str]]
 
 
 @contextlib.contextmanager
-def backlog_world(store: str):
+def backlog_world(store: str, in_process: bool = False):
     """A fresh world for one run: yields (post store, backlog store). The
     lease and health items are on moto either way. "memory": the posts in
     the in-memory stores of devtools/fakes/posts.py, moto in process (mock_aws).
-    "dynamodb": the posts in the real DynamoDB stores on a moto server, as
-    the local stack runs it (an in-process ThreadedMotoServer, patched by
-    devtools.localaws, reached over HTTP at AWS_ENDPOINT_URL)."""
+    "dynamodb": the posts in the real DynamoDB stores on a moto server
+    patched as the local stack's, reached over HTTP at AWS_ENDPOINT_URL
+    (see `moto_server`)."""
     from chalicelib import wiring
     from chalicelib.aws import clients as aws
     from chalicelib.aws import schema
@@ -100,28 +104,72 @@ def backlog_world(store: str):
             schema.ensure_resources(aws.new_client("dynamodb"), aws.new_client("s3"), TABLE, TABLE)
             yield in_memory_stores()
         return
+    with moto_server(in_process) as url:
+        os.environ["AWS_ENDPOINT_URL"] = url
+        try:
+            wiring.reset()
+            schema.ensure_resources(wiring.dynamodb(), wiring.s3(), TABLE, TABLE)
+            yield wiring.post_store(), wiring.backlog_store()
+        finally:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+            wiring.reset()
+
+
+@contextlib.contextmanager
+def moto_server(in_process: bool):
+    """A moto server patched as the local stack's (devtools.localaws): its
+    own process by default, so that moto's CPU (it parses every update
+    expression of every item) does not compete with the replay's threads
+    for one interpreter lock, as DynamoDB would not; in this process with
+    `in_process`, as ./scripts/run embeds it."""
+    if in_process:
+        from devtools.localaws import start_moto_server
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request it serves
+        server, url = start_moto_server()
+        try:
+            yield url
+        finally:
+            server.stop()
+        return
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.bench_replay", "--serve-moto"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield re.search(r"(http://\S+)", process.stdout.readline()).group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def serve_moto() -> None:
+    """--serve-moto: a patched moto server until SIGTERM; prints its URL."""
     from devtools.localaws import start_moto_server
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request it serves
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server, url = start_moto_server()
-    os.environ["AWS_ENDPOINT_URL"] = url
-    try:
-        wiring.reset()
-        schema.ensure_resources(wiring.dynamodb(), wiring.s3(), TABLE, TABLE)
-        yield wiring.post_store(), wiring.backlog_store()
-    finally:
-        os.environ.pop("AWS_ENDPOINT_URL", None)
-        wiring.reset()
-        server.stop()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"moto: {url}", flush=True)
+    stop.wait()
+    server.stop()
 
 
-def replay_once(store_kind: str, posts: int, authors: int, concurrency: int, max_rps: int, primary_url: str) -> dict:
+def replay_once(
+    store_kind: str,
+    posts: int,
+    authors: int,
+    concurrency: int,
+    max_rps: int,
+    primary_url: str,
+    in_process: bool = False,
+) -> dict:
     """A fresh world: write the backlog, replay it, check the primary."""
     from chalicelib import wiring
     from chalicelib.upstream.generic import GenericIngestUpstream
 
     fetch(f"{primary_url}/control/reset", method="POST")
-    with backlog_world(store_kind) as (posts_store, store):
+    with backlog_world(store_kind, in_process) as (posts_store, store):
         written = write_backlog(posts_store, posts, authors)
         recovery = wiring.recovery()
         recovery._store = store
@@ -203,7 +251,12 @@ def main() -> None:
     )
     parser.add_argument("--sequential-posts", type=int, default=300, help="0: no one-at-a-time run")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    parser.add_argument("--moto-in-process", action="store_true", help="with --store dynamodb: moto in this process")
+    parser.add_argument("--serve-moto", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_moto:
+        serve_moto()
+        return
     os.environ.update(
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
@@ -215,13 +268,15 @@ def main() -> None:
     process, url = start_primary()
     try:
         runs = [
-            replay_once(args.store, args.posts, args.authors, args.concurrency, args.max_rps, url)
+            replay_once(args.store, args.posts, args.authors, args.concurrency, args.max_rps, url, args.moto_in_process)
             for _ in range(args.runs)
         ]
         sequential = None
         if args.sequential_posts:
             authors = max(1, args.sequential_posts // 10)
-            sequential = replay_once(args.store, args.sequential_posts, authors, 1, args.max_rps, url)
+            sequential = replay_once(
+                args.store, args.sequential_posts, authors, 1, args.max_rps, url, args.moto_in_process
+            )
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -225,6 +225,7 @@ def summary(runs: list[dict]) -> dict:
         "duplicates": sum(run["duplicates"] for run in runs),
         "order_violations": sum(run["order_violations"] for run in runs),
         "missing": sum(run["missing"] for run in runs),
+        "rejected_429": sum(run["rejected_429"] for run in runs),
         "backlog_after": max(run["backlog_after"] for run in runs),
     }
 
@@ -266,20 +267,29 @@ def main() -> None:
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     process, url = start_primary()
+    # powertools prints the runs' metrics (every 100 values): stdout is for the report.
     try:
-        runs = [
-            replay_once(args.store, args.posts, args.authors, args.concurrency, args.max_rps, url, args.moto_in_process)
-            for _ in range(args.runs)
-        ]
-        sequential = None
-        if args.sequential_posts:
-            authors = max(1, args.sequential_posts // 10)
-            sequential = replay_once(
-                args.store, args.sequential_posts, authors, 1, args.max_rps, url, args.moto_in_process
-            )
+        with contextlib.redirect_stdout(sys.stderr):
+            runs, sequential = replay_all(args, url)
     finally:
         process.terminate()
         process.wait(timeout=10)
+    _print_report(args, runs, sequential)
+
+
+def replay_all(args: argparse.Namespace, url: str) -> tuple[list[dict], dict | None]:
+    """The concurrent runs, and the one-at-a-time run (None without one)."""
+    runs = [
+        replay_once(args.store, args.posts, args.authors, args.concurrency, args.max_rps, url, args.moto_in_process)
+        for _ in range(args.runs)
+    ]
+    if not args.sequential_posts:
+        return runs, None
+    authors = max(1, args.sequential_posts // 10)
+    return runs, replay_once(args.store, args.sequential_posts, authors, 1, args.max_rps, url, args.moto_in_process)
+
+
+def _print_report(args: argparse.Namespace, runs: list[dict], sequential: dict | None) -> None:
     concurrent = summary(runs)
     settings = {
         "store": args.store,

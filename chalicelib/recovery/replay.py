@@ -52,6 +52,10 @@ TOO_MANY_REQUESTS = 429
 FAILURE_REASON_MAX_CHARS = 600
 
 
+# An attempt's answer when the primary did not take the post.
+NOT_TAKEN = object()
+
+
 class ReplayStore(Protocol):
     """What a run needs of the backlog (`recovery.backlog.BacklogStore`):
     each transition raises StateChanged when the post moved meanwhile."""
@@ -158,9 +162,13 @@ class _Progress:
     attempts: dict[str, int] = field(default_factory=dict)
     claimed: set[str] = field(default_factory=set)
     in_flight: dict[Future, Post] = field(default_factory=dict)
+    # Set by a worker once the primary took its post (the upstream id),
+    # before the confirm: its author's lane moves on from there.
+    answers: dict[Future, Post] = field(default_factory=dict)
+    answered: set[str] = field(default_factory=set)
 
     def busy_authors(self) -> set[str]:
-        return {post.author for post in self.in_flight.values()}
+        return {post.author for post in self.in_flight.values() if post.id not in self.answered}
 
     def resolve(self, post: Post, upstream_id: str | None = None) -> None:
         self.lanes[post.author].popleft()
@@ -338,8 +346,10 @@ class ReplayRun:
             claim = post.id not in progress.claimed
             progress.claimed.add(post.id)
             attempt = progress.attempts.get(post.id, 0)
-            future = pool.submit(self._attempt, post, parent.upstream_id, claim, attempt)
+            answer: Future = Future()
+            future = pool.submit(self._attempt, post, parent.upstream_id, claim, attempt, answer)
             progress.in_flight[future] = post
+            progress.answers[answer] = post
 
     def _parent_link(self, post: Post, progress: _Progress) -> ParentLink:
         """What the post is sent with: its parent's upstream id, as a
@@ -375,8 +385,14 @@ class ReplayRun:
         self._sleep(max(0.0, until - now))
 
     def _collect(self, progress: _Progress, report: ReplayReport) -> None:
-        done, _ = wait(list(progress.in_flight), timeout=IDLE_WAIT_SECONDS, return_when=FIRST_COMPLETED)
-        for future in done:
+        waiting = [*progress.answers, *progress.in_flight]
+        done, _ = wait(waiting, timeout=IDLE_WAIT_SECONDS, return_when=FIRST_COMPLETED)
+        for answer in [future for future in done if future in progress.answers]:
+            post = progress.answers.pop(answer)
+            if answer.result() is not NOT_TAKEN:
+                progress.answered.add(post.id)
+                progress.resolve(post, answer.result())
+        for future in [future for future in done if future in progress.in_flight]:
             post = progress.in_flight.pop(future)
             self._record_step(post, future.result(), progress, report)
 
@@ -385,7 +401,8 @@ class ReplayRun:
         resolved post leaves its lane, a retry waits for its backoff."""
         if result.step is Step.SENT:
             report.sent += 1
-            progress.resolve(post, result.upstream_id)
+            if post.id not in progress.answered:
+                progress.resolve(post, result.upstream_id)
         elif result.step is Step.DELETED:
             report.deleted += 1
             progress.resolve(post)  # a reply waiting on it goes as a top-level post
@@ -407,7 +424,14 @@ class ReplayRun:
             progress.claimed.discard(post.id)
             self._wait_past_deadline = True
 
-    def _attempt(self, post: Post, parent: str | None, claim: bool, attempt: int) -> StepResult:
+    def _attempt(self, post: Post, parent: str | None, claim: bool, attempt: int, answer: Future) -> StepResult:
+        try:
+            return self._attempt_once(post, parent, claim, attempt, answer)
+        finally:
+            if not answer.done():
+                answer.set_result(NOT_TAKEN)
+
+    def _attempt_once(self, post: Post, parent: str | None, claim: bool, attempt: int, answer: Future) -> StepResult:
         """One send (or upstream delete) of one post (runs on a worker
         thread): claim, then a send slot and the gate's turn, the send, and
         the confirm. A post claimed here whose turn comes too late is given
@@ -425,6 +449,8 @@ class ReplayRun:
             if claim:
                 self._release(post)
             return StepResult(Step.ABORTED)
+        if result.outcome is Outcome.DONE and task is self._send:
+            answer.set_result(result.upstream_id)
         try:
             return self._settle(task, post, result, attempt)
         except StateChanged:

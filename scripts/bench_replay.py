@@ -1,14 +1,27 @@
 """Benchmark the replay: how close it gets to the primary's rate limit.
 
-5,000 posts from 500 authors are replayed into the fake primary (its own
-process, 50 ms latency, 200 requests/s limit). The posts live in the
-in-memory stores of devtools/fakes/posts.py (same contract as the DynamoDB store,
-tested in tests/functional/test_store_contract.py): moto deep-copies the
-whole table on every transaction, which would measure moto instead of the
-replay. The lease and health items stay on moto. Prints the achieved posts/s as a fraction of the limit, duplicates
-and per-author order violations, and a one-at-a-time run for comparison.
-Usage: .venv/bin/python -m scripts.bench_replay [--posts N] [--authors N]
-       [--concurrency N] [--sequential-posts N]
+5,000 posts from 500 authors are replayed by `Recovery.replay` into the
+fake primary (its own process, 50 ms latency, 200 requests/s limit), which
+is then read back: every author's posts in the order written, none twice,
+none missing. Two stores:
+
+- `--store memory` (default): the posts in the in-memory stores of
+  devtools/fakes/posts.py (same contract as the DynamoDB store, tested in
+  tests/functional/test_store_contract.py), so the replay alone is
+  measured; the lease and health items stay on moto (in process).
+- `--store dynamodb`: the local stack's real store. The posts are written
+  through `PostStore.create_post` into DynamoDB on a moto server patched
+  as the local stack's (devtools/localaws.py), in its own process
+  (`--moto-in-process`: in this one, as ./scripts/run embeds it), and the
+  replay runs the real `BacklogStore` against it over HTTP.
+
+Each of `--runs` runs starts from a fresh store; printed per run and as
+the median: posts/s as a fraction of the limit, duplicates, order
+violations, missing posts, 429s; and a one-at-a-time run for comparison
+(`--sequential-posts 0` skips it). `--json` prints one JSON document.
+Usage: .venv/bin/python -m scripts.bench_replay [--store memory|dynamodb]
+       [--posts N] [--authors N] [--concurrency N] [--runs N]
+       [--sequential-posts N] [--moto-in-process] [--json]
 """
 
 from __future__ import annotations

@@ -47,7 +47,14 @@ class PostStore:
     """DynamoDB adapter for posts. Takes its client so tests can swap it."""
 
     def __init__(
-        self, client, table_name: str, shards: int, clock=time.time, *, reads_mirror: bool = False, public_lanes: int = 1
+        self,
+        client,
+        table_name: str,
+        shards: int,
+        clock=time.time,
+        *,
+        reads_mirror: bool = False,
+        public_lanes: int = 1,
     ) -> None:
         self._client = client
         self._table = table_name

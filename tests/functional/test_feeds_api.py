@@ -16,8 +16,8 @@ from chalicelib.aws.schema import BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
 from chalicelib.feeds import live as syndication
 from chalicelib.feeds.live import Feeds
 from chalicelib.feeds.render import Lane, entry_title
-from chalicelib.posts.items import shard_of
 from chalicelib.posts import public_pages
+from chalicelib.posts.items import shard_of
 from tests.conftest import TABLE, below_the_stream
 
 USER_PATHS = ["/users/alice/feed.rss", "/users/alice/feed.atom"]

@@ -250,7 +250,9 @@ def test_cli_prints_its_url_serves_and_stops_on_a_signal(signum):
 
 
 def test_cli_refuses_an_impossible_fault_rate():
-    finished = subprocess.run([*COMMAND, "--fail-rate", "1.5"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    finished = subprocess.run(
+        [*COMMAND, "--fail-rate", "1.5"], cwd=ROOT, capture_output=True, text=True, timeout=10
+    )
 
     assert finished.returncode == 2
     assert "fail_rate" in finished.stderr

@@ -61,6 +61,7 @@ def _oauth_entities(api) -> list[tuple[str, dict]]:
     return [("CredentialApplication", app), ("Token", token), ("Application", verified)]
 
 
+
 def _reference_document() -> dict:
     document = json.loads(SCHEMAS.read_text(encoding="utf-8"))
     # The one deviation (module docstring): null where no streaming is served.

@@ -27,17 +27,8 @@ def test_the_root_is_the_page_and_files_are_found_by_path(web_root):
 
 @pytest.mark.parametrize(
     "path",
-    [
-        "/../secret.txt",
-        "/js/../../secret.txt",
-        "/js//main.js",
-        "/js/./main.js",
-        "/%2e%2e/secret.txt",
-        "/js\\..\\..\\secret.txt",
-        "/status",
-        "/api/v1/instance",
-        "/js",
-    ],
+    ["/../secret.txt", "/js/../../secret.txt", "/js//main.js", "/js/./main.js", "/%2e%2e/secret.txt",
+     "/js\\..\\..\\secret.txt", "/status", "/api/v1/instance", "/js"],
 )
 def test_nothing_outside_web_and_no_api_path_is_a_site_file(web_root, path):
     assert local_site.site_file(path, web_root) is None
@@ -63,13 +54,8 @@ def test_a_published_feed_is_served_from_the_bucket_and_a_missing_one_is_a_json_
     from chalicelib import wiring
 
     s3, bucket = wiring.s3(), wiring.settings().bucket_name
-    s3.put_object(
-        Bucket=bucket,
-        Key="feeds/public.atom",
-        Body=b"<feed/>",
-        ContentType="application/atom+xml",
-        CacheControl="public, max-age=60",
-    )
+    s3.put_object(Bucket=bucket, Key="feeds/public.atom", Body=b"<feed/>", ContentType="application/atom+xml",
+                  CacheControl="public, max-age=60")
 
     answer = local_site.feed_answer(s3, bucket, "/feeds/public.atom?x=1", None)
     assert (answer.status, answer.body) == (200, b"<feed/>")

@@ -12,10 +12,8 @@ from tests.e2e.stack import start_stack
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ADMIN = "e2e-browser-admin"
 # The web client's timers, quickened so that the tests wait seconds, not minutes.
-FAST_TIMERS = (
-    "for (const [k, v] of Object.entries({pollMs: 500, retryMs: 500, statusMs: 500})) "
+FAST_TIMERS = "for (const [k, v] of Object.entries({pollMs: 500, retryMs: 500, statusMs: 500})) " \
     "localStorage.setItem('lifeboat.' + k, String(v));"
-)
 
 
 @pytest.fixture(scope="session")
@@ -25,14 +23,8 @@ def browser_type_launch_args(browser_type_launch_args):
     return {
         **browser_type_launch_args,
         "executable_path": CHROMIUM,
-        "args": [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"],
     }
 
 

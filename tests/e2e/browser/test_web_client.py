@@ -118,8 +118,7 @@ def test_reply_delete_follow_scroll_three_pages_and_sign_out(stack, page):
     page.get_by_role("button", name="Follow", exact=True).click()
     expect(page.get_by_role("button", name="Unfollow")).to_be_visible()
     expect(page.locator('head link[rel="alternate"][type="application/atom+xml"]')).to_have_attribute(
-        "href", re.compile(r"/users/ken/feed\.atom$")
-    )
+        "href", re.compile(r"/users/ken/feed\.atom$"))
 
     page.get_by_role("link", name="Home").click()
     articles = page.get_by_role("feed").locator("article")

@@ -145,7 +145,14 @@ def id_factory() -> ids.UlidFactory:
 
 @_per_call
 def post_store() -> PostStore:
-    return PostStore(dynamodb(), settings().table_name, settings().write_shards, reads_mirror=settings().mirror_enabled)
+    configured = settings()
+    return PostStore(
+        dynamodb(),
+        configured.table_name,
+        configured.write_shards,
+        reads_mirror=configured.mirror_enabled,
+        public_lanes=configured.public_lanes,
+    )
 
 
 @_per_call
@@ -461,4 +468,4 @@ def stream_consumer() -> StreamConsumer:
     """The stream's handler: counts, feed markers, dirty feeds, home fan-out."""
     from chalicelib.stream.consumer import StreamConsumer
 
-    return StreamConsumer(stream_store(), home_fanout())
+    return StreamConsumer(stream_store(), home_fanout(), public=post_store())

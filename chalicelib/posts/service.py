@@ -289,8 +289,12 @@ class PostService:
     # -- reads by id range (the Mastodon API's windows) ----------------------
 
     def public_window(self, lowest: str, highest: str, limit: int, oldest_first: bool = False) -> Page:
-        """Live public posts with lowest <= id <= highest; see PostStore.posts_in_window."""
-        return self._store.posts_in_window(self._store.public_partitions(), lowest, highest, limit, oldest_first)
+        """Live public posts with lowest <= id <= highest; see PostStore.public_window."""
+        return self._store.public_window(lowest, highest, limit, oldest_first)
+
+    def post_by_mastodon_id(self, lowest: str, highest: str) -> Post | None:
+        """The post of a Mastodon id's ULID range; see PostStore.post_by_mastodon_id."""
+        return self._store.post_by_mastodon_id(lowest, highest)
 
     def authors_window(
         self, authors: list[str], lowest: str, highest: str, limit: int, oldest_first: bool = False

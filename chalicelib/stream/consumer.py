@@ -14,6 +14,7 @@ from typing import Protocol
 
 from chalicelib.core.clock import iso_at
 from chalicelib.core.models import Post
+from chalicelib.posts.public_pages import Chunk, chunks_of
 from chalicelib.stream.changes import PostChange, decode
 from chalicelib.stream.effects import Effects, chunks, effects_of
 from chalicelib.stream.store import AlreadyApplied, Run
@@ -44,6 +45,20 @@ class NoHomeFanout:
         return None
 
 
+class PublicTimeline(Protocol):
+    """The public timeline's chunks (`posts.public_pages`): a union, so
+    adding the same posts again changes nothing."""
+
+    def add_public(self, chunks: list[Chunk]) -> None: ...
+
+
+class NoPublicTimeline:
+    """Public pages read from elsewhere (a consumer tested on counts only)."""
+
+    def add_public(self, chunks: list[Chunk]) -> None:
+        return None
+
+
 class DerivedStore(Protocol):
     def apply(self, run: Run, effects: Effects, changed_at: str, now: int) -> None: ...
 
@@ -66,10 +81,18 @@ class StreamReport:
 
 
 class StreamConsumer:
-    def __init__(self, store: DerivedStore, home: HomeFanout | None = None, clock=time.time) -> None:
+    def __init__(
+        self,
+        store: DerivedStore,
+        home: HomeFanout | None = None,
+        clock=time.time,
+        *,
+        public: PublicTimeline | None = None,
+    ) -> None:
         self._store = store
         self._home = home or NoHomeFanout()
         self._clock = clock
+        self._public = public or NoPublicTimeline()
 
     def handle(self, records: list[dict]) -> StreamReport:
         """Apply a batch (Lambda's `Records`). Any exception fails the whole
@@ -82,6 +105,7 @@ class StreamConsumer:
             else:
                 report.runs_seen_before += 1
         self._track_oldest(changes)
+        self._public.add_public(public_chunks(changes))
         self._fan_out(changes)
         return report
 
@@ -126,3 +150,9 @@ class StreamConsumer:
                 self._home.on_post_created(change.post)
             elif change.disappeared:
                 self._home.on_post_deleted(change.before)
+
+
+def public_chunks(changes: list[PostChange]) -> list[Chunk]:
+    """The public timeline's share of a batch: every post that appeared,
+    own or mirrored, by bucket (`posts.public_pages`)."""
+    return chunks_of((change.event_id, change.post.id, change.mirrored) for change in changes if change.appeared)

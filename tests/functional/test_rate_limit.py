@@ -10,14 +10,18 @@ import pytest
 
 from chalicelib import wiring
 from chalicelib.accounts import rate_limits
+from chalicelib.core import ids
 
 
 @pytest.fixture
 def frozen_minute(monkeypatch):
-    # All writes of the test fall in one rate window, whatever the clock
-    # says: 20 s into a minute, so Retry-After is 40.
+    """All writes of the test fall in one rate window, whatever the clock
+    says: 20 s into a minute, so Retry-After is 40. A post's window is its
+    id's minute: the ids are made at that time too."""
     start_of_minute = int(time.time()) // 60 * 60
-    monkeypatch.setattr(rate_limits, "time", SimpleNamespace(time=lambda: start_of_minute + 20.5))
+    clock = lambda: start_of_minute + 20.5  # noqa: E731
+    monkeypatch.setattr(rate_limits, "time", SimpleNamespace(time=clock))
+    return clock
 
 
 @pytest.fixture
@@ -26,6 +30,7 @@ def limited_api(monkeypatch, api, frozen_minute):
     monkeypatch.setenv("POSTS_PER_MINUTE", "3")
     monkeypatch.setenv("WRITES_PER_MINUTE", "3")
     wiring.reset()
+    wiring.override(id_factory=ids.UlidFactory(clock=frozen_minute))
     return api
 
 

@@ -19,18 +19,15 @@ have counted yet. The window of a post is the minute of its id.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chalicelib.accounts.windows import WINDOW_SECONDS, post_tag
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
-from chalicelib.core import ids
 from chalicelib.errors import RateLimited
-
-_WINDOW_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ class RateLimit:
     code: str
     what: str
     # A window other than a minute (sign-in failures): `per_minute` is then per window.
-    window_seconds: int = _WINDOW_SECONDS
+    window_seconds: int = WINDOW_SECONDS
 
     def charge(self, user: str) -> Charge | None:
         """The count of one write by `user` now, or None when unlimited."""
@@ -105,7 +102,7 @@ class Charge:
 
 
 def _window_words(seconds: int) -> str:
-    return "minute" if seconds == _WINDOW_SECONDS else f"{seconds // 60} minutes"
+    return "minute" if seconds == WINDOW_SECONDS else f"{seconds // 60} minutes"
 
 
 def transact_charged(
@@ -133,21 +130,6 @@ def transact_charged(
 
 POSTS_SK = "POSTS"
 POST_TAGS = "post_tags"
-# A post's tag in its window's set: 12 hex digits of its id's digest (48
-# bits; two posts of one author in one minute share one with odds of about
-# n^2 / 2^49), half an id's length, so a window of 30 posts stays under 1 KB.
-_TAG_DIGITS = 12
-
-
-def post_tag(post_id: str) -> str:
-    return hashlib.sha256(post_id.encode()).hexdigest()[:_TAG_DIGITS]
-
-
-def post_window(post_id: str) -> int:
-    """A post's window: the minute of its id."""
-    return ids.ulid_millis(post_id) // 1000 // _WINDOW_SECONDS
-
-
 def posts_window_key(user: str, window: int) -> dict:
     return dynamo.key(f"RATE#{user}#{window}", POSTS_SK)
 
@@ -162,7 +144,7 @@ def posts_window_update(table: str, user: str, window: int, tags: set[str]) -> d
         "ExpressionAttributeNames": {"#tags": POST_TAGS},
         "ExpressionAttributeValues": {
             ":tags": {"SS": sorted(tags)},
-            ":expires": {"N": str((window + 2) * _WINDOW_SECONDS)},
+            ":expires": {"N": str((window + 2) * WINDOW_SECONDS)},
         },
     }
 

@@ -2,7 +2,7 @@
 
 Every post that appears (made, or folded in from the spool) is counted in
 its author's window, the minute of its id, as its tag
-(`accounts.rate_limits.post_tag`). The store adds the tags to a string set:
+(`accounts.windows`). The store adds the tags to a string set:
 a record delivered again, or records of several shards in any order, end
 with the same set, so this write needs no claim and stays out of the runs'
 transactions (docs/DESIGN.md, "The stream").
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chalicelib.accounts.rate_limits import post_tag, post_window
+from chalicelib.accounts.windows import post_tag, post_window
 from chalicelib.stream.changes import PostChange
 
 # (author, window) -> the tags of its posts seen in this batch

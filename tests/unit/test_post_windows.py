@@ -9,7 +9,8 @@ import random
 
 import pytest
 
-from chalicelib.accounts.rate_limits import PostWindows, post_tag, post_window, posts_limit
+from chalicelib.accounts.rate_limits import PostWindows, posts_limit
+from chalicelib.accounts.windows import post_tag, post_window
 from chalicelib.core import ids
 from chalicelib.errors import RateLimited
 from chalicelib.stream.consumer import StreamConsumer

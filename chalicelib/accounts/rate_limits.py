@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from chalicelib.accounts.windows import WINDOW_SECONDS, post_tag
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
-from chalicelib.errors import RateLimited
+from chalicelib.errors import RateLimited, StoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,8 @@ class PostWindows:
     def admit(self, charge: Charge | None, post_id: str, counted: Callable[[Charge], set[str]]) -> None:
         """Accept the post into its window, or raise RateLimited when the
         posts counted there (`counted`: the stream's, read for the charge)
-        and those accepted here reach the limit. A post already in the
+        and those accepted here reach the limit; a window that cannot be
+        read counts this container's posts only. A post already in the
         window (its own retry) is admitted again."""
         if charge is None:
             return
@@ -186,7 +187,12 @@ class PostWindows:
         with self._lock:
             if tag in self._accepted.get(window, ()):
                 return
-        seen = counted(charge)
+        try:
+            seen = counted(charge)
+        except StoreUnavailable:
+            # Unread (the post's own write may still succeed): this
+            # container's posts alone, which it never lets pass the limit.
+            seen = set()
         with self._lock:
             accepted = self._accepted.setdefault(window, set())
             if tag not in seen and len(seen | accepted) >= charge.limit.per_minute:

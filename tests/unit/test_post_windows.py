@@ -12,7 +12,7 @@ import pytest
 from chalicelib.accounts.rate_limits import PostWindows, posts_limit
 from chalicelib.accounts.windows import post_tag, post_window
 from chalicelib.core import ids
-from chalicelib.errors import RateLimited
+from chalicelib.errors import RateLimited, StoreUnavailable
 from chalicelib.stream.consumer import StreamConsumer
 from devtools.fakes.stream import InMemoryStreamStore
 from tests.unit.test_stream_consumer import EVERY_POST, consume, image, post
@@ -112,3 +112,14 @@ def test_no_limit_reads_nothing():
         raise AssertionError("read")
 
     PostWindows().admit(posts_limit(0).charge_at("alice", MINUTE), post_id(), never)
+
+
+def test_a_window_that_cannot_be_read_counts_the_containers_own_posts():
+    def unreadable(_charge):
+        raise StoreUnavailable("read the post window")
+
+    windows = PostWindows()
+    for _ in range(3):
+        windows.admit(charge(), post_id(), unreadable)
+    with pytest.raises(RateLimited):
+        windows.admit(charge(), post_id(), unreadable)

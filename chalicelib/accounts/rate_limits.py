@@ -130,6 +130,8 @@ def transact_charged(
 
 POSTS_SK = "POSTS"
 POST_TAGS = "post_tags"
+
+
 def posts_window_key(user: str, window: int) -> dict:
     return dynamo.key(f"RATE#{user}#{window}", POSTS_SK)
 

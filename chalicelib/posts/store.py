@@ -79,8 +79,9 @@ class PostStore:
         """Store a new post: one conditional PutItem of the post item, after
         its idempotency record (only with a key), the author's kept primary
         token (only with `keeping`) and its rate-limit check (`charge`, if
-        any: a read of the stream's count, no write). Everything derived from it (the backlog count, feed markers,
-        home timelines) follows on the table's stream (`chalicelib.stream`).
+        any: a read of the stream's count, no write). Everything derived
+        from it (the backlog count, feed markers, home timelines, the rate
+        window's count) follows on the table's stream (`chalicelib.stream`).
 
         Raises DuplicateIdempotencyKey if the author's key is held by
         another request (its record names another post id: that request's

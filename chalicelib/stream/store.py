@@ -1,9 +1,11 @@
 """The DynamoDB adapter of the stream consumer: claimed runs of records
 applied to the status shards, the authors' feed markers and the dirty
-feed shards in one transaction each; the oldest pending post; and the one
-read of it all that `/status` and the public feed marker make.
+feed shards in one transaction each; the oldest pending post; the rate
+limit's post windows (string sets, outside the runs); and the one read of
+it all that `/status` and the public feed marker make.
 
-The key layout is `stream.layout`'s; docs/DESIGN.md ("The stream") has the
+The key layout is `stream.layout`'s (the post windows' is
+`accounts.rate_limits`', whose request path reads them); docs/DESIGN.md ("The stream") has the
 argument for why every effect holds under redelivery and reordering.
 """
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from chalicelib.accounts import kept_tokens
 from chalicelib.accounts.kept_tokens import Keeping, KeptTokenDiffers
-from chalicelib.accounts.rate_limits import Charge, charge_alone, transact_charged
+from chalicelib.accounts.rate_limits import Charge, PostWindows, read_counted_posts, transact_charged
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
 from chalicelib.aws.schema import BY_AUTHOR_INDEX, PUBLIC_INDEX
@@ -55,6 +55,7 @@ class PostStore:
         *,
         reads_mirror: bool = False,
         public_lanes: int = 1,
+        post_windows: PostWindows | None = None,
     ) -> None:
         self._client = client
         self._table = table_name
@@ -67,6 +68,9 @@ class PostStore:
         # a mirrored account can be suspended: such a stack reads no author
         # either.
         self._reads_mirror = reads_mirror
+        # The posts this container accepted in each author's rate window
+        # (one per container: the wiring shares it between stores).
+        self._post_windows = post_windows or PostWindows()
 
     # -- write path -------------------------------------------------------
 
@@ -81,9 +85,10 @@ class PostStore:
     ) -> None:
         """Store a new post: one conditional PutItem of the post item, after
         its idempotency record (only with a key), the author's kept primary
-        token (only with `keeping`) and its rate-limit count (`charge`, if
-        any). Everything derived from it (the backlog count, feed markers,
-        home timelines) follows on the table's stream (`chalicelib.stream`).
+        token (only with `keeping`) and its rate-limit check (`charge`, if
+        any: a read of the stream's count, no write). Everything derived
+        from it (the backlog count, feed markers, home timelines, the rate
+        window's count) follows on the table's stream (`chalicelib.stream`).
 
         Raises DuplicateIdempotencyKey if the author's key is held by
         another request (its record names another post id: that request's
@@ -100,7 +105,7 @@ class PostStore:
             self._reserve_key(post, fingerprint, idempotency_expires_at, now)
         self._keep_token(post.author, keeping)
         try:
-            charge_alone(self._client, self._table, charge)
+            self._admit(post, charge)
         except RateLimited:
             if post.idempotency_key:
                 self._release_key(post)
@@ -116,7 +121,7 @@ class PostStore:
         moved (it was released, or expired and taken), PostExists if the
         post is stored, and the rest as `create_post`."""
         self._keep_token(post.author, keeping)
-        charge_alone(self._client, self._table, charge)
+        self._admit(post, charge)
         record_check = {
             "ConditionCheck": {
                 "TableName": self._table,
@@ -131,6 +136,12 @@ class PostStore:
             if cancelled.failed(0):
                 raise PostExists(post.id, self._stored(post.id, cancelled.old_items[0])) from cancelled
             raise StateChanged(post.id) from cancelled
+
+    def _admit(self, post: Post, charge: Charge | None) -> None:
+        """RateLimited if the author's window is full: the posts the stream
+        counted there (one eventually consistent GetItem) and those this
+        container accepted (docs/DESIGN.md, "Write path")."""
+        self._post_windows.admit(charge, post.id, lambda full: read_counted_posts(self._client, self._table, full))
 
     def _put_post(self, post: Post) -> None:
         try:

@@ -17,6 +17,7 @@ from chalicelib.core.models import Post
 from chalicelib.posts.public_pages import Chunk, chunks_of
 from chalicelib.stream.changes import PostChange, decode
 from chalicelib.stream.effects import Effects, chunks, effects_of
+from chalicelib.stream.post_windows import PostWindowTags, posts_by_window
 from chalicelib.stream.store import AlreadyApplied, Run
 
 # A claim read back tells how far an earlier delivery got; a third surprise
@@ -68,6 +69,8 @@ class DerivedStore(Protocol):
 
     def mark_oldest_left(self, post_ids: list[str]) -> None: ...
 
+    def count_posts(self, windows: PostWindowTags) -> None: ...
+
 
 @dataclass
 class StreamReport:
@@ -88,11 +91,15 @@ class StreamConsumer:
         clock=time.time,
         *,
         public: PublicTimeline | None = None,
+        counts_posts: bool = True,
     ) -> None:
+        """`counts_posts`: count posts per author and minute for the rate
+        limit (off when POSTS_PER_MINUTE is 0: nothing reads them)."""
         self._store = store
         self._home = home or NoHomeFanout()
         self._clock = clock
         self._public = public or NoPublicTimeline()
+        self._counts_posts = counts_posts
 
     def handle(self, records: list[dict]) -> StreamReport:
         """Apply a batch (Lambda's `Records`). Any exception fails the whole
@@ -106,6 +113,7 @@ class StreamConsumer:
                 report.runs_seen_before += 1
         self._track_oldest(changes)
         self._public.add_public(public_chunks(changes))
+        self._count_posts(changes)
         self._fan_out(changes)
         return report
 
@@ -143,6 +151,13 @@ class StreamConsumer:
             recorded, stale = entered, False
         if recorded in effects.left_backlog and not stale:
             self._store.mark_oldest_left(effects.left_backlog)
+
+    def _count_posts(self, changes: list[PostChange]) -> None:
+        """The rate limit's windows: string sets, idempotent, so outside
+        the claimed runs (`stream.post_windows`)."""
+        windows = posts_by_window(changes) if self._counts_posts else {}
+        if windows:
+            self._store.count_posts(windows)
 
     def _fan_out(self, changes: list[PostChange]) -> None:
         for change in changes:

@@ -39,6 +39,9 @@ from chalicelib.stream.store import StreamStore, status_from_items
 # How long the mark of a replayed post is kept: the mirror's change feed
 # brings the post back within minutes, or within days after a long lag.
 REPLAY_MARKER_DAYS = 30
+# The most posts a batched transition takes: a confirm is two writes (the
+# post and its replay marker), a transaction at most 100.
+MAX_BATCH_POSTS = 25
 
 
 @dataclass(frozen=True)
@@ -93,25 +96,51 @@ class BacklogStore:
     def _claim(self, post: Post, owner: str, now_iso: str, waiting: str, in_flight: str) -> Post:
         try:
             with unavailable_as_domain_error("claim post"):
-                response = self._client.update_item(
-                    TableName=self._table,
-                    Key=layout.post_key(post.id),
-                    UpdateExpression="SET #state = :in_flight, replay_owner = :owner, sending_since = :now "
-                    "ADD send_attempts :one",
-                    ConditionExpression="#state IN (:waiting, :in_flight)",
-                    ExpressionAttributeNames={"#state": "state"},
-                    ExpressionAttributeValues={
-                        ":in_flight": {"S": in_flight},
-                        ":waiting": {"S": waiting},
-                        ":owner": {"S": owner},
-                        ":now": {"S": now_iso},
-                        ":one": {"N": "1"},
-                    },
-                    ReturnValues="ALL_NEW",
-                )
+                update = self._claim_update(post, owner, now_iso, waiting, in_flight)
+                response = self._client.update_item(**update["Update"], ReturnValues="ALL_NEW")
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             raise StateChanged(post.id) from exc
         return layout.post_from_item(response["Attributes"])
+
+    def release_claim(self, post: Post, owner: str) -> None:
+        """sending -> pending (deleting -> delete_pending) for a post this
+        run claimed but did not send (its turn came past the deadline), with
+        its attempt taken back. Fenced by `replay_owner`."""
+        in_flight, waiting = (DELETING, DELETE_PENDING) if post.awaits_upstream_delete else (SENDING, PENDING)
+        update = self._leave_in_flight(
+            post,
+            owner,
+            in_flight,
+            "SET #state = :waiting REMOVE replay_owner, sending_since ADD send_attempts :minus_one",
+            {":waiting": {"S": waiting}, ":minus_one": {"N": "-1"}},
+        )
+        self._transact_or_state_changed(post, [update], "release claim")
+
+    def claim_many_for_sending(self, posts: list[Post], owner: str, now_iso: str) -> set[str]:
+        """`claim_for_sending` for up to MAX_BATCH_POSTS posts in one
+        TransactWriteItems; the ids of those that moved meanwhile (not
+        claimed). The others are claimed, whatever those did."""
+        groups = [(post.id, [self._claim_update(post, owner, now_iso, PENDING, SENDING)]) for post in posts]
+        return self._transact_groups(groups, "claim posts")
+
+    def _claim_update(self, post: Post, owner: str, now_iso: str, waiting: str, in_flight: str) -> dict:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": layout.post_key(post.id),
+                "UpdateExpression": "SET #state = :in_flight, replay_owner = :owner, sending_since = :now "
+                "ADD send_attempts :one",
+                "ConditionExpression": "#state IN (:waiting, :in_flight)",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {
+                    ":in_flight": {"S": in_flight},
+                    ":waiting": {"S": waiting},
+                    ":owner": {"S": owner},
+                    ":now": {"S": now_iso},
+                    ":one": {"N": "1"},
+                },
+            }
+        }
 
     # -- settling a claimed post ------------------------------------------------
 
@@ -120,6 +149,26 @@ class BacklogStore:
 
         Fenced by `replay_owner`: a run that lost its lease (it stalled past
         the expiry) cannot overwrite the run that took over."""
+        self._transact_or_state_changed(post, self._replayed_writes(post, owner, upstream_id, at), "mark replayed")
+
+    def mark_many_replayed(self, sent: list[tuple[Post, str | None]], owner: str, at: str) -> set[str]:
+        """`mark_replayed` for up to MAX_BATCH_POSTS (post, upstream id)
+        pairs in one TransactWriteItems; the ids of the posts fenced (not
+        marked). Two posts the primary gave the same id would write one
+        marker twice, which a transaction refuses: the later ones go in
+        their own transactions."""
+        groups, later, markers = [], [], set()
+        for post, upstream_id in sent:
+            (later if upstream_id and upstream_id in markers else groups).append(
+                (post.id, self._replayed_writes(post, owner, upstream_id, at))
+            )
+            markers.add(upstream_id)
+        fenced = self._transact_groups(groups, "mark posts replayed")
+        for group in later:
+            fenced |= self._transact_groups([group], "mark posts replayed")
+        return fenced
+
+    def _replayed_writes(self, post: Post, owner: str, upstream_id: str | None, at: str) -> list[dict]:
         update = self._leave_in_flight(
             post,
             owner,
@@ -131,7 +180,7 @@ class BacklogStore:
         writes = [update]
         if upstream_id:
             writes.append(self._put_replay_marker(post.id, upstream_id, at))
-        self._transact_or_state_changed(post, writes, "mark replayed")
+        return writes
 
     def _put_replay_marker(self, post_id: str, upstream_id: str, at: str) -> dict:
         """`UPSTREAM#<upstream_id>`: the primary's id of a post we sent, so
@@ -237,6 +286,26 @@ class BacklogStore:
             dynamo.transact(self._client, writes, what)
         except dynamo.TransactionCancelled as cancelled:
             raise StateChanged(post.id) from cancelled
+
+    def _transact_groups(self, groups: list[tuple[str, list[dict]]], what: str) -> set[str]:
+        """Each group's writes (one post's transition) in one transaction
+        with the others'; a group whose condition fails is dropped and the
+        rest tried again. The ids of the dropped groups."""
+        failed: set[str] = set()
+        while groups:
+            try:
+                dynamo.transact(self._client, [write for _, writes in groups for write in writes], what)
+                return failed
+            except dynamo.TransactionCancelled as cancelled:
+                kept, index = [], 0
+                for post_id, writes in groups:
+                    if any(cancelled.failed(index + n) for n in range(len(writes))):
+                        failed.add(post_id)
+                    else:
+                        kept.append((post_id, writes))
+                    index += len(writes)
+                groups = kept
+        return failed
 
     # -- reads --------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ lease the caller holds, and the same Idempotency-Key on every resend.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.core.clock import iso_at
 from chalicelib.core.models import FAILED, MIRRORED, REPLAYED, Post
-from chalicelib.errors import StateChanged
+from chalicelib.errors import StateChanged, StoreUnavailable
 from chalicelib.observability import count, logger
+from chalicelib.recovery.batching import GroupCommit
 from chalicelib.recovery.pacing import Circuit, RateGate
 from chalicelib.recovery.schedule import author_lanes, ready_heads
 from chalicelib.upstream.port import Backoff, Outcome, SendResult, UpstreamDelete, UpstreamPost
@@ -30,6 +32,14 @@ if TYPE_CHECKING:
     from chalicelib.upstream.port import Upstream
 
 IDLE_WAIT_SECONDS = 0.5
+# The most posts one grouped claim or confirm takes (a confirm is two
+# writes, a DynamoDB transaction at most 100).
+MAX_BATCH_POSTS = 25
+# Posts a run holds between claim and confirm per send slot
+# (REPLAY_CONCURRENCY bounds the sends in flight to the primary): while one
+# is being sent, the others are being claimed or confirmed, so the store's
+# round trips do not keep a slot from the primary.
+POSTS_PER_SEND_SLOT = 3
 # Per-post backoff after a transient failure (full jitter, see upstream.Backoff):
 # short, because a run lasts minutes and the circuit catches a failing primary.
 SEND_BACKOFF_BASE_SECONDS = 0.2
@@ -40,6 +50,10 @@ TOO_MANY_REQUESTS = 429
 # The longest failure reason a dead letter keeps (the primary's answer may be
 # a whole error page).
 FAILURE_REASON_MAX_CHARS = 600
+
+
+# An attempt's answer when the primary did not take the post.
+NOT_TAKEN = object()
 
 
 class ReplayStore(Protocol):
@@ -53,6 +67,12 @@ class ReplayStore(Protocol):
     def claim_for_deleting(self, post: Post, owner: str, now_iso: str) -> Post: ...
 
     def mark_replayed(self, post: Post, owner: str, upstream_id: str | None, at: str) -> None: ...
+
+    def claim_many_for_sending(self, posts: list[Post], owner: str, now_iso: str) -> set[str]: ...
+
+    def release_claim(self, post: Post, owner: str) -> None: ...
+
+    def mark_many_replayed(self, sent: list[tuple[Post, str | None]], owner: str, at: str) -> set[str]: ...
 
     def mark_failed(self, post: Post, owner: str, reason: str, at: str) -> None: ...
 
@@ -142,9 +162,13 @@ class _Progress:
     attempts: dict[str, int] = field(default_factory=dict)
     claimed: set[str] = field(default_factory=set)
     in_flight: dict[Future, Post] = field(default_factory=dict)
+    # Set by a worker once the primary took its post (the upstream id),
+    # before the confirm: its author's lane moves on from there.
+    answers: dict[Future, Post] = field(default_factory=dict)
+    answered: set[str] = field(default_factory=set)
 
     def busy_authors(self) -> set[str]:
-        return {post.author for post in self.in_flight.values()}
+        return {post.author for post in self.in_flight.values() if post.id not in self.answered}
 
     def resolve(self, post: Post, upstream_id: str | None = None) -> None:
         self.lanes[post.author].popleft()
@@ -171,18 +195,34 @@ class _Task:
 
 
 class _SendPost(_Task):
-    """Replaying a post: pending -> sending -> replayed (or failed)."""
+    """Replaying a post: pending -> sending -> replayed (or failed). Claims
+    and confirms of the sending threads are committed in groups
+    (`batching.GroupCommit`): one store request for many posts."""
 
     done_step = Step.SENT
 
+    def __init__(self, store: ReplayStore, upstream: Upstream, owner: str) -> None:
+        super().__init__(store, upstream, owner)
+        self._claims = GroupCommit(self._claim_batch, lambda item: item[0].id, MAX_BATCH_POSTS)
+        self._confirms = GroupCommit(self._confirm_batch, lambda item: item[0].id, MAX_BATCH_POSTS)
+
     def claim(self, post: Post, now: str) -> None:
-        self._store.claim_for_sending(post, self._owner, now)
+        if not self._claims.submit((post, now)):
+            raise StateChanged(post.id)
+
+    def _claim_batch(self, batch: list[tuple[Post, str]]) -> set[str]:
+        return self._store.claim_many_for_sending([post for post, _ in batch], self._owner, batch[-1][1])
+
+    def _confirm_batch(self, batch: list[tuple[Post, str | None, str]]) -> set[str]:
+        sent = [(post, upstream_id) for post, upstream_id, _ in batch]
+        return self._store.mark_many_replayed(sent, self._owner, batch[-1][2])
 
     def call(self, post: Post, parent: str | None, previous_attempts: int) -> SendResult:
         return self._upstream.send(_upstream_post(post, parent, previous_attempts))
 
     def done(self, post: Post, result: SendResult, now: str) -> None:
-        self._store.mark_replayed(post, self._owner, result.upstream_id, now)
+        if not self._confirms.submit((post, result.upstream_id, now)):
+            raise StateChanged(post.id)
         count("Replayed")
 
     def dead(self, post: Post, reason: str, now: str) -> None:
@@ -246,6 +286,8 @@ class ReplayRun:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._gate = RateGate(settings.replay_max_rps, clock=clock, sleep=sleep)
+        self._send_slots = threading.BoundedSemaphore(settings.replay_concurrency)
+        self._posts_in_flight = settings.replay_concurrency * POSTS_PER_SEND_SLOT
         self.circuit = Circuit(settings.replay_circuit_failures)
         self._backoff = Backoff(base_seconds=SEND_BACKOFF_BASE_SECONDS, cap_seconds=SEND_BACKOFF_CAP_SECONDS)
         self._send = _SendPost(store, upstream, owner)
@@ -261,7 +303,7 @@ class ReplayRun:
         """Send what it can of `window`; the reason it stopped early, or None
         when every post of the window was resolved."""
         progress = _Progress(author_lanes(window), {post.id for post in window})
-        with ThreadPoolExecutor(max_workers=self._settings.replay_concurrency) as pool:
+        with ThreadPoolExecutor(max_workers=self._posts_in_flight) as pool:
             stop = None
             while progress.has_work() or progress.in_flight:
                 stop = stop or self._stop_reason()
@@ -290,7 +332,7 @@ class ReplayRun:
         return None
 
     def _dispatch(self, pool: ThreadPoolExecutor, progress: _Progress) -> None:
-        free = self._settings.replay_concurrency - len(progress.in_flight)
+        free = self._posts_in_flight - len(progress.in_flight)
         heads = ready_heads(
             progress.lanes, progress.busy_authors(), progress.unresolved, progress.not_before, self._clock()
         )
@@ -304,8 +346,10 @@ class ReplayRun:
             claim = post.id not in progress.claimed
             progress.claimed.add(post.id)
             attempt = progress.attempts.get(post.id, 0)
-            future = pool.submit(self._attempt, post, parent.upstream_id, claim, attempt, len(progress.in_flight) + 1)
+            answer: Future = Future()
+            future = pool.submit(self._attempt, post, parent.upstream_id, claim, attempt, answer)
             progress.in_flight[future] = post
+            progress.answers[answer] = post
 
     def _parent_link(self, post: Post, progress: _Progress) -> ParentLink:
         """What the post is sent with: its parent's upstream id, as a
@@ -341,8 +385,14 @@ class ReplayRun:
         self._sleep(max(0.0, until - now))
 
     def _collect(self, progress: _Progress, report: ReplayReport) -> None:
-        done, _ = wait(list(progress.in_flight), timeout=IDLE_WAIT_SECONDS, return_when=FIRST_COMPLETED)
-        for future in done:
+        waiting = [*progress.answers, *progress.in_flight]
+        done, _ = wait(waiting, timeout=IDLE_WAIT_SECONDS, return_when=FIRST_COMPLETED)
+        for answer in [future for future in done if future in progress.answers]:
+            post = progress.answers.pop(answer)
+            if answer.result() is not NOT_TAKEN:
+                progress.answered.add(post.id)
+                progress.resolve(post, answer.result())
+        for future in [future for future in done if future in progress.in_flight]:
             post = progress.in_flight.pop(future)
             self._record_step(post, future.result(), progress, report)
 
@@ -351,7 +401,8 @@ class ReplayRun:
         resolved post leaves its lane, a retry waits for its backoff."""
         if result.step is Step.SENT:
             report.sent += 1
-            progress.resolve(post, result.upstream_id)
+            if post.id not in progress.answered:
+                progress.resolve(post, result.upstream_id)
         elif result.step is Step.DELETED:
             report.deleted += 1
             progress.resolve(post)  # a reply waiting on it goes as a top-level post
@@ -369,12 +420,23 @@ class ReplayRun:
             self._fenced = True  # another run owns these posts now: stop at once
         elif result.step is Step.ABORTED:
             # The gate's next turn is past the deadline (or the circuit
-            # opened): dispatching again would spin. The post was not claimed.
+            # opened): dispatching again would spin. Its claim was given back.
+            progress.claimed.discard(post.id)
             self._wait_past_deadline = True
 
-    def _attempt(self, post: Post, parent: str | None, claim: bool, attempt: int, in_flight: int) -> StepResult:
-        """One send (or upstream delete) of one post (runs on a worker thread)."""
-        if not self._gate.wait_turn(self._give_up_at) or self.circuit.is_open:
+    def _attempt(self, post: Post, parent: str | None, claim: bool, attempt: int, answer: Future) -> StepResult:
+        try:
+            return self._attempt_once(post, parent, claim, attempt, answer)
+        finally:
+            if not answer.done():
+                answer.set_result(NOT_TAKEN)
+
+    def _attempt_once(self, post: Post, parent: str | None, claim: bool, attempt: int, answer: Future) -> StepResult:
+        """One send (or upstream delete) of one post (runs on a worker
+        thread): claim, then a send slot and the gate's turn, the send, and
+        the confirm. A post claimed here whose turn comes too late is given
+        back (`pending`) unsent."""
+        if self.circuit.is_open or self._clock() >= self._give_up_at:
             return StepResult(Step.ABORTED)
         task = self._delete if post.awaits_upstream_delete else self._send
         try:
@@ -382,12 +444,38 @@ class ReplayRun:
                 task.claim(post, iso_at(self._wall_clock()))
         except StateChanged:
             return StepResult(Step.SKIPPED)  # deleted (or finished by another run) meanwhile
-        result = task.call(post, parent, post.send_attempts + attempt)
-        self._gate.observe(result.rate_limit, in_flight)
+        result = self._send_in_slot(task, post, parent, post.send_attempts + attempt)
+        if result is None:
+            if claim:
+                self._release(post)
+            return StepResult(Step.ABORTED)
+        if result.outcome is Outcome.DONE and task is self._send:
+            answer.set_result(result.upstream_id)
         try:
             return self._settle(task, post, result, attempt)
         except StateChanged:
             return StepResult(Step.FENCED)
+
+    def _release(self, post: Post) -> None:
+        """Give back a claim that was not sent; if that fails the post stays
+        claimed, and the next run takes it over as after a crash."""
+        try:
+            self._store.release_claim(post, self._owner)
+        except (StateChanged, StoreUnavailable) as exc:
+            logger.warning("claim not released", extra={"post_id": post.id, "reason": str(exc)})
+
+    def _send_in_slot(
+        self, task: _SendPost | _DeleteCopy, post: Post, parent: str | None, previous_attempts: int
+    ) -> SendResult | None:
+        """The send, within REPLAY_CONCURRENCY sends in flight and at the
+        gate's pace; None if the gate's next turn is past the deadline or
+        the circuit opened meanwhile."""
+        with self._send_slots:
+            if not self._gate.wait_turn(self._give_up_at) or self.circuit.is_open:
+                return None
+            result = task.call(post, parent, previous_attempts)
+            self._gate.observe(result.rate_limit, self._settings.replay_concurrency)
+        return result
 
     def _settle(self, task: _SendPost | _DeleteCopy, post: Post, result: SendResult, attempt: int) -> StepResult:
         now = iso_at(self._wall_clock())

@@ -178,6 +178,22 @@ class InMemoryBacklogStore:
         changes = {"upstream_id": upstream_id, "replayed_at": at, "replay_owner": None}
         self.table.move(post.id, {SENDING}, owner, state=REPLAYED, **changes)
 
+    def release_claim(self, post: Post, owner: str) -> None:
+        in_flight, waiting = (DELETING, DELETE_PENDING) if post.awaits_upstream_delete else (SENDING, PENDING)
+        current = self.table.posts.get(post.id)
+        attempts = current.send_attempts - 1 if current else 0
+        # Only the owning run (one at a time, by the lease) moves its claim.
+        self.table.move(post.id, {in_flight}, owner, state=waiting, replay_owner=None, send_attempts=attempts)
+
+    def claim_many_for_sending(self, posts: list[Post], owner: str, now_iso: str) -> set[str]:
+        return _each(posts, lambda post: self.claim_for_sending(post, owner, now_iso))
+
+    def mark_many_replayed(self, sent: list[tuple[Post, str | None]], owner: str, at: str) -> set[str]:
+        upstream_ids = {post.id: upstream_id for post, upstream_id in sent}
+        return _each(
+            [post for post, _ in sent], lambda post: self.mark_replayed(post, owner, upstream_ids[post.id], at)
+        )
+
     def mark_failed(self, post: Post, owner: str, reason: str, at: str) -> None:
         changes = {"failure_reason": reason, "failed_at": at, "replay_owner": None}
         self.table.move(post.id, {SENDING}, owner, state=FAILED, **changes)
@@ -192,6 +208,18 @@ class InMemoryBacklogStore:
     def requeue_dead_letter(self, post: Post) -> None:
         waiting = DELETE_PENDING if post.state == DELETE_FAILED else PENDING
         self.table.move(post.id, {post.state}, None, state=waiting, failure_reason=None, failed_at=None)
+
+
+def _each(posts: list[Post], transition) -> set[str]:
+    """A batched transition as the DynamoDB store's: each post's on its own;
+    the ids of those whose state had changed."""
+    changed = set()
+    for post in posts:
+        try:
+            transition(post)
+        except StateChanged:
+            changed.add(post.id)
+    return changed
 
 
 def in_memory_stores() -> tuple[InMemoryPostStore, InMemoryBacklogStore]:

@@ -163,16 +163,16 @@ def test_two_runs_at_once_send_each_post_once(world):
 def test_a_crash_after_the_primary_answered_makes_no_duplicate(world, monkeypatch):
     api, primary = world
     written = write_outage(api, authors=2, each=3, replies=False)
-    original = BacklogStore.mark_replayed
+    original = BacklogStore.mark_many_replayed  # the replay's confirms, grouped
     crashed = []
 
-    def crash_once(store, post, owner, upstream_id, at):
+    def crash_once(store, sent, owner, at):
         if not crashed:
-            crashed.append(post.id)
+            crashed.append(sent[0][0].id)
             raise RuntimeError("the Lambda died between the primary's 201 and our write")
-        return original(store, post, owner, upstream_id, at)
+        return original(store, sent, owner, at)
 
-    monkeypatch.setattr(BacklogStore, "mark_replayed", crash_once)
+    monkeypatch.setattr(BacklogStore, "mark_many_replayed", crash_once)
     bring_primary_up(primary, runs=2)
     with pytest.raises(RuntimeError, match="Lambda died"):
         run_job()

@@ -143,3 +143,46 @@ def test_a_post_to_send_cannot_be_claimed_for_deleting_nor_the_other_way(posts, 
         store.claim_for_deleting(pending, "run-1", NOW)
     with pytest.raises(StateChanged):
         store.claim_for_sending(queued, "run-1", NOW)
+
+
+def test_a_grouped_claim_claims_every_post_but_those_that_moved(posts, store):
+    # Given three pending posts, one of them deleted meanwhile,
+    first, gone, last = (new_post(posts, author) for author in ("a", "b", "c"))
+    posts.mark_deleted(gone, NOW)
+
+    # when a run claims the three at once, only the deleted one is refused,
+    assert store.claim_many_for_sending([first, gone, last], "run-1", NOW) == {gone.id}
+
+    # and the other two are claimed by that run, as one by one.
+    assert [(p.state, p.replay_owner, p.send_attempts) for p in map(store.get_post, (first.id, last.id))] == [
+        ("sending", "run-1", 1)
+    ] * 2
+
+
+def test_a_grouped_confirm_marks_the_owners_posts_and_reports_the_fenced(posts, store):
+    # Given two posts claimed by run-1, and one run-2 took over,
+    mine, taken = new_post(posts, "a"), new_post(posts, "b")
+    store.claim_many_for_sending([mine, taken], "run-1", NOW)
+    store.claim_for_sending(taken, "run-2", NOW)
+
+    # when run-1 confirms both at once (the primary gave both the same id),
+    fenced = store.mark_many_replayed([(mine, "up-1"), (taken, "up-1")], "run-1", NOW)
+
+    # then the taken one is fenced and stays run-2's, and run-1's is replayed.
+    assert fenced == {taken.id}
+    assert (store.get_post(mine.id).state, store.get_post(mine.id).upstream_id) == ("replayed", "up-1")
+    assert (store.get_post(taken.id).state, store.get_post(taken.id).replay_owner) == ("sending", "run-2")
+    assert [p.id for p in store.backlog_window(100)] == [taken.id]
+
+
+def test_a_released_claim_is_pending_again_and_only_its_owner_releases_it(posts, store):
+    post = new_post(posts)
+    store.claim_for_sending(post, "run-1", NOW)
+    with pytest.raises(StateChanged):
+        store.release_claim(post, "run-2")
+
+    store.release_claim(post, "run-1")
+
+    released = store.get_post(post.id)
+    assert (released.state, released.replay_owner, released.send_attempts) == ("pending", None, 0)
+    assert store.claim_for_sending(post, "run-2", NOW).send_attempts == 1

@@ -306,3 +306,57 @@ def test_a_retry_after_within_the_deadline_is_waited_for_on_the_injected_clock()
     assert stopped is None
     assert len(primary.sent) == 3 and store.backlog_size() == 0
     assert 20 <= primary.sent_at[1] - primary.sent_at[0] < 21, "the resend waited for the Retry-After, no longer"
+
+
+class HeldConfirms(InMemoryBacklogStore):
+    """Holds every grouped confirm until `release` is set."""
+
+    def __init__(self, table) -> None:
+        super().__init__(table)
+        self.release = threading.Event()
+
+    def mark_many_replayed(self, sent, owner, at):
+        assert self.release.wait(10), "the test never released the confirms"
+        return super().mark_many_replayed(sent, owner, at)
+
+
+class TakingPrimary:
+    """Takes every post; `sent` in the order they came."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.second_sent = threading.Event()
+
+    def send(self, post) -> SendResult:
+        self.sent.append(post.id)
+        if len(self.sent) == 2:
+            self.second_sent.set()
+        return SendResult(Outcome.DONE, upstream_id=f"up-{post.id}", status=201)
+
+
+def test_an_authors_next_post_goes_once_the_primary_took_the_last_not_once_it_is_confirmed():
+    # Given one author's two posts, and a store that holds the confirms,
+    posts, _ = in_memory_stores()
+    store = HeldConfirms(posts.table)
+    factory = ids.UlidFactory()
+    for _ in range(2):
+        posts.create_post(Post(id=factory.new(), author="a", text="t", created_at=T))
+    window = store.backlog_window(100)
+    primary = TakingPrimary()
+    settings = Settings(table_name="t", bucket_name="b", admin_token_sha256="", replay_concurrency=1)
+    run = ReplayRun(store, primary, settings, "run-1", give_up_at=float("inf"))
+    report = ReplayReport(started=T)
+
+    # when the run sends them,
+    sender = threading.Thread(target=run.send_window, args=(window, report))
+    sender.start()
+
+    # then the second goes while the first's confirm is still held, after the first,
+    assert primary.second_sent.wait(10)
+    assert primary.sent == [post.id for post in window]
+    assert report.sent == 0
+    # and the run ends only once both are confirmed.
+    store.release.set()
+    sender.join(10)
+    assert report.sent == 2
+    assert [store.get_post(post.id).state for post in window] == ["replayed", "replayed"]

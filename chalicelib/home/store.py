@@ -177,7 +177,9 @@ class HomeStore:
 
     def remove_merged(self, owner: str, author: str) -> None:
         with unavailable_as_domain_error("unmerge a followed account"):
-            self._client.update_item(TableName=self._table, Key=layout.merged_key(owner), **_set_change("DELETE", author))
+            self._client.update_item(
+                TableName=self._table, Key=layout.merged_key(owner), **_set_change("DELETE", author)
+            )
 
     def _query_all(self, what: str, condition: str, values: dict, **extra) -> list[dict]:
         items: list[dict] = []

@@ -160,7 +160,7 @@ class HomeStore:
         update = {"Update": {"TableName": self._table, "Key": layout.merged_key(owner), **_set_change("ADD", author)}}
         if not while_following:
             with unavailable_as_domain_error("merge a followed account"):
-                self._client.update_item(TableName=self._table, **update["Update"])
+                self._client.update_item(**update["Update"])
             return True
         check = {
             "ConditionCheck": {

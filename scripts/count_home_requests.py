@@ -95,7 +95,7 @@ def measure(following: int, posts_each: int, pages: int) -> None:
         recorder = Recorder()
         wiring.dynamodb().meta.events.register("before-parameter-build", recorder)
         stream.poll()
-        print(f"stream, fanning out {following * posts_each} posts (to their authors): {_summary(recorder.calls)}")
+        print(f"stream, fanning out {following * posts_each} posts (to their authors): {_summary(recorder.calls)}, {recorder.wcu:.0f} WU")
         export = "Account address,Show boosts,Notify on new posts,Languages\n" + "".join(
             f"{name}@lifeboat.example,true,false,\n" for name in names
         )
@@ -105,7 +105,16 @@ def measure(following: int, posts_each: int, pages: int) -> None:
         assert json.loads(imported.body)["followed"] == following, imported.body
         recorder.reset()
         stream.poll()
-        print(f"stream, backfilling {following} follows: {_summary(recorder.calls)}")
+        print(f"stream, backfilling {following} follows: {_summary(recorder.calls)}, {recorder.wcu:.0f} WU")
+        reply = client.http.post(
+            "/posts",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {reader}"},
+            body=json.dumps({"text": "the reader says hi"}),
+        )
+        assert reply.status_code == 201, reply.body
+        recorder.reset()
+        stream.poll()
+        print(f"stream, fanning out 1 post of the reader (no followers): {_summary(recorder.calls)}")
 
         headers = {"Authorization": f"Bearer {reader}"}
         client.http.get("/api/v1/accounts/verify_credentials", headers=headers)  # warm the token cache

@@ -6,6 +6,7 @@ two requests however many accounts the reader follows."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
@@ -46,10 +47,12 @@ class People:
         return status_texts(self.api, self.tokens[name], query)
 
 
-def with_settings(monkeypatch, **values: str) -> None:
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    wiring.reset()  # built afresh with them, still inside moto
+def with_settings(**changes: int) -> None:
+    """Settings changed from here on (the Chalice test client puts the
+    stage's environment back on every request): everything built afresh,
+    still inside moto."""
+    wiring.reset()
+    wiring.override(settings=dataclasses.replace(wiring.settings(), **changes))
 
 
 def test_a_post_reaches_its_author_and_followers_homes_and_a_delete_leaves_every_one(api):
@@ -83,8 +86,8 @@ def test_a_follow_backfills_and_an_unfollow_takes_the_followees_posts_out(api):
     assert entries("bob") == [own]
 
 
-def test_an_account_past_the_follower_cap_is_merged_at_read(api, monkeypatch):
-    with_settings(monkeypatch, FANOUT_MAX_FOLLOWERS="1")
+def test_an_account_past_the_follower_cap_is_merged_at_read(api):
+    with_settings(fanout_max_followers=1)
     people = People(api, "star", "bob", "carol", "dora")
     early = people.post("star", "before the cap")
     people.follow("bob", "star")
@@ -105,8 +108,8 @@ def test_an_account_past_the_follower_cap_is_merged_at_read(api, monkeypatch):
     assert people.home("carol") == []
 
 
-def test_a_home_keeps_only_its_newest_items(api, monkeypatch):
-    with_settings(monkeypatch, HOME_MAX_ITEMS="3")
+def test_a_home_keeps_only_its_newest_items(api):
+    with_settings(home_max_items=3)
     people = People(api, "alice", "bob")
     posts = [people.post("alice", f"alice {n}") for n in range(5)]
     people.follow("bob", "alice")

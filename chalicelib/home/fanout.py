@@ -20,12 +20,18 @@ any order (the stream keeps each item's own order only):
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from chalicelib.core.models import MIRRORED, Post
 from chalicelib.home import layout
 from chalicelib.home.layout import Entry
 from chalicelib.home.store import Audience
+
+# The switch to merged at read writes one transaction per follower (up to
+# about FANOUT_MAX_FOLLOWERS of them, once): this many at a time, so 10,000
+# take seconds of the stream function's time, not minutes.
+_SWITCH_WORKERS = 16
 
 
 class HomeWrites(Protocol):
@@ -109,8 +115,9 @@ class HomeFanout:
 
     def _merge_at_read(self, author: str, followers: list[str]) -> None:
         self._store.add_merged(author, author)
-        for follower in followers:
-            self._store.add_merged(follower, author, while_following=True)
+        with ThreadPoolExecutor(max_workers=_SWITCH_WORKERS) as pool:
+            # list(): the first failure is raised here, before the flag.
+            list(pool.map(lambda follower: self._store.add_merged(follower, author, while_following=True), followers))
         self._store.mark_merged_at_read(author)
 
     # -- trim ------------------------------------------------------------------

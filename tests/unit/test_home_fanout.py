@@ -20,7 +20,7 @@ from chalicelib.posts.store import Page
 from chalicelib.stream.consumer import StreamConsumer
 from devtools.fakes.home import InMemoryHomeStore
 from devtools.fakes.stream import InMemoryStreamStore
-from tests.unit.test_stream_consumer import history, post
+from tests.unit.test_stream_consumer import history, interleave, post
 
 MAX_FOLLOWERS = 3
 _ids = ids.UlidFactory()
@@ -175,17 +175,6 @@ def a_world() -> tuple[InMemoryHomeStore, list[list[dict]]]:
     return store, items
 
 
-def interleaved(items: list[list[dict]], seed: int) -> list[dict]:
-    """Every item's records in its own order, the items shuffled together."""
-    rng = random.Random(seed)
-    queues = [list(records) for records in items]
-    out = []
-    while any(queues):
-        queue = rng.choice([queue for queue in queues if queue])
-        out.append(queue.pop(0))
-    return out
-
-
 def homes_after(batches: list[list[dict]]) -> dict[str, set[str]]:
     store, _ = a_world()
     consumer = StreamConsumer(InMemoryStreamStore(), fanout(store))
@@ -202,7 +191,7 @@ def test_records_twice_and_out_of_order_end_in_the_same_homes():
     assert expected == {"alice": {post(1).id}, "bob": {post(1).id, post(3).id}, "carol": {post(1).id}}
     assert homes_after([in_order, in_order]) == expected
     for seed in range(20):
-        shuffled = interleaved(items, seed)
+        shuffled = interleave(items, random.Random(seed))
         assert homes_after([shuffled[:4], shuffled, shuffled[4:]]) == expected, seed
 
 

@@ -179,3 +179,23 @@ def test_home_pages_in_both_directions_see_every_post_once(api, direction):
         if direction == "max_id"
         else ["<p>alice 1</p>", "<p>alice 0</p>", "<p>alice 3</p>", "<p>alice 2</p>", "<p>alice 4</p>"]
     )
+
+
+def test_home_pages_neither_skip_nor_repeat_while_posts_keep_arriving(api):
+    people = People(api, "alice", "bob", "carol")
+    people.follow("bob", "alice")
+    people.follow("bob", "carol")
+    before = [f"<p>{name} {n}</p>" for n in range(6) for name in ("alice", "carol")]
+    for n in range(6):
+        for name in ("alice", "carol"):
+            people.post(name, f"{name} {n}")
+    seen, query = [], "?limit=4"
+    while True:
+        statuses = api.get(HOME + query, token=people.tokens["bob"]).body
+        seen += [status["content"] for status in statuses]
+        people.post("alice", "during")
+        people.post("bob", "during")
+        if not statuses:
+            break
+        query = f"?limit=4&max_id={statuses[-1]['id']}"
+    assert seen == before[::-1]

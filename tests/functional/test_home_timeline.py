@@ -199,3 +199,25 @@ def test_home_pages_neither_skip_nor_repeat_while_posts_keep_arriving(api):
             break
         query = f"?limit=4&max_id={statuses[-1]['id']}"
     assert seen == before[::-1]
+
+
+def test_mirrored_posts_reach_their_authors_followers_and_leave_with_the_primarys_delete(api, monkeypatch):
+    from tests.functional.test_mirrored_feeds import PrimaryFeed
+
+    monkeypatch.setenv("MIRROR_ENABLED", "true")
+    primary = PrimaryFeed()
+    primary.account("bob")
+    primary.run()
+    people = People(api, "alice")
+    people.follow("alice", "bob")
+    mirrored = primary.post("p1", "bob", "2026-01-01T01:00:00.000Z")
+    primary.run()
+
+    assert people.home("alice") == ["<p>p1 by bob</p>"]
+    assert [entry.mirrored for entry in wiring.home_store().all_entries("alice")] == [True]
+    assert entries("bob") == [mirrored]
+
+    primary.post("p1", "bob", "2026-01-01T01:00:00.000Z", deleted=True)
+    primary.run()
+    assert people.home("alice") == []
+    assert entries("alice") == entries("bob") == []

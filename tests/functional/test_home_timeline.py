@@ -15,6 +15,7 @@ from chalicelib import wiring
 from chalicelib.home.fanout import HomeFanout
 from chalicelib.stream.consumer import StreamConsumer
 from tests.conftest import ADMIN_TOKEN
+from tests.functional.test_mirrored_feeds import PrimaryFeed
 
 HOME = "/api/v1/timelines/home"
 
@@ -202,8 +203,6 @@ def test_home_pages_neither_skip_nor_repeat_while_posts_keep_arriving(api):
 
 
 def test_mirrored_posts_reach_their_authors_followers_and_leave_with_the_primarys_delete(api, monkeypatch):
-    from tests.functional.test_mirrored_feeds import PrimaryFeed
-
     monkeypatch.setenv("MIRROR_ENABLED", "true")
     primary = PrimaryFeed()
     primary.account("bob")

@@ -95,7 +95,8 @@ def measure(following: int, posts_each: int, pages: int) -> None:
         recorder = Recorder()
         wiring.dynamodb().meta.events.register("before-parameter-build", recorder)
         stream.poll()
-        print(f"stream, fanning out {following * posts_each} posts (to their authors): {_summary(recorder.calls)}, {recorder.wcu:.0f} WU")
+        fanned = f"{_summary(recorder.calls)}, {recorder.wcu:.0f} WU"
+        print(f"stream, fanning out {following * posts_each} posts (to their authors): {fanned}")
         export = "Account address,Show boosts,Notify on new posts,Languages\n" + "".join(
             f"{name}@lifeboat.example,true,false,\n" for name in names
         )

@@ -55,6 +55,9 @@ class Settings:
     max_post_chars: int = 500
     max_body_bytes: int = 16 * 1024
     write_shards: int = 4
+    # Partitions of the public timeline's chunks (posts.public_pages): one
+    # takes ~60,000 posts/s; may grow, never shrink (docs/DESIGN.md).
+    public_lanes: int = 1
     idempotency_ttl_seconds: int = 24 * 3600
     archive_settle_seconds: int = 60
     archive_batch_max: int = 1000
@@ -118,6 +121,7 @@ class Settings:
             max_post_chars=_int(env, "MAX_POST_CHARS", 500, minimum=1),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 16 * 1024, minimum=1024),
             write_shards=_int(env, "WRITE_SHARDS", 4, minimum=1),
+            public_lanes=_int(env, "PUBLIC_LANES", 1, minimum=1),
             idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=60),
             archive_settle_seconds=_int(env, "ARCHIVE_SETTLE_SECONDS", 60),
             archive_batch_max=_int(env, "ARCHIVE_BATCH_MAX", 1000, minimum=1),

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from chalicelib.accounts.rate_limits import PostWindows
 from chalicelib.accounts.service import Accounts, TokenCache
 from chalicelib.accounts.store import UserStore
 from chalicelib.aws import clients as aws
@@ -147,7 +148,22 @@ def id_factory() -> ids.UlidFactory:
 
 @_per_call
 def post_store() -> PostStore:
-    return PostStore(dynamodb(), settings().table_name, settings().write_shards, reads_mirror=settings().mirror_enabled)
+    configured = settings()
+    return PostStore(
+        dynamodb(),
+        configured.table_name,
+        configured.write_shards,
+        reads_mirror=configured.mirror_enabled,
+        public_lanes=configured.public_lanes,
+        post_windows=post_windows(),
+    )
+
+
+@_singleton
+def post_windows() -> PostWindows:
+    """The posts this container accepted in each author's rate window (the
+    part of the count the stream may not have delivered yet)."""
+    return PostWindows()
 
 
 @_per_call
@@ -482,4 +498,7 @@ def stream_consumer() -> StreamConsumer:
     """The stream's handler: counts, feed markers, dirty feeds, home fan-out."""
     from chalicelib.stream.consumer import StreamConsumer
 
-    return StreamConsumer(stream_store(), home_fanout())
+    configured = settings()
+    return StreamConsumer(
+        stream_store(), home_fanout(), public=post_store(), counts_posts=configured.posts_per_minute > 0
+    )

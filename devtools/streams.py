@@ -171,6 +171,18 @@ class SynchronousDelivery:
             self._poller.skip()
             self._busy.reading = False
 
+    @contextlib.contextmanager
+    def lagging(self) -> Iterator[None]:
+        """The stream lags through this block: what came before is
+        delivered first, what the block's writes add is delivered by the
+        first DynamoDB request after it."""
+        self.read()
+        self._busy.reading = True
+        try:
+            yield
+        finally:
+            self._busy.reading = False
+
 
 @contextlib.contextmanager
 def deliver_synchronously(poller: StreamPoller, end: Callable[[], int] | None = None) -> Iterator[SynchronousDelivery]:

@@ -8,6 +8,8 @@ the items actually sent, with DynamoDB's published rules:
   - each global secondary index whose keys a Put's item carries costs 1 WCU
     per started KB of the entry it projects (schema.py: the timeline
     indexes project a few attributes, Backlog all of them).
+A post's rate limit is a read (GetItem of its window, no write unit): the
+stream counts the post (see docs/DESIGN.md, "The rate limit on posts").
 Then the table's stream, read as Lambda reads it (devtools/streams.py), is
 handed to the app's stream handler, and its writes are counted apart: once
 with every post's record delivered alone (a quiet stack, the worst case)

@@ -66,6 +66,12 @@ def below_the_stream():
     return _stream[0].unseen()
 
 
+def stream_lagging():
+    """A block whose writes reach the stream consumer only after it (the
+    stream's lag, held open)."""
+    return _stream[0].lagging()
+
+
 @dataclass
 class Reply:
     status: int

@@ -66,6 +66,8 @@ class MastodonPosts(Protocol):
 
     def posts_by_id(self, post_ids: list[str]) -> dict[str, Post]: ...
 
+    def post_by_mastodon_id(self, lowest: str, highest: str) -> Post | None: ...
+
 
 @dataclass(frozen=True)
 class StatusPage:
@@ -136,9 +138,7 @@ class MastodonApi:
         parent = form_value(form, "in_reply_to_id")
         parent_post = None
         if parent:
-            parent_post = self._find_post(parent)
-            if parent_post is None:
-                raise NotFound("The post you are trying to reply to does not appear to exist.", code="unknown_parent")
+            parent_post = self._parent(parent)
             new = NewPost(new.text, parent_post.id, new.idempotency_key, new.spoiler_text, new.language)
         created = self._posts.create_validated(author, new, primary)
         if parent_post is not None and parent_post.author != author and not created.spooled:
@@ -164,34 +164,42 @@ class MastodonApi:
             logger.warning("notification not written", extra={"recipient": recipient, "post_id": reply.id})
 
     def get_status(self, status_id: str, origin: str) -> dict:
-        post = self._find_post(status_id)
-        if post is None:
-            raise not_found()
-        return self._render([post], origin)[0]
+        post, author = self._find_post(status_id)
+        return self._render([post], origin, {post.author: author} if author else None)[0]
 
     def delete_status(self, author: str, status_id: str, origin: str, primary: PrimaryCredential | None = None) -> dict:
         """Delete and return the status with its source `text`, as Mastodon
         does (clients offer "delete and redraft" with it)."""
-        post = self._find_post(status_id)
-        if post is None:
-            raise not_found()
+        post, user = self._find_post(status_id)
         if post.author != author:
             raise Forbidden("This action is not allowed", code="not_author")
-        rendered = self._render([post], origin)[0]
+        rendered = self._render([post], origin, {post.author: user} if user else None)[0]
         self._posts.delete(author, post.id, primary)
         return {**rendered, "text": post.text}
 
-    def _find_post(self, status_id: str) -> Post | None:
-        """The live post with this Mastodon id: one query per public shard
-        over the id's ULID range (docs/DESIGN.md, "Mastodon ids")."""
+    def _parent(self, status_id: str) -> Post:
+        try:
+            return self._find_post(status_id)[0]
+        except NotFound as missing:
+            raise NotFound(
+                "The post you are trying to reply to does not appear to exist.", code="unknown_parent"
+            ) from missing
+
+    def _find_post(self, status_id: str) -> tuple[Post, User | None]:
+        """The live post with this Mastodon id, and its author's user item
+        (read here to leave out a suspended author's post; the rendering
+        reuses it): the id's shard holds it, so one query, two with the
+        mirror (docs/DESIGN.md, "Mastodon ids"). NotFound otherwise."""
         number = mastodon_ids.parse_id(status_id)
         if number is None:
-            return None
-        page = self._posts.public_window(
-            mastodon_ids.lowest_ulid(number), mastodon_ids.highest_ulid(number), limit=1, oldest_first=True
-        )
-        post = page.posts[0] if page.posts else None
-        return post if post is not None and not post.is_deleted else None
+            raise not_found()
+        post = self._posts.post_by_mastodon_id(mastodon_ids.lowest_ulid(number), mastodon_ids.highest_ulid(number))
+        if post is None or post.is_deleted:
+            raise not_found()
+        author = self._users.get(post.author)
+        if author is not None and author.suspended:
+            raise not_found()
+        return post, author
 
     # -- timelines -------------------------------------------------------
 
@@ -204,7 +212,7 @@ class MastodonApi:
     def home_timeline(self, username: str, params: dict[str, str], origin: str) -> StatusPage:
         """The user's own posts and those of everyone they follow, newest
         first: the user's fanned-out home, with the very followed accounts
-        merged at read (docs/DESIGN.md, "Home timeline")."""
+        merged at read (docs/DESIGN.md, "Follow graph and home timeline")."""
         window = mastodon_ids.window_from_params(params)
         if self._home is None:
             raise StoreUnavailable("no home timelines wired")
@@ -227,9 +235,9 @@ class MastodonApi:
         has_older = page.has_more if not window.oldest_first else bool(statuses)
         return StatusPage(statuses, has_older, newest, oldest)
 
-    def _render(self, posts: list[Post], origin: str) -> list[dict]:
+    def _render(self, posts: list[Post], origin: str, known: dict[str, User] | None = None) -> list[dict]:
         authors = list(dict.fromkeys(post.author for post in posts))
-        accounts = self._accounts(authors, origin)
+        accounts = self._accounts(authors, origin, known)
         parents = self._posts.posts_by_id([post.in_reply_to for post in posts if post.in_reply_to])
         rendered = []
         for post in posts:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chalicelib.accounts.kept_tokens import Keeping, KeptTokenDiffers, PrimaryCredential, SealedToken
-from chalicelib.accounts.rate_limits import posts_limit, writes_limit
+from chalicelib.accounts.rate_limits import Charge, posts_limit, writes_limit
 from chalicelib.accounts.store import UserStore
 from chalicelib.config import Settings
 from chalicelib.core import ids
@@ -108,7 +108,7 @@ class PostService:
         )
         try:
             self._require_parent(new)
-            charge, window = self._post_limit.charge(author), self._idempotency_window()
+            charge, window = self._post_charge(post), self._idempotency_window()
             store = self._store
             self._keeping_token(
                 author, primary, lambda keeping: store.create_post(post, new.fingerprint, *window, charge, keeping)
@@ -136,7 +136,7 @@ class PostService:
         held = post.with_changes(
             id=duplicate.post_id, created_at=ids.iso_from_millis(ids.ulid_millis(duplicate.post_id))
         )
-        charge = self._post_limit.charge(held.author)
+        charge = self._post_charge(held)
         try:
             self._keeping_token(held.author, primary, lambda keeping: self._store.complete_post(held, charge, keeping))
         except PostExists as exists:
@@ -155,6 +155,11 @@ class PostService:
             return self._spool_instead(held, new, primary)
         count("PostsAccepted")
         return Created(held, repeated=True)
+
+    def _post_charge(self, post: Post) -> Charge | None:
+        """The post's count in its author's window: the minute of its id,
+        which is the minute the stream counts it in."""
+        return self._post_limit.charge_at(post.author, ids.ulid_millis(post.id) / 1000)
 
     def _require_parent(self, new: NewPost) -> None:
         if new.in_reply_to is None:
@@ -289,8 +294,12 @@ class PostService:
     # -- reads by id range (the Mastodon API's windows) ----------------------
 
     def public_window(self, lowest: str, highest: str, limit: int, oldest_first: bool = False) -> Page:
-        """Live public posts with lowest <= id <= highest; see PostStore.posts_in_window."""
-        return self._store.posts_in_window(self._store.public_partitions(), lowest, highest, limit, oldest_first)
+        """Live public posts with lowest <= id <= highest; see PostStore.public_window."""
+        return self._store.public_window(lowest, highest, limit, oldest_first)
+
+    def post_by_mastodon_id(self, lowest: str, highest: str) -> Post | None:
+        """The post of a Mastodon id's ULID range; see PostStore.post_by_mastodon_id."""
+        return self._store.post_by_mastodon_id(lowest, highest)
 
     def authors_window(
         self, authors: list[str], lowest: str, highest: str, limit: int, oldest_first: bool = False

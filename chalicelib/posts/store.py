@@ -14,14 +14,17 @@ from dataclasses import dataclass
 
 from chalicelib.accounts import kept_tokens
 from chalicelib.accounts.kept_tokens import Keeping, KeptTokenDiffers
-from chalicelib.accounts.rate_limits import Charge, charge_alone, transact_charged
+from chalicelib.accounts.rate_limits import Charge, PostWindows, read_counted_posts, transact_charged
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
 from chalicelib.aws.schema import BY_AUTHOR_INDEX, PUBLIC_INDEX
+from chalicelib.core import ids
 from chalicelib.core.models import DELETE_PENDING, DELETED, REPLAYED, Post
 from chalicelib.errors import DuplicateIdempotencyKey, PostExists, RateLimited, StateChanged, StoreUnavailable
 from chalicelib.posts import items as layout
 from chalicelib.posts.items import BEFORE_ALL_IDS
+from chalicelib.posts.public_pages import Chunk, Ref, Window
+from chalicelib.posts.public_store import PublicPages
 
 # Parallel queries for a window over many partitions (a home timeline of
 # someone following hundreds of accounts).
@@ -30,6 +33,8 @@ _WINDOW_WORKERS = 32
 # of it: a page shorter than asked is answered after these (it still says
 # whether more follow), rather than reading on without end.
 _FILL_ROUNDS = 3
+# Posts read beyond a public page, for those deleted since their chunk.
+_DELETED_SLACK = 4
 
 
 @dataclass(frozen=True)
@@ -41,17 +46,31 @@ class Page:
 class PostStore:
     """DynamoDB adapter for posts. Takes its client so tests can swap it."""
 
-    def __init__(self, client, table_name: str, shards: int, clock=time.time, *, reads_mirror: bool = False) -> None:
+    def __init__(
+        self,
+        client,
+        table_name: str,
+        shards: int,
+        clock=time.time,
+        *,
+        reads_mirror: bool = False,
+        public_lanes: int = 1,
+        post_windows: PostWindows | None = None,
+    ) -> None:
         self._client = client
         self._table = table_name
         self._shards = shards
         self._clock = clock
+        self._public = PublicPages(client, table_name, public_lanes)
         # Mirrored posts have their own partitions; a stack that does not
         # mirror (MIRROR_ENABLED off) reads none of them, so its public pages
         # and reads by id cost what they did before the mirror existed. Only
         # a mirrored account can be suspended: such a stack reads no author
         # either.
         self._reads_mirror = reads_mirror
+        # The posts this container accepted in each author's rate window
+        # (one per container: the wiring shares it between stores).
+        self._post_windows = post_windows or PostWindows()
 
     # -- write path -------------------------------------------------------
 
@@ -66,9 +85,10 @@ class PostStore:
     ) -> None:
         """Store a new post: one conditional PutItem of the post item, after
         its idempotency record (only with a key), the author's kept primary
-        token (only with `keeping`) and its rate-limit count (`charge`, if
-        any). Everything derived from it (the backlog count, feed markers,
-        home timelines) follows on the table's stream (`chalicelib.stream`).
+        token (only with `keeping`) and its rate-limit check (`charge`, if
+        any: a read of the stream's count, no write). Everything derived
+        from it (the backlog count, feed markers, home timelines, the rate
+        window's count) follows on the table's stream (`chalicelib.stream`).
 
         Raises DuplicateIdempotencyKey if the author's key is held by
         another request (its record names another post id: that request's
@@ -85,7 +105,7 @@ class PostStore:
             self._reserve_key(post, fingerprint, idempotency_expires_at, now)
         self._keep_token(post.author, keeping)
         try:
-            charge_alone(self._client, self._table, charge)
+            self._admit(post, charge)
         except RateLimited:
             if post.idempotency_key:
                 self._release_key(post)
@@ -101,7 +121,7 @@ class PostStore:
         moved (it was released, or expired and taken), PostExists if the
         post is stored, and the rest as `create_post`."""
         self._keep_token(post.author, keeping)
-        charge_alone(self._client, self._table, charge)
+        self._admit(post, charge)
         record_check = {
             "ConditionCheck": {
                 "TableName": self._table,
@@ -116,6 +136,12 @@ class PostStore:
             if cancelled.failed(0):
                 raise PostExists(post.id, self._stored(post.id, cancelled.old_items[0])) from cancelled
             raise StateChanged(post.id) from cancelled
+
+    def _admit(self, post: Post, charge: Charge | None) -> None:
+        """RateLimited if the author's window is full: the posts the stream
+        counted there (one eventually consistent GetItem) and those this
+        container accepted (docs/DESIGN.md, "Write path")."""
+        self._post_windows.admit(charge, post.id, lambda full: read_counted_posts(self._client, self._table, full))
 
     def _put_post(self, post: Post) -> None:
         try:
@@ -325,35 +351,60 @@ class PostStore:
         return Page(posts[:limit], len(posts) > limit)
 
     def public_posts(self, before_id: str | None, limit: int) -> Page:
-        """Newest first across all write shards: each shard is asked for one
-        page and the results merged, so a page costs `shards` queries (twice
-        that with the mirror's partitions, plus one BatchGetItem of the
-        page's authors, whose suspended posts are left out)."""
+        """Newest first, from the public timeline's chunks (`public_pages`)."""
+        highest = ids.MAX_ULID if before_id is None else ids.ulid_from_value(ids.ulid_value(before_id) - 1)
+        return self.public_window(ids.MIN_ULID, highest, limit)
 
-        def one(partition: tuple[str, str], before: str | None) -> list[Post]:
-            index, key = partition
-            return self._query(index, key, before_id=before, limit=limit + 1)
+    def public_window(self, lowest: str, highest: str, limit: int, oldest_first: bool = False) -> Page:
+        """Live posts with lowest <= id <= highest, newest first (with
+        `oldest_first`, the `limit` oldest): one Query per public lane and
+        one consistent BatchGetItem of the posts a page shows (a few more,
+        so that deleted ones seldom make it short), plus, with the mirror,
+        one BatchGetItem of their authors. Whatever WRITE_SHARDS is."""
+        window = Window(lowest, highest, oldest_first)
+        shown: list[Post] = []
+        for _ in range(_FILL_ROUNDS):
+            refs, unsettled = self._public.refs(window, limit + 1 + _DELETED_SLACK)
+            asked = refs[: limit + 1 + _DELETED_SLACK]
+            shown += self._shown(self._live_posts(asked))
+            more = unsettled or len(refs) > len(asked)
+            if len(shown) > limit or not more or not asked:
+                break
+            window = window.after(asked[-1].post_id)
+        page = shown[:limit]
+        return Page(sorted(page, key=lambda post: post.id, reverse=True), len(shown) > limit or more)
 
-        def read(before: str | None) -> list[Post]:
-            with ThreadPoolExecutor(max_workers=min(2 * self._shards, 16)) as pool:
-                pages = pool.map(lambda partition: one(partition, before), self.public_partitions())
-                merged = [post for posts in pages for post in posts]
-            merged.sort(key=lambda post: post.id, reverse=True)
-            # Every shard's posts above the cut are in: a next read from
-            # the cut skips none.
-            return merged[: limit + 1]
+    def _live_posts(self, refs: list[Ref]) -> list[Post]:
+        """The posts `refs` name that are live, in their order: a deleted
+        post stays in its chunk, a mirrored one may have expired."""
+        keys = [
+            layout.mirrored_post_key(ref.post_id, self._shards) if ref.mirrored else layout.post_key(ref.post_id)
+            for ref in refs
+        ]
+        items = dynamo.batch_get(self._client, self._table, keys, "read public posts", consistent=True)
+        posts = {post.id: post for post in map(layout.post_from_item, items)}
+        return [posts[ref.post_id] for ref in refs if ref.post_id in posts and not posts[ref.post_id].is_deleted]
 
-        return self._filled(read, before_id, limit, lambda edge: edge)
+    def add_public(self, chunks: list[Chunk]) -> None:
+        """The stream consumer's part: posts that appeared, by chunk."""
+        self._public.add(chunks)
 
-    # -- id windows over several partitions (the Mastodon API) ------------------
-
-    def public_partitions(self) -> list[tuple[str, str]]:
-        """Each shard's Public index partition and its mirrored posts'
-        base-table partition (docs/DESIGN.md, "Warm standby")."""
-        partitions = [(PUBLIC_INDEX, layout.public_partition(shard)) for shard in range(self._shards)]
+    def post_by_mastodon_id(self, lowest: str, highest: str) -> Post | None:
+        """The oldest live post with lowest <= id <= highest, a Mastodon
+        id's range (`mastodon.ids`): the range lies in one write shard (the
+        shard is a hash of the id's top 64 bits, `items.shard_of`), so one
+        query of its Public partition and, with the mirror, one of its
+        mirrored posts. Suspended authors are the caller's to check."""
+        shard = layout.shard_of(lowest, self._shards)
+        partitions = [(PUBLIC_INDEX, layout.public_partition(shard))]
         if self._reads_mirror:
-            partitions += [(layout.BASE_TABLE, layout.mirror_partition(shard)) for shard in range(self._shards)]
-        return partitions
+            partitions.append((layout.BASE_TABLE, layout.mirror_partition(shard)))
+        found = [
+            post
+            for index, partition in partitions
+            for post in self._query_window(index, partition, lowest, highest, 1, oldest_first=True)
+        ]
+        return min(found, key=lambda post: post.id, default=None)
 
     @staticmethod
     def author_partition(author: str) -> tuple[str, str]:

@@ -14,8 +14,10 @@ from typing import Protocol
 
 from chalicelib.core.clock import iso_at
 from chalicelib.core.models import Post
+from chalicelib.posts.public_pages import Chunk, chunks_of
 from chalicelib.stream.changes import FollowChange, PostChange, decode, decode_follows
 from chalicelib.stream.effects import Effects, chunks, effects_of
+from chalicelib.stream.post_windows import PostWindowTags, posts_by_window
 from chalicelib.stream.store import AlreadyApplied, Run
 
 # A claim read back tells how far an earlier delivery got; a third surprise
@@ -55,6 +57,20 @@ class NoHomeFanout:
         return None
 
 
+class PublicTimeline(Protocol):
+    """The public timeline's chunks (`posts.public_pages`): a union, so
+    adding the same posts again changes nothing."""
+
+    def add_public(self, chunks: list[Chunk]) -> None: ...
+
+
+class NoPublicTimeline:
+    """Public pages read from elsewhere (a consumer tested on counts only)."""
+
+    def add_public(self, chunks: list[Chunk]) -> None:
+        return None
+
+
 class DerivedStore(Protocol):
     def apply(self, run: Run, effects: Effects, changed_at: str, now: int) -> None: ...
 
@@ -63,6 +79,8 @@ class DerivedStore(Protocol):
     def lower_oldest(self, post_id: str) -> None: ...
 
     def mark_oldest_left(self, post_ids: list[str]) -> None: ...
+
+    def count_posts(self, windows: PostWindowTags) -> None: ...
 
 
 @dataclass
@@ -77,10 +95,22 @@ class StreamReport:
 
 
 class StreamConsumer:
-    def __init__(self, store: DerivedStore, home: HomeFanout | None = None, clock=time.time) -> None:
+    def __init__(
+        self,
+        store: DerivedStore,
+        home: HomeFanout | None = None,
+        clock=time.time,
+        *,
+        public: PublicTimeline | None = None,
+        counts_posts: bool = True,
+    ) -> None:
+        """`counts_posts`: count posts per author and minute for the rate
+        limit (off when POSTS_PER_MINUTE is 0: nothing reads them)."""
         self._store = store
         self._home = home or NoHomeFanout()
         self._clock = clock
+        self._public = public or NoPublicTimeline()
+        self._counts_posts = counts_posts
 
     def handle(self, records: list[dict]) -> StreamReport:
         """Apply a batch (Lambda's `Records`). Any exception fails the whole
@@ -93,6 +123,8 @@ class StreamConsumer:
             else:
                 report.runs_seen_before += 1
         self._track_oldest(changes)
+        self._public.add_public(public_chunks(changes))
+        self._count_posts(changes)
         self._fan_out(changes)
         self._follow_edges(decode_follows(records))
         return report
@@ -132,6 +164,13 @@ class StreamConsumer:
         if recorded in effects.left_backlog and not stale:
             self._store.mark_oldest_left(effects.left_backlog)
 
+    def _count_posts(self, changes: list[PostChange]) -> None:
+        """The rate limit's windows: string sets, idempotent, so outside
+        the claimed runs (`stream.post_windows`)."""
+        windows = posts_by_window(changes) if self._counts_posts else {}
+        if windows:
+            self._store.count_posts(windows)
+
     def _fan_out(self, changes: list[PostChange]) -> None:
         for change in changes:
             if change.appeared:
@@ -145,3 +184,8 @@ class StreamConsumer:
                 self._home.on_followed(change.follower, change.followee)
             else:
                 self._home.on_unfollowed(change.follower, change.followee)
+
+def public_chunks(changes: list[PostChange]) -> list[Chunk]:
+    """The public timeline's share of a batch: every post that appeared,
+    own or mirrored, by bucket (`posts.public_pages`)."""
+    return chunks_of((change.event_id, change.post.id, change.mirrored) for change in changes if change.appeared)

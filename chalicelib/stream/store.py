@@ -1,25 +1,33 @@
 """The DynamoDB adapter of the stream consumer: claimed runs of records
 applied to the status shards, the authors' feed markers and the dirty
-feed shards in one transaction each; the oldest pending post; and the one
-read of it all that `/status` and the public feed marker make.
+feed shards in one transaction each; the oldest pending post; the rate
+limit's post windows (string sets, outside the runs); and the one read of
+it all that `/status` and the public feed marker make.
 
-The key layout is `stream.layout`'s; docs/DESIGN.md ("The stream") has the
+The key layout is `stream.layout`'s (the post windows' is
+`accounts.rate_limits`', whose request path reads them); docs/DESIGN.md ("The stream") has the
 argument for why every effect holds under redelivery and reordering.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from chalicelib.accounts.rate_limits import posts_window_update
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
 from chalicelib.feeds.markers import FEED_CHANGED_AT, FEED_VERSION, LAST_DELETED_ID, LAST_POST_ID
 from chalicelib.posts.items import shard_of
 from chalicelib.stream import layout
 from chalicelib.stream.effects import COUNTED_STATES, Effects, FeedLane
+from chalicelib.stream.post_windows import PostWindowTags
 
 # `IN` takes at most 100 operands.
 _IN_MAX = 99
+# The post windows' UpdateItems of one batch run in parallel: a batch of
+# 1000 records may name as many authors.
+_WINDOW_WRITERS = 16
 
 
 @dataclass(frozen=True)
@@ -183,6 +191,24 @@ class StreamStore:
             }
             for shard, authors in sorted(by_shard.items())
         ]
+
+    # -- the rate limit's post windows ---------------------------------------------
+
+    def count_posts(self, windows: PostWindowTags) -> None:
+        """Add each window's tags to its set: one UpdateItem (1 write unit
+        while the set is under 1 KB) per author and minute, in parallel."""
+
+        def one(window: tuple[tuple[str, int], set[str]]) -> None:
+            (author, minute), tags = window
+            with unavailable_as_domain_error("count posts in a window"):
+                self._client.update_item(**posts_window_update(self._table, author, minute, tags))
+
+        if len(windows) <= 1:
+            for window in windows.items():
+                one(window)
+            return
+        with ThreadPoolExecutor(max_workers=min(len(windows), _WINDOW_WRITERS)) as pool:
+            list(pool.map(one, windows.items()))
 
     # -- the oldest pending post ---------------------------------------------------
 

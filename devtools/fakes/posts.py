@@ -30,6 +30,7 @@ from chalicelib.core.models import (
 )
 from chalicelib.errors import PostExists, StateChanged, ValidationFailed
 from chalicelib.mirror.state import MirrorState
+from chalicelib.posts import public_pages
 from chalicelib.posts.archive import Spooled, spool_key
 from chalicelib.posts.store import Page
 from chalicelib.recovery.backlog import BacklogCounts, BacklogStatus
@@ -246,3 +247,25 @@ class InMemoryArchiveCheckpoints:
                 return False
             self._last_ids[shard] = new
             return True
+
+
+class InMemoryPublicPages:
+    """`posts.public_store.PublicPages`: the public timeline's chunks, by
+    key, each a union of the ids added to it."""
+
+    def __init__(self) -> None:
+        self._chunks: dict[str, public_pages.Chunk] = {}
+        self._lock = threading.Lock()
+
+    def add(self, chunks: list[public_pages.Chunk]) -> None:
+        with self._lock:
+            for chunk in chunks:
+                stored = self._chunks.setdefault(chunk.sk, public_pages.Chunk(chunk.sk))
+                stored.own |= chunk.own
+                stored.mirrored |= chunk.mirrored
+
+    def refs(self, window: public_pages.Window, want: int) -> tuple[list[public_pages.Ref], bool]:
+        with self._lock:
+            lane = public_pages.LaneRead(sorted(self._chunks.values(), key=lambda chunk: chunk.sk), exhausted=True)
+        refs, _ = public_pages.settled(window, [lane])
+        return refs, False

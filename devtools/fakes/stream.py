@@ -1,6 +1,6 @@
 """In-memory stand-in for the stream consumer's store (`stream.store.StreamStore`):
 claims, the status counts, the feed markers it moves and the dirty feeds,
-and the oldest pending post. tests/functional/test_stream_store_contract.py
+the oldest pending post, and the rate limit's post windows. tests/functional/test_stream_store_contract.py
 runs one suite against both."""
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class InMemoryStreamStore:
     dirty: dict[int, set[str]] = field(default_factory=dict)
     oldest_id: str | None = None
     stale: bool = False
+    post_windows: dict[tuple[str, int], set[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def apply(self, run: Run, effects: Effects, changed_at: str, now: int) -> None:
@@ -55,6 +56,11 @@ class InMemoryStreamStore:
                 user.posts_count += effect.posts
             for author, post_id in effects.deleted:
                 self.dirty.setdefault(shard_of(post_id, self.shards), set()).add(author)
+
+    def count_posts(self, windows: dict[tuple[str, int], set[str]]) -> None:
+        with self._lock:
+            for window, tags in windows.items():
+                self.post_windows.setdefault(window, set()).update(tags)
 
     def oldest(self) -> tuple[str | None, bool]:
         with self._lock:

@@ -40,8 +40,9 @@ def test_readme_walkthrough_works(stack):
 
     assert stack.call("GET", f"/posts/{post['id']}").body == post
     assert post["id"] in [p["id"] for p in stack.call("GET", "/users/walker/posts").body["posts"]]
-    assert post["id"] in [p["id"] for p in stack.call("GET", "/timeline/public").body["posts"]]
-    # The backlog counts it once the stream has reached the consumer (well under a second).
+    # The public timeline and the backlog count have it once the stream has
+    # reached the consumer (well under a second).
+    wait_for(lambda: post["id"] in [p["id"] for p in stack.call("GET", "/timeline/public").body["posts"]], timeout=10)
     wait_for(lambda: stack.call("GET", "/status").body["backlog"] >= 1, timeout=10)
     assert stack.call("GET", "/status").body["mode"] == "fallback"
 

@@ -93,6 +93,8 @@ def test_fetch_next_and_previous_walk_a_timeline_in_pages(users):
 
 def test_public_timeline_pages_across_users(users):
     made = [users[name].status_post(f"public {name}").id for name in ("alice", "bob", "carol")]
+    # The public timeline has them once the stream has delivered them (well under a second).
+    wait_for(lambda: [s.id for s in users["alice"].timeline_public(limit=1)] == made[-1:], timeout=10)
 
     first = users["alice"].timeline_public(limit=2)
     second = users["alice"].fetch_next(first)

@@ -16,6 +16,7 @@ from chalicelib.aws.schema import BY_AUTHOR_INDEX, PUBLIC_INDEX, index_keys
 from chalicelib.feeds import live as syndication
 from chalicelib.feeds.live import Feeds
 from chalicelib.feeds.render import Lane, entry_title
+from chalicelib.posts import public_pages
 from chalicelib.posts.items import shard_of
 from tests.conftest import TABLE, below_the_stream
 
@@ -273,11 +274,40 @@ def put_raw(item: dict) -> None:
         wiring.dynamodb().put_item(TableName=TABLE, Item=item)
 
 
+def public_chunks_of(post_id: str) -> list[dict]:
+    """The keys of the public timeline's chunks of the post's bucket."""
+    bucket = public_pages.bucket_key(public_pages.bucket_of(post_id))
+    answer = wiring.dynamodb().query(
+        TableName=TABLE,
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :bucket)",
+        ExpressionAttributeValues={":pk": {"S": public_pages.lane_pk(0)}, ":bucket": {"S": bucket}},
+    )
+    return [{"PK": item["PK"], "SK": item["SK"]} for item in answer["Items"]]
+
+
+def move_in_public_chunks(post_id: str, action: str) -> None:
+    """DELETE the post's id from its public chunks, or ADD it back, below
+    the stream (as the stream's write of the chunk may come a moment after
+    the marker's)."""
+    keys = public_chunks_of(post_id)
+    assert keys, "the post's bucket has a chunk"
+    with below_the_stream():
+        for key in keys:
+            wiring.dynamodb().update_item(
+                TableName=TABLE,
+                Key=key,
+                UpdateExpression=f"{action} own :id",
+                ExpressionAttributeValues={":id": {"BS": [public_pages.encode_id(post_id)]}},
+            )
+
+
 def hide_from_indexes(post_id: str) -> dict:
     """Make the indexes miss a committed post, as they may for a moment after
-    its write (moto's are never late): its item loses its index keys, while
-    the marker keeps the change. Returns the item, for `put_raw` to catch up."""
+    its write (moto's are never late): its item loses its index keys and the
+    public timeline's chunks lose its id, while the marker keeps the change.
+    Returns the item, for `put_raw` (and `move_in_public_chunks`) to catch up."""
     item = raw_item(post_id)
+    move_in_public_chunks(post_id, "DELETE")
     names = [name for index in (BY_AUTHOR_INDEX, PUBLIC_INDEX) for name in index_keys(index)]
     with below_the_stream():
         wiring.dynamodb().update_item(
@@ -370,6 +400,7 @@ def test_while_an_index_misses_a_new_post_the_feed_is_no_cache_and_never_304(api
 
     # once the index has it, the feed shows it under validators that give 304.
     put_raw(item)
+    move_in_public_chunks(new["id"], "ADD")
     assert_current(api, path, behind, shows=[new["id"], older["id"]])
 
 

@@ -119,7 +119,7 @@ def test_a_home_keeps_only_its_newest_items(api):
     # A fan-out trims about one home in TRIM_EVERY; here every one.
     configured = wiring.settings()
     trimming = HomeFanout(wiring.home_store(), configured.fanout_max_followers, configured.home_max_items, 1)
-    wiring.override(stream_consumer=StreamConsumer(wiring.stream_store(), trimming))
+    wiring.override(stream_consumer=StreamConsumer(wiring.stream_store(), trimming, public=wiring.post_store()))
     newer = [people.post("alice", f"newer {n}") for n in range(2)]
     assert entries("bob") == [newer[1], newer[0], posts[4]]
     assert entries("alice") == [newer[1], newer[0], posts[4]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import wiring
+from chalicelib.accounts.rate_limits import posts_limit, read_counted_posts
 from chalicelib.stream.effects import Effects, FeedLane
 from chalicelib.stream.store import AlreadyApplied, Run
 from devtools.fakes.stream import InMemoryStreamStore
@@ -71,3 +72,22 @@ def test_the_oldest_pending_post_is_the_least_seen_and_stale_once_it_left(store)
     store.mark_oldest_left(["01B"])
     assert store.replace_stale_oldest("01B", None)
     assert store.status().oldest_pending_id is None
+
+
+def counted_posts(store, author: str, window: int) -> set[str]:
+    """What the rate limit reads of a window (the request path's GetItem on DynamoDB)."""
+    if isinstance(store, InMemoryStreamStore):
+        return store.post_windows.get((author, window), set())
+    charge = posts_limit(30).charge_at(author, window * 60)
+    return read_counted_posts(wiring.dynamodb(), wiring.settings().table_name, charge)
+
+
+def test_post_windows_are_sets_counting_a_post_once_however_often_it_comes(store):
+    store.count_posts({("alice", 7): {"a1", "a2"}, ("bob", 7): {"b1"}})
+    store.count_posts({("alice", 7): {"a2", "a3"}, ("alice", 8): {"a4"}})
+    store.count_posts({("alice", 7): {"a1"}})
+
+    assert counted_posts(store, "alice", 7) == {"a1", "a2", "a3"}
+    assert counted_posts(store, "alice", 8) == {"a4"}
+    assert counted_posts(store, "bob", 7) == {"b1"}
+    assert counted_posts(store, "bob", 8) == set()

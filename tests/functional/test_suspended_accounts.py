@@ -184,7 +184,12 @@ def test_a_stack_that_does_not_mirror_reads_no_author_for_a_page(api, monkeypatc
     token = api.new_user("alice")
     api.post("/posts", {"text": "hello"}, token=token)
     api.get("/status")  # the stream has applied the post: its writes are done
-    operations: list[str] = []
-    wiring.dynamodb().meta.events.register("before-call.dynamodb", lambda model, **_: operations.append(model.name))
+    calls: list[tuple[str, dict]] = []
+    wiring.dynamodb().meta.events.register(
+        "before-parameter-build.dynamodb", lambda model, params, **_: calls.append((model.name, params))
+    )
     assert len(api.get("/timeline/public").body["posts"]) == 1
-    assert set(operations) == {"Query"}
+    # The public chunks' query, and the posts it names: no user item.
+    assert [name for name, _ in calls] == ["Query", "BatchGetItem"]
+    read_keys = [key["PK"]["S"] for keys in calls[1][1]["RequestItems"].values() for key in keys["Keys"]]
+    assert len(read_keys) == 1 and read_keys[0].startswith("POST#")

@@ -19,6 +19,8 @@ PURE_MODULES = [
     "chalicelib.mastodon.ids",
     "chalicelib.mirror.changes",
     "chalicelib.mirror.layout",
+    "chalicelib.accounts.windows",
+    "chalicelib.stream.post_windows",
 ]
 FORBIDDEN = {"boto3", "botocore", "urllib.request", "http.client"}
 

@@ -20,18 +20,12 @@ any order (the stream keeps each item's own order only):
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from chalicelib.core.models import MIRRORED, Post
 from chalicelib.home import layout
 from chalicelib.home.layout import Entry
 from chalicelib.home.store import Audience
-
-# The switch to merged at read writes one transaction per follower (up to
-# about FANOUT_MAX_FOLLOWERS of them, once): this many at a time, so 10,000
-# take seconds of the stream function's time, not minutes.
-_SWITCH_WORKERS = 16
 
 
 class HomeWrites(Protocol):
@@ -52,6 +46,8 @@ class HomeWrites(Protocol):
     def mark_merged_at_read(self, author: str) -> None: ...
 
     def add_merged(self, owner: str, author: str, *, while_following: bool = False) -> bool: ...
+
+    def merging(self, owners: list[str], author: str) -> set[str]: ...
 
     def remove_merged(self, owner: str, author: str) -> None: ...
 
@@ -114,10 +110,15 @@ class HomeFanout:
         self._store.delete_entries(gone)
 
     def _merge_at_read(self, author: str, followers: list[str]) -> None:
+        # One transaction per follower, in turn (once per account: about
+        # FANOUT_MAX_FOLLOWERS of them, some 10 ms each on AWS). Followers
+        # merging it already are skipped, so a switch cut short by the
+        # function's timeout goes on where it stopped when redelivered.
         self._store.add_merged(author, author)
-        with ThreadPoolExecutor(max_workers=_SWITCH_WORKERS) as pool:
-            # list(): the first failure is raised here, before the flag.
-            list(pool.map(lambda follower: self._store.add_merged(follower, author, while_following=True), followers))
+        done = self._store.merging(followers, author)
+        for follower in followers:
+            if follower not in done:
+                self._store.add_merged(follower, author, while_following=True)
         self._store.mark_merged_at_read(author)
 
     # -- trim ------------------------------------------------------------------

@@ -175,6 +175,15 @@ class HomeStore:
             return False
         return True
 
+    def merging(self, owners: list[str], author: str) -> set[str]:
+        """The owners whose merged accounts hold `author` already: one
+        BatchGetItem per 100 owners."""
+        keys = [layout.merged_key(owner) for owner in dict.fromkeys(owners)]
+        found = dynamo.batch_get(self._client, self._table, keys, "read merged accounts")
+        return {
+            item["PK"]["S"].removeprefix("USER#") for item in found if author in item.get("accounts", {}).get("SS", [])
+        }
+
     def remove_merged(self, owner: str, author: str) -> None:
         with unavailable_as_domain_error("unmerge a followed account"):
             self._client.update_item(

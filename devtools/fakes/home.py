@@ -92,6 +92,10 @@ class InMemoryHomeStore:
             self.merged.setdefault(owner, set()).add(author)
             return True
 
+    def merging(self, owners: list[str], author: str) -> set[str]:
+        self.requests += 1
+        return {owner for owner in owners if author in self.merged.get(owner, set())}
+
     def remove_merged(self, owner: str, author: str) -> None:
         with self._lock:
             self.requests += 1

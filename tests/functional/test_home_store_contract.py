@@ -151,3 +151,12 @@ def test_newest_posts_are_live_ones_newest_first(world):
         (posts[2].id, "alice", False),
         (posts[1].id, "alice", False),
     ]
+
+
+def test_merging_tells_which_owners_merge_an_account_already(world):
+    world.follow("bob", "star")
+    world.store.add_merged("bob", "star", while_following=True)
+    world.store.add_merged("carol", "other")
+
+    assert world.store.merging(["bob", "carol", "dora", "bob"], "star") == {"bob"}
+    assert world.store.merging([], "star") == set()

@@ -272,3 +272,19 @@ def test_a_page_costs_two_requests_without_accounts_merged_at_read(store):
     store.requests = 0
     timeline(store).page("reader", ids.MIN_ULID, ids.MAX_ULID, 20)
     assert store.requests == 2
+
+
+def test_a_switch_cut_short_goes_on_where_it_stopped(store):
+    fan = fanout(store)
+    for n in range(MAX_FOLLOWERS + 3):
+        store.follow(f"fan{n}", "star")
+    followers = store.followers_of("star")
+    for follower in followers[:4]:
+        store.add_merged(follower, "star", while_following=True)  # an earlier delivery's share
+    writes = []
+    add_merged = store.add_merged
+    store.add_merged = lambda owner, author, **kw: writes.append(owner) or add_merged(owner, author, **kw)
+
+    fan.on_followed("fan0", "star")
+    assert writes == ["star", *followers[4:]]
+    assert all(store.merged[follower] == {"star"} for follower in followers)

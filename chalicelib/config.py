@@ -66,6 +66,11 @@ class Settings:
     writes_per_minute: int = 30
     # Whom one user may follow at most: Mastodon's own cap.
     max_following: int = 7500
+    # Home timelines (docs/DESIGN.md, "Home timeline"): an account with more
+    # followers than this is merged at read instead of fanned out, and each
+    # home keeps about its newest HOME_MAX_ITEMS posts (Twitter's figure).
+    fanout_max_followers: int = 10000
+    home_max_items: int = 800
     auth_cache_seconds: int = 60
     auth_stale_seconds: int = 900
     health_up_after: int = 3
@@ -123,6 +128,8 @@ class Settings:
             posts_per_minute=_int(env, "POSTS_PER_MINUTE", 30),
             writes_per_minute=_int(env, "WRITES_PER_MINUTE", 30),
             max_following=_int(env, "MAX_FOLLOWING", 7500, minimum=1),
+            fanout_max_followers=_int(env, "FANOUT_MAX_FOLLOWERS", 10000),
+            home_max_items=_int(env, "HOME_MAX_ITEMS", 800, minimum=1),
             auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", 60),
             auth_stale_seconds=_int(env, "AUTH_STALE_SECONDS", 900),
             health_up_after=_int(env, "HEALTH_UP_AFTER", 3, minimum=1),

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from chalicelib.feeds.live import Feeds
     from chalicelib.feeds.markers import FeedStore
     from chalicelib.feeds.publisher import FeedPublisher
+    from chalicelib.home.store import HomeStore
+    from chalicelib.home.timeline import HomeTimeline
     from chalicelib.maintenance import Maintenance
     from chalicelib.mastodon.api import MastodonApi
     from chalicelib.mastodon.follows import FollowStore
@@ -287,7 +289,26 @@ def mastodon() -> MastodonApi:
     from chalicelib.mastodon.notifications import NotificationStore
 
     notifications = NotificationStore(dynamodb(), settings().table_name)
-    return MastodonApi(posts(), user_store(), follow_store(), settings(), utc_now_iso, notifications)
+    return MastodonApi(
+        posts(), user_store(), follow_store(), settings(), utc_now_iso, notifications, home=home_timeline()
+    )
+
+
+@_per_call
+def home_store() -> HomeStore:
+    from chalicelib.home.store import HomeStore
+
+    configured = settings()
+    return HomeStore(dynamodb(), configured.table_name, configured.write_shards, reads_mirror=configured.mirror_enabled)
+
+
+@_singleton
+def home_timeline() -> HomeTimeline:
+    """Home pages: the fanned-out entries, and the accounts merged at read
+    through the post service's author windows."""
+    from chalicelib.home.timeline import HomeTimeline
+
+    return HomeTimeline(home_store(), posts().authors_window)
 
 
 @_singleton
@@ -465,11 +486,11 @@ def stream_store() -> StreamStore:
 
 @_singleton
 def home_fanout() -> HomeFanout:
-    """The home timelines' fan-out on write. None is built yet (home
-    timelines are merged at read): the stream calls a no-op."""
-    from chalicelib.stream.consumer import NoHomeFanout
+    """The home timelines' fan-out on write (chalicelib/home/fanout.py)."""
+    from chalicelib.home.fanout import HomeFanout
 
-    return NoHomeFanout()
+    configured = settings()
+    return HomeFanout(home_store(), configured.fanout_max_followers, configured.home_max_items)
 
 
 @_singleton

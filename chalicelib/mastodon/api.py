@@ -39,6 +39,7 @@ from chalicelib.observability import logger
 
 if TYPE_CHECKING:
     from chalicelib.accounts.kept_tokens import PrimaryCredential
+    from chalicelib.home.timeline import HomeTimeline
     from chalicelib.posts.service import Created
     from chalicelib.posts.store import Page
 
@@ -100,8 +101,10 @@ class MastodonApi:
         settings: Settings,
         clock: Callable[[], str],
         notifications: NotificationStore | None = None,
+        home: HomeTimeline | None = None,
     ) -> None:
         self._posts = posts
+        self._home = home
         self._notifications = notifications
         self._users = users
         self._follows = follows
@@ -207,12 +210,13 @@ class MastodonApi:
         return self._page(self._posts.public_window(*_bounds(window)), window, origin)
 
     def home_timeline(self, username: str, params: dict[str, str], origin: str) -> StatusPage:
-        """The user's own posts and those of everyone they follow, merged
-        newest first: fan-out on read (docs/DESIGN.md, "Home timeline")."""
+        """The user's own posts and those of everyone they follow, newest
+        first: the user's fanned-out home, with the very followed accounts
+        merged at read (docs/DESIGN.md, "Follow graph and home timeline")."""
         window = mastodon_ids.window_from_params(params)
-        authors = [username, *self._follows.following(username)]
-        page = self._posts.authors_window(list(dict.fromkeys(authors)), *_bounds(window))
-        return self._page(page, window, origin)
+        if self._home is None:
+            raise StoreUnavailable("no home timelines wired")
+        return self._page(self._home.page(username, *_bounds(window)), window, origin)
 
     def account_statuses(self, account_id: str, params: dict[str, str], origin: str) -> StatusPage:
         window = mastodon_ids.window_from_params(params)

@@ -6,6 +6,11 @@ Only posts matter here: a post written here (`POST#<id> / POST`) and a
 mirrored post of the primary (`MIRROR#<s> / <id>`). Every other item (users,
 counters, leases, the stream consumer's own writes) is skipped, so the
 consumer's writes never feed back into it.
+
+Follow edges (`FOLLOWING#<follower> / <followee>`, mastodon.follows) are
+decoded apart (`decode_follows`): the home fan-out backfills and trims on
+them. Only that direction is read: the `FOLLOWERS#` twin written in the
+same transaction would tell the same change twice, from another shard.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from chalicelib.core.models import Post
 _POST_PREFIX = "POST#"
 _POST_SK = "POST"
 _MIRROR_PREFIX = "MIRROR#"
+_FOLLOWING_PREFIX = "FOLLOWING#"
 # Index keys and other layout attributes: not fields of a Post.
 _LAYOUT = frozenset({"PK", "SK", "AuthorPK", "AuthorSK", "PublicPK", "PublicSK", "BacklogPK", "BacklogSK"})
 
@@ -61,6 +67,29 @@ class PostChange:
 
     def state_after(self) -> str | None:
         return self.after.state if self.after else None
+
+
+@dataclass(frozen=True)
+class FollowChange:
+    """A follow made (`followed`) or undone, from its edge's record."""
+
+    follower: str
+    followee: str
+    followed: bool
+
+
+def decode_follows(records: list[dict]) -> list[FollowChange]:
+    """The follows made and undone among `records`, in their order. An edge
+    rewritten in place (no follow writes one so) changes nothing."""
+    changes = []
+    for record in records:
+        body = record.get("dynamodb", {})
+        keys = attribute_values(body.get("Keys", {}))
+        pk, sk = str(keys.get("PK", "")), str(keys.get("SK", ""))
+        existed, exists = bool(body.get("OldImage")), bool(body.get("NewImage"))
+        if pk.startswith(_FOLLOWING_PREFIX) and sk and existed != exists:
+            changes.append(FollowChange(pk.removeprefix(_FOLLOWING_PREFIX), sk, exists))
+    return changes
 
 
 def decode(records: list[dict]) -> list[PostChange]:

@@ -15,7 +15,7 @@ from typing import Protocol
 from chalicelib.core.clock import iso_at
 from chalicelib.core.models import Post
 from chalicelib.posts.public_pages import Chunk, chunks_of
-from chalicelib.stream.changes import PostChange, decode
+from chalicelib.stream.changes import FollowChange, PostChange, decode, decode_follows
 from chalicelib.stream.effects import Effects, chunks, effects_of
 from chalicelib.stream.post_windows import PostWindowTags, posts_by_window
 from chalicelib.stream.store import AlreadyApplied, Run
@@ -28,12 +28,17 @@ _CLAIM_ATTEMPTS = 3
 
 class HomeFanout(Protocol):
     """Home timelines written on post (fan-out on write): called for every
-    post that appears or disappears, own and mirrored, at least once and in
-    each post's own order. Must be idempotent."""
+    post that appears or disappears, own and mirrored, and every follow made
+    or undone, at least once and in each item's own order (a post's, an
+    edge's), in no order across items. Must be idempotent."""
 
     def on_post_created(self, post: Post) -> None: ...
 
     def on_post_deleted(self, post: Post) -> None: ...
+
+    def on_followed(self, follower: str, followee: str) -> None: ...
+
+    def on_unfollowed(self, follower: str, followee: str) -> None: ...
 
 
 class NoHomeFanout:
@@ -43,6 +48,12 @@ class NoHomeFanout:
         return None
 
     def on_post_deleted(self, post: Post) -> None:
+        return None
+
+    def on_followed(self, follower: str, followee: str) -> None:
+        return None
+
+    def on_unfollowed(self, follower: str, followee: str) -> None:
         return None
 
 
@@ -115,6 +126,7 @@ class StreamConsumer:
         self._public.add_public(public_chunks(changes))
         self._count_posts(changes)
         self._fan_out(changes)
+        self._follow_edges(decode_follows(records))
         return report
 
     def _apply_run(self, changes: list[PostChange]) -> bool:
@@ -166,6 +178,12 @@ class StreamConsumer:
             elif change.disappeared:
                 self._home.on_post_deleted(change.before)
 
+    def _follow_edges(self, changes: list[FollowChange]) -> None:
+        for change in changes:
+            if change.followed:
+                self._home.on_followed(change.follower, change.followee)
+            else:
+                self._home.on_unfollowed(change.follower, change.followee)
 
 def public_chunks(changes: list[PostChange]) -> list[Chunk]:
     """The public timeline's share of a batch: every post that appeared,

@@ -111,13 +111,16 @@ def test_follow_unfollow_and_the_home_timeline(users):
     alice_post = alice.status_post("alice posts").id
 
     relationship = alice.account_follow(bob_id)
-    home = alice.timeline_home()
 
+    def home() -> list:
+        return [s.id for s in alice.timeline_home()]
+
+    # The posts' fan-out and the follow's backfill run on the stream, a moment later.
     assert relationship.following is True
-    assert [s.id for s in home] == [alice_post, bob_post]
+    wait_for(lambda: home() == [alice_post, bob_post], timeout=10)
     assert [a.id for a in alice.account_following(alice.me().id)] == [bob_id]
     assert alice.account_unfollow(bob_id).following is False
-    assert [s.id for s in alice.timeline_home()] == [alice_post]
+    wait_for(lambda: home() == [alice_post], timeout=10)
 
 
 def test_errors_surface_as_mastodon_py_exceptions(stack, users):

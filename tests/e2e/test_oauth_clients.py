@@ -66,7 +66,8 @@ def test_mastodon_py_signs_in_posts_reads_and_revokes(stack):
     code, state = code_from_redirect(sign_in(url, username, password), REDIRECT)
     token = masto.log_in(code=code, redirect_uri=REDIRECT, scopes=SCOPES, allow_http=True)
     posted = masto.status_post("signed in with OAuth")
-    home = masto.timeline_home()
+    # The home timeline gets the post on the stream, a moment later.
+    home = wait_for(lambda: [status for status in masto.timeline_home() if status.id == posted.id], timeout=10)
     me = masto.account_verify_credentials()
     masto.revoke_access_token(allow_http=True)
 

@@ -131,6 +131,17 @@ def test_a_longer_batch_from_the_same_record_applies_only_what_is_new(store):
     assert outcome(store) == outcome(once)
 
 
+def interleave(items: list[list[dict]], rng: random.Random) -> list[dict]:
+    """Each item's records in its order (one shard holds an item's records),
+    the items' records interleaved at random, as shards read in any order."""
+    queues = [list(records) for records in items]
+    interleaved = []
+    while any(queues):
+        queue = rng.choice([q for q in queues if q])
+        interleaved.append(queue.pop(0))
+    return interleaved
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_shards_read_in_any_order_end_the_same(store, seed):
     once = InMemoryStreamStore()
@@ -139,11 +150,7 @@ def test_shards_read_in_any_order_end_the_same(store, seed):
     # Each post's records stay in order (one shard holds an item's records);
     # the shards interleave at random, in batches of random sizes.
     rng = random.Random(seed)
-    queues = [list(records) for records in EVERY_POST]
-    interleaved = []
-    while any(queues):
-        queue = rng.choice([q for q in queues if q])
-        interleaved.append(queue.pop(0))
+    interleaved = interleave(EVERY_POST, rng)
     cuts = sorted(rng.sample(range(1, len(interleaved)), 4))
     batches = [interleaved[a:b] for a, b in itertools.pairwise([0, *cuts, len(interleaved)])]
     consume(store, *batches, *rng.sample(batches, len(batches)))

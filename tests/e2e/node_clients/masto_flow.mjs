@@ -1,7 +1,7 @@
 // masto.js 8 (what Phanpy uses): register, sign in with PKCE S256, post,
 // read home in pages along the Link header, follow, revoke.
 import { createOAuthAPIClient, createRestAPIClient } from "masto";
-import { codeFromPerson, env, pkcePair, report } from "./person.mjs";
+import { codeFromPerson, eventually, env, pkcePair, report } from "./person.mjs";
 
 const scopes = "read write follow push";
 const anonymous = createRestAPIClient({ url: env.url });
@@ -21,6 +21,7 @@ const masto = createRestAPIClient({ url: env.url, accessToken: token.accessToken
 const me = await masto.v1.accounts.verifyCredentials();
 const posted = await masto.v1.statuses.create({ status: "posted from Node" });
 for (const n of [1, 2]) await masto.v1.statuses.create({ status: `page filler ${n}` });
+await eventually(async () => (await masto.v1.timelines.home.list({ limit: 3 })).length === 3);
 const pages = [];
 for await (const page of masto.v1.timelines.home.list({ limit: 1 })) {
   pages.push(page.map((status) => status.id));

@@ -4,7 +4,7 @@
 // read home in pages along the Link header, follow, revoke.
 import { OAuth2Client } from "@badgateway/oauth2-client";
 import generator from "megalodon";
-import { codeFromPerson, env, pkcePair, report } from "./person.mjs";
+import { codeFromPerson, eventually, env, pkcePair, report } from "./person.mjs";
 
 const scopes = ["read", "write", "follow"];
 const anonymous = generator("mastodon", env.url);
@@ -21,6 +21,7 @@ const client = generator("mastodon", env.url, token.accessToken);
 const me = (await client.verifyAccountCredentials()).data;
 const posted = (await client.postStatus("posted from Node")).data;
 for (const n of [1, 2]) await client.postStatus(`page filler ${n}`);
+await eventually(async () => (await client.getHomeTimeline({ limit: 3 })).data.length === 3);
 const pages = [];
 let options = { limit: 1 };
 while (pages.length < 3) {

@@ -26,3 +26,13 @@ export const env = {
 export function report(result) {
   process.stdout.write(JSON.stringify(result) + "\n");
 }
+
+// Home timelines are fanned out on the table's stream, a moment after a
+// post: poll until `check()` holds, as a person refreshing would (10 s at most).
+export async function eventually(check, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for the home timeline");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

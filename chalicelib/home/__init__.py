@@ -1,0 +1,1 @@
+"""Home timelines, fanned out on write (docs/DESIGN.md, "Home timeline")."""

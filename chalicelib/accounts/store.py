@@ -91,22 +91,15 @@ class UserStore:
 
     def get(self, username: str) -> User | None:
         with unavailable_as_domain_error("get user"):
-            response = self._client.get_item(
-                TableName=self._table, Key=dynamo.key(f"USER#{username}", "PROFILE"), ConsistentRead=True
-            )
-        if "Item" not in response:
-            return None
-        values = dynamo.from_item(response["Item"])
-        return User(
-            values["username"],
-            values["created_at"],
-            values.get("token_hash"),
-            values.get("token_issued_at"),
-            max(0, values.get("posts_count", 0)),
-            values.get("last_post_id"),
-            bool(values.get("suspended", False)),
-            values.get("display_name") or None,
-        )
+            response = self._client.get_item(TableName=self._table, Key=_profile_key(username), ConsistentRead=True)
+        return _user_from_item(response["Item"]) if "Item" in response else None
+
+    def get_many(self, usernames: list[str]) -> dict[str, User]:
+        """Several users by name (consistent, as `get`): one BatchGetItem per
+        100; unknown names are absent from the answer."""
+        keys = [_profile_key(name) for name in dict.fromkeys(usernames)]
+        users = map(_user_from_item, dynamo.batch_get(self._client, self._table, keys, "get users", consistent=True))
+        return {user.username: user for user in users}
 
     def username_for(self, hashed_token: str) -> str | None:
         grant = self.grant_for(hashed_token)
@@ -177,3 +170,21 @@ class UserStore:
                 "Item": dynamo.to_item({"PK": f"TOKEN#{hashed_token}", "SK": "TOKEN", "username": username}),
             }
         }
+
+
+def _profile_key(username: str) -> dict:
+    return dynamo.key(f"USER#{username}", "PROFILE")
+
+
+def _user_from_item(item: dict) -> User:
+    values = dynamo.from_item(item)
+    return User(
+        values["username"],
+        values["created_at"],
+        values.get("token_hash"),
+        values.get("token_issued_at"),
+        max(0, values.get("posts_count", 0)),
+        values.get("last_post_id"),
+        bool(values.get("suspended", False)),
+        values.get("display_name") or None,
+    )

@@ -9,7 +9,6 @@ read and written through the post service only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -363,15 +362,15 @@ class MastodonApi:
         return user
 
     def _accounts(self, usernames: list[str], origin: str, known: dict[str, User] | None = None) -> dict[str, dict]:
-        """Account entities for several users: one GetItem per user (in
-        parallel; the user item carries the post count and newest post) and
-        one BatchGetItem for the follow counts."""
+        """Account entities for several users: one BatchGetItem of the user
+        items not known already (each carries its post count and newest
+        post) and one of the follow counts."""
         if not usernames:
             return {}
         users = dict(known or {})
         missing = [name for name in usernames if name not in users]
-        with ThreadPoolExecutor(max_workers=min(len(usernames), 16)) as pool:
-            users.update(zip(missing, pool.map(self._users.get, missing), strict=True))
+        if missing:
+            users.update(self._users.get_many(missing))
         counts = self._follows.counts(usernames)
         return {
             name: render_account(users[name], _facts(users[name], counts[name]), origin)

@@ -29,6 +29,10 @@ class InMemoryUserStore:
         with self._lock:
             return self._users.get(username)
 
+    def get_many(self, usernames: list[str]) -> dict[str, User]:
+        with self._lock:
+            return {name: self._users[name] for name in usernames if name in self._users}
+
     def username_for(self, hashed_token: str) -> str | None:
         with self._lock:
             return self._usernames_by_token.get(hashed_token)

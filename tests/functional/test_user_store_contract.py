@@ -37,6 +37,12 @@ def test_a_created_user_reads_back_with_a_live_token(users):
     assert users.username_for(alice.token_hash) == "alice"
 
 
+def test_several_users_read_at_once_leave_out_unknown_names(users):
+    alice, bob = new_user(users), new_user(users, "bob")
+    assert users.get_many(["bob", "nobody", "alice", "bob"]) == {"alice": alice, "bob": bob}
+    assert users.get_many([]) == {}
+
+
 def test_an_unknown_user_or_token_is_none(users):
     assert users.get("nobody") is None
     assert users.username_for(token_hash("lb_never-issued")) is None

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from chalicelib.recovery.backlog import BacklogStore
     from chalicelib.recovery.health_store import HealthStore
     from chalicelib.recovery.service import Recovery
+    from chalicelib.stream.active_store import DynamoActiveShards
     from chalicelib.stream.consumer import HomeFanout, StreamConsumer
     from chalicelib.stream.store import StreamStore
     from chalicelib.upstream.port import Upstream
@@ -408,6 +409,7 @@ def maintenance() -> Maintenance:
         settings(),
         recovery(),
         publisher=feed_publisher(),
+        active_shards=active_shards(),
         mirror=mirror(),
         inbox=mirror_inbox(),
         backlog_empty=lambda: backlog_store().backlog_counts() == BacklogCounts(0, 0),
@@ -437,7 +439,7 @@ def feed_publisher() -> FeedPublisher:
 
     static = StaticFeeds(s3(), settings().bucket_name)
     lease = Lease(dynamodb(), settings().table_name, FEEDS_LEASE_NAME)
-    return FeedPublisher(feeds(), feed_store(), post_store(), static, lease, settings())
+    return FeedPublisher(feeds(), feed_store(), post_store(), static, lease, settings(), active_shards())
 
 
 @_per_call
@@ -461,4 +463,14 @@ def stream_consumer() -> StreamConsumer:
     """The stream's handler: counts, feed markers, dirty feeds, home fan-out."""
     from chalicelib.stream.consumer import StreamConsumer
 
-    return StreamConsumer(stream_store(), home_fanout())
+    return StreamConsumer(
+        stream_store(), home_fanout(), active_shards=active_shards(), write_shards=settings().write_shards
+    )
+
+
+@_per_call
+def active_shards() -> DynamoActiveShards:
+    """The write shards noted per minute by the stream, for the job (`stream.active`)."""
+    from chalicelib.stream.active_store import DynamoActiveShards
+
+    return DynamoActiveShards(dynamodb(), settings().table_name)

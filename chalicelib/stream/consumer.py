@@ -14,6 +14,8 @@ from typing import Protocol
 
 from chalicelib.core.clock import iso_at
 from chalicelib.core.models import Post
+from chalicelib.posts.items import shard_of
+from chalicelib.stream import active
 from chalicelib.stream.changes import PostChange, decode
 from chalicelib.stream.effects import Effects, chunks, effects_of
 from chalicelib.stream.store import AlreadyApplied, Run
@@ -66,16 +68,26 @@ class StreamReport:
 
 
 class StreamConsumer:
-    def __init__(self, store: DerivedStore, home: HomeFanout | None = None, clock=time.time) -> None:
+    def __init__(
+        self,
+        store: DerivedStore,
+        home: HomeFanout | None = None,
+        clock=time.time,
+        active_shards: active.ActiveShardStore | None = None,
+        write_shards: int = 1,
+    ) -> None:
         self._store = store
         self._home = home or NoHomeFanout()
         self._clock = clock
+        self._active = active_shards
+        self._write_shards = write_shards
 
     def handle(self, records: list[dict]) -> StreamReport:
         """Apply a batch (Lambda's `Records`). Any exception fails the whole
         batch, which Lambda then delivers again: every step is safe to repeat."""
         changes = decode(records)
         report = StreamReport(records=len(records), changes=len(changes))
+        self._note_active(changes)
         for run in chunks(changes):
             if self._apply_run(run):
                 report.runs_applied += 1
@@ -119,6 +131,18 @@ class StreamConsumer:
             recorded, stale = entered, False
         if recorded in effects.left_backlog and not stale:
             self._store.mark_oldest_left(effects.left_backlog)
+
+    def _note_active(self, changes: list[PostChange]) -> None:
+        """The write shards that got posts, for the scheduled job (`stream.active`):
+        an ADD to a set, so safe to repeat; first, so a batch that fails later
+        has noted them all the same."""
+        if self._active is None:
+            return
+        shards = active.noted_shards(changes, lambda post_id: shard_of(post_id, self._write_shards))
+        if shards:
+            now = self._clock()
+            split = active.split_of(changes[0].event_id)
+            self._active.note(active.minute_of(now), split, shards, int(now) + active.NOTE_DAYS * 86_400)
 
     def _fan_out(self, changes: list[PostChange]) -> None:
         for change in changes:

@@ -78,9 +78,7 @@ class ArchiveCheckpoints:
         item = {**_PLAN_KEY, **dynamo.to_item({"name": plan.name, "ranges": ranges})}
         try:
             with unavailable_as_domain_error("save archive plan"):
-                self._client.put_item(
-                    TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(PK)"
-                )
+                self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(PK)")
         except self._client.exceptions.ConditionalCheckFailedException:
             return self.plan() or plan
         return plan

@@ -82,9 +82,7 @@ class Visit:
     through: int
 
 
-def plan_visit(
-    store: ActiveShardStore, reader: str, kind: str, now: float, close_after: int, all_shards: int
-) -> Visit:
+def plan_visit(store: ActiveShardStore, reader: str, kind: str, now: float, close_after: int, all_shards: int) -> Visit:
     cursor = store.cursor(reader)
     closed = minute_of(now - close_after) - 1  # the last minute whose bucket is closed
     if cursor.through is None:

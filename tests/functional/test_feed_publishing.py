@@ -26,8 +26,9 @@ LATER = 3600
 
 def run_job(offset: float = LATER):
     """One maintenance run, `offset` seconds from now (an hour: every
-    change has settled)."""
-    settings = dataclasses.replace(wiring.settings(), static_feed_interval_seconds=0)  # every run, as before the interval
+    change has settled), users' feeds republished every run as before
+    STATIC_FEED_INTERVAL_SECONDS."""
+    settings = dataclasses.replace(wiring.settings(), static_feed_interval_seconds=0)
     now = time.time() + offset
     feeds = Feeds(wiring.post_store(), wiring.feed_store(), settings, clock=lambda: now)
     lease = Lease(wiring.dynamodb(), TABLE, FEEDS_LEASE_NAME)

@@ -62,6 +62,14 @@ def job_runs(calls: list[Call], since: float, gap: float) -> list[tuple[float, f
     return [(a, b) for a, b in runs]
 
 
+def progress(proxy: CountingProxy, since: float, gap: float) -> int:
+    """The job's runs since `since` (told on stderr as they come)."""
+    calls = proxy.calls()
+    runs = job_runs(calls, since, gap)
+    print(f"runs: {len(runs)}, calls: {len(calls)}", file=sys.stderr, flush=True)
+    return len(runs)
+
+
 def measure(args: argparse.Namespace) -> dict:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     moto, moto_url = start_moto_server()
@@ -77,8 +85,7 @@ def measure(args: argparse.Namespace) -> dict:
         wait_for(lambda: primary_state(stack) == args.primary, timeout=STARTUP_TIMEOUT_SECONDS, interval=0.5)
         up_at = time.monotonic()
         wanted = WARMUP_RUNS + args.runs + 1  # the last one may still be running
-        enough = lambda: len(job_runs(proxy.calls(), up_at, gap)) >= wanted  # noqa: E731 - a condition
-        wait_for(enough, timeout=STARTUP_TIMEOUT_SECONDS, interval=1)
+        wait_for(lambda: progress(proxy, up_at, gap) >= wanted, timeout=STARTUP_TIMEOUT_SECONDS, interval=2)
     finally:
         code = stack.stop()
     if code != 0:

@@ -24,12 +24,13 @@ from chalicelib.posts.items import shard_of
 from chalicelib.posts.store import PostStore
 from chalicelib.recovery.service import Recovery
 from chalicelib.stream import active
+from chalicelib.stream.effects import FOLDED_SOURCE
 
 if TYPE_CHECKING:
     from chalicelib.mirror.inbox import Inbox
     from chalicelib.mirror.service import Mirror
 
-SPOOL_SOURCE = "spool"
+SPOOL_SOURCE = FOLDED_SOURCE
 ARCHIVE_READER = "archive"
 # What the mirror leaves of a run to the archive and the feed publisher.
 MIRROR_RESERVE_SECONDS = 10.0

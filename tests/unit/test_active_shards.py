@@ -4,6 +4,10 @@ closes, never a note missed."""
 
 from __future__ import annotations
 
+import dataclasses
+
+from chalicelib.core.models import DELETED, PENDING
+from chalicelib.posts.items import shard_of
 from chalicelib.stream.active import (
     BUCKET_SECONDS,
     MAX_MINUTES_PER_RUN,
@@ -13,7 +17,9 @@ from chalicelib.stream.active import (
     close_seconds,
     minute_of,
 )
-from devtools.fakes.stream import InMemoryActiveShards
+from chalicelib.stream.consumer import StreamConsumer
+from devtools.fakes.stream import InMemoryActiveShards, InMemoryStreamStore
+from tests.unit.test_stream_consumer import post, record
 
 SETTLE = 60
 SHARDS = 512
@@ -96,3 +102,15 @@ def test_a_cursor_is_written_only_when_it_moves():
     visit = visits(store).plan("r", POSTS, T0 + 1)
     visits(store).finish(visit, [])
     assert writes == []
+
+
+def test_the_stream_notes_the_shards_of_posts_that_appeared_the_same_whatever_the_redelivery():
+    store = InMemoryActiveShards()
+    consumer = StreamConsumer(InMemoryStreamStore(), clock=lambda: T0, active_shards=store, write_shards=SHARDS)
+    made = [post(n, state=PENDING) for n in range(5)]
+    deleted = post(9, state=PENDING)
+    records = [record(None, p) for p in made] + [record(deleted, dataclasses.replace(deleted, state=DELETED))]
+    consumer.handle(records)
+    notes = store.buckets([minute_of(T0)])
+    consumer.handle(list(reversed(records)))
+    assert store.buckets([minute_of(T0)]) == notes == {POSTS: {shard_of(p.id, SHARDS) for p in made}}

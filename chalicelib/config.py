@@ -61,6 +61,9 @@ class Settings:
     idempotency_ttl_seconds: int = 24 * 3600
     archive_settle_seconds: int = 60
     archive_batch_max: int = 1000
+    # A user's static feed copy is republished at most once per interval (the
+    # public one every run); a change, a delete too, reaches it within that.
+    static_feed_interval_seconds: int = 900
     posts_per_minute: int = 30
     # Follows, unfollows and deletes, counted together, per user per minute.
     writes_per_minute: int = 30
@@ -125,6 +128,7 @@ class Settings:
             idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=60),
             archive_settle_seconds=_int(env, "ARCHIVE_SETTLE_SECONDS", 60),
             archive_batch_max=_int(env, "ARCHIVE_BATCH_MAX", 1000, minimum=1),
+            static_feed_interval_seconds=_int(env, "STATIC_FEED_INTERVAL_SECONDS", 900, minimum=0),
             posts_per_minute=_int(env, "POSTS_PER_MINUTE", 30),
             writes_per_minute=_int(env, "WRITES_PER_MINUTE", 30),
             max_following=_int(env, "MAX_FOLLOWING", 7500, minimum=1),

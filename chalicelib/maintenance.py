@@ -5,6 +5,8 @@ idempotent, so a run that dies part-way is simply repeated by the next one."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,19 +14,24 @@ from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings
 from chalicelib.core import ids
+from chalicelib.core.models import Post
 from chalicelib.errors import DuplicateIdempotencyKey, PostExists
 from chalicelib.feeds.publisher import FeedPublisher
 from chalicelib.observability import count, logger
 from chalicelib.posts.archive import Archive, Spool
-from chalicelib.posts.checkpoints import ArchiveCheckpoints
+from chalicelib.posts.checkpoints import ArchiveCheckpoints, ArchivePlan
+from chalicelib.posts.items import shard_of
 from chalicelib.posts.store import PostStore
 from chalicelib.recovery.service import Recovery
+from chalicelib.stream import active
+from chalicelib.stream.effects import FOLDED_SOURCE
 
 if TYPE_CHECKING:
     from chalicelib.mirror.inbox import Inbox
     from chalicelib.mirror.service import Mirror
 
-SPOOL_SOURCE = "spool"
+SPOOL_SOURCE = FOLDED_SOURCE
+ARCHIVE_READER = "archive"
 # What the mirror leaves of a run to the archive and the feed publisher.
 MIRROR_RESERVE_SECONDS = 10.0
 # The inbox's share of the mirror's time when the feed runs too, so that
@@ -80,7 +87,9 @@ class Maintenance:
         mirror: Mirror | None = None,
         backlog_empty: Callable[[], bool] = lambda: True,
         inbox: Inbox | None = None,
+        active_shards: active.ActiveShardStore | None = None,
     ) -> None:
+        self._visits = active.Visits(active_shards, settings.archive_settle_seconds, settings.write_shards)
         self._mirror = mirror
         self._inbox = inbox
         self._backlog_empty = backlog_empty
@@ -182,23 +191,83 @@ class Maintenance:
             self._spool.delete(key)
 
     def archive_new_posts(self, report: MaintenanceReport) -> None:
-        """Archive, per write shard, the posts after the shard's checkpoint.
+        """Archive the posts after the checkpoints of the write shards the
+        stream noted (`stream.active`; every shard without the notes), as
+        one object per hour prefix for the whole run.
 
         Only posts older than the settle time are taken: a post whose id
         is below the checkpoint must never appear later, and ids are made
         before the write commits. Spooled posts are skipped (the fold
-        archived them), so no post is archived twice.
+        archived them), so no post is archived twice. The batch is recorded
+        (`ArchivePlan`) before it is written: a run that dies before its
+        checkpoints move is finished by the next one, same posts, same names.
         """
-        settled_ms = int(self._clock() * 1000) - self._settings.archive_settle_seconds * 1000
-        before = ids.smallest_ulid_at(settled_ms)
-        for shard in range(self._settings.write_shards):
+        now = self._clock()
+        before = ids.smallest_ulid_at(int(now * 1000) - self._settings.archive_settle_seconds * 1000)
+        resumed = self._checkpoints.plan()
+        if resumed is not None:
+            self._write_batch(resumed, self._planned_posts(resumed), report)
+        visit = self._visits.plan(ARCHIVE_READER, active.POSTS, now)
+        posts, ranges, unfinished = self._collect(visit.shards, before, now)
+        if ranges:
+            plan = self._checkpoints.save_plan(ArchivePlan(batch_name(now, ranges), ranges))
+            if plan.ranges != ranges:  # an overlapping run's batch: write it, visit ours again next run
+                self._write_batch(plan, self._planned_posts(plan), report)
+                return
+            self._write_batch(plan, posts, report)
+        self._visits.finish(visit, unfinished)
+
+    def _collect(self, shards: list[int], before: str, now: float) -> tuple[list[Post], dict, set[int]]:
+        """The settled posts after each shard's checkpoint, each shard's
+        range of them, and the shards left with posts to take later (a full
+        batch, or posts not settled yet)."""
+        until = ids.smallest_ulid_at(int(now * 1000) + 1000)
+        limit = self._settings.archive_batch_max
+        posts: list[Post] = []
+        ranges: dict[int, tuple[str, str]] = {}
+        unfinished: set[int] = set()
+        for shard in shards:
             checkpoint = self._checkpoints.get(shard)
-            posts = self._store.posts_between(shard, checkpoint, before, self._settings.archive_batch_max)
-            if not posts:
-                continue
-            fresh = [post for post in posts if post.source != SPOOL_SOURCE]
-            if fresh:
-                report.archive_objects += self._archive.write(fresh, f"s{shard}-after-{checkpoint or 0}")
-            if self._checkpoints.advance(shard, checkpoint, posts[-1].id):
-                report.archived += len(fresh)
-                count("PostsArchived", len(fresh))
+            found = self._store.posts_between(shard, checkpoint, until, limit)
+            taken = [post for post in found if post.id < before]
+            if len(found) == limit or len(taken) < len(found):
+                unfinished.add(shard)
+            if taken:
+                ranges[shard] = (checkpoint, taken[-1].id)
+                posts.extend(taken)
+        return posts, ranges, unfinished
+
+    def _planned_posts(self, plan: ArchivePlan) -> list[Post]:
+        limit = self._settings.archive_batch_max
+        return [
+            post
+            for shard, (after, last) in sorted(plan.ranges.items())
+            for post in self._store.posts_between(shard, after, just_after(last), limit)
+        ]
+
+    def _write_batch(self, plan: ArchivePlan, posts: list[Post], report: MaintenanceReport) -> None:
+        fresh = [post for post in posts if post.source != SPOOL_SOURCE]
+        if fresh:
+            report.archive_objects += self._archive.write(fresh, plan.name)
+        for shard, (after, last) in sorted(plan.ranges.items()):
+            if self._checkpoints.advance(shard, after, last):
+                archived = sum(1 for post in fresh if after < post.id <= last and self._shard(post) == shard)
+                report.archived += archived
+                count("PostsArchived", archived)
+        self._checkpoints.clear_plan(plan)
+
+    def _shard(self, post: Post) -> int:
+        return shard_of(post.id, self._settings.write_shards)
+
+
+def just_after(post_id: str) -> str:
+    """Above `post_id` and below every greater id of the same length (an
+    exclusive bound that takes `post_id` in)."""
+    return post_id + "~"
+
+
+def batch_name(now: float, ranges: dict[int, tuple[str, str]]) -> str:
+    """A run's object name: its minute (readable, sorts in time) and a digest
+    of the ranges, which fix its posts (a retry writes the same name)."""
+    digest = hashlib.sha256(json.dumps(sorted(ranges.items())).encode()).hexdigest()[:16]
+    return f"{time.strftime('%Y%m%dT%H%M', time.gmtime(now))}-{digest}"

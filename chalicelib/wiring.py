@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from chalicelib.recovery.backlog import BacklogStore
     from chalicelib.recovery.health_store import HealthStore
     from chalicelib.recovery.service import Recovery
+    from chalicelib.stream.active_store import DynamoActiveShards
     from chalicelib.stream.consumer import HomeFanout, StreamConsumer
     from chalicelib.stream.store import StreamStore
     from chalicelib.upstream.port import Upstream
@@ -445,6 +446,7 @@ def maintenance() -> Maintenance:
         settings(),
         recovery(),
         publisher=feed_publisher(),
+        active_shards=active_shards(),
         mirror=mirror(),
         inbox=mirror_inbox(),
         backlog_empty=lambda: backlog_store().backlog_counts() == BacklogCounts(0, 0),
@@ -474,7 +476,7 @@ def feed_publisher() -> FeedPublisher:
 
     static = StaticFeeds(s3(), settings().bucket_name)
     lease = Lease(dynamodb(), settings().table_name, FEEDS_LEASE_NAME)
-    return FeedPublisher(feeds(), feed_store(), post_store(), static, lease, settings())
+    return FeedPublisher(feeds(), feed_store(), post_store(), static, lease, settings(), active_shards())
 
 
 @_per_call
@@ -500,5 +502,18 @@ def stream_consumer() -> StreamConsumer:
 
     configured = settings()
     return StreamConsumer(
-        stream_store(), home_fanout(), public=post_store(), counts_posts=configured.posts_per_minute > 0
+        stream_store(),
+        home_fanout(),
+        public=post_store(),
+        counts_posts=configured.posts_per_minute > 0,
+        active_shards=active_shards(),
+        write_shards=configured.write_shards,
     )
+
+
+@_per_call
+def active_shards() -> DynamoActiveShards:
+    """The write shards noted per minute by the stream, for the job (`stream.active`)."""
+    from chalicelib.stream.active_store import DynamoActiveShards
+
+    return DynamoActiveShards(dynamodb(), settings().table_name)

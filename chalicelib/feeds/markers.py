@@ -40,6 +40,7 @@ from chalicelib.errors import NotFound
 from chalicelib.feeds.render import FeedMarker, Lane, Timeline
 from chalicelib.mirror.layout import SOURCE as MIRROR_SOURCE
 from chalicelib.mirror.state import STATE_KEY as MIRROR_STATE_KEY
+from chalicelib.posts.items import shard_of
 from chalicelib.stream.layout import status_shard_keys
 
 FEED_VERSION = "feed_version"
@@ -51,6 +52,16 @@ _USER_SK = "PROFILE"
 _DIRTY_SK = "USERS"
 _PUBLISHED_SK = "PUBLISHED"
 _CHECKPOINT_SK = "CHECKPOINT"
+_OWED_SINCE = "owed_since"
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A static copy's record: the edition it was published at (None if
+    never), and since when (epoch seconds) a newer one is owed, if it is."""
+
+    edition: str | None = None
+    owed_since: int | None = None
 
 
 @dataclass(frozen=True)
@@ -199,12 +210,42 @@ class FeedStore:
         """The marker edition (`Marker.edition`) each timeline's static copy
         was last published at. A copy recorded before editions has only a
         number, which no edition equals: it is published once more."""
+        return {
+            timeline: found.edition
+            for timeline, found in self.publications(timelines).items()
+            if found.edition is not None
+        }
+
+    def publications(self, timelines: list[Timeline]) -> dict[Timeline, Publication]:
+        """What each timeline's copy was last published at, and since when a
+        newer edition is owed (`owe`): one BatchGetItem per 100 timelines."""
         by_key = {f"FEEDS#published#{timeline.path}": timeline for timeline in timelines}
         keys = [dynamo.key(pk, _PUBLISHED_SK) for pk in by_key]
         found = self._batch_get(keys, "read published feeds")
-        return {by_key[item["PK"]]: item["edition"] for item in found if "edition" in item}
+        return {by_key[item["PK"]]: Publication(item.get("edition"), item.get(_OWED_SINCE)) for item in found}
+
+    def owe(self, username: str, since: float) -> None:
+        """The user's copy is owed a newer edition, from `since` (kept if
+        already owed), and the user is dirty, so later runs look again
+        whatever checkpoints move. Dirty first: a run dying between the two
+        finds the user dirty and owes again."""
+        with unavailable_as_domain_error("owe published feed"):
+            self._client.update_item(
+                TableName=self._table,
+                Key=dynamo.key(f"FEEDS#dirty#{shard_of(username, self._shards)}", _DIRTY_SK),
+                UpdateExpression="ADD #users :user",
+                ExpressionAttributeNames={"#users": "users"},
+                ExpressionAttributeValues={":user": {"SS": [username]}},
+            )
+            self._client.update_item(
+                TableName=self._table,
+                Key=dynamo.key(f"FEEDS#published#{Timeline(username).path}", _PUBLISHED_SK),
+                UpdateExpression=f"SET {_OWED_SINCE} = if_not_exists({_OWED_SINCE}, :since)",
+                ExpressionAttributeValues={":since": {"N": str(int(since))}},
+            )
 
     def record_published(self, timeline: Timeline, edition: str) -> None:
+        """The copy is at `edition` and owed nothing (the put drops `owed_since`)."""
         with unavailable_as_domain_error("record published feed"):
             self._client.put_item(
                 TableName=self._table,

@@ -19,11 +19,15 @@ from chalicelib.config import Settings
 from chalicelib.core import ids
 from chalicelib.core.models import Post
 from chalicelib.feeds.live import Feeds
-from chalicelib.feeds.markers import FeedStore, Marker, MirrorMark
+from chalicelib.feeds.markers import FeedStore, Marker, MirrorMark, Publication
 from chalicelib.feeds.render import PUBLIC_TIMELINE, Timeline
 from chalicelib.feeds.static import StaticFeeds
+from chalicelib.stream import active
 
 FEEDS_LEASE_NAME = "feeds"
+# The publisher's cursors over the stream's notes (`stream.active`).
+FEEDS_READER = "feeds"
+MIRROR_FEEDS_READER = "feeds-mirror"
 # How long the publisher's lease outlives the run's own deadline.
 LEASE_GRACE_SECONDS = 30
 # Stop publishing with this much of the invocation left; the rest waits for
@@ -60,8 +64,16 @@ class FeedPublisher:
     """
 
     def __init__(
-        self, feeds: Feeds, markers: FeedStore, store: NewPosts, static: StaticFeeds, lease: Lease, settings: Settings
+        self,
+        feeds: Feeds,
+        markers: FeedStore,
+        store: NewPosts,
+        static: StaticFeeds,
+        lease: Lease,
+        settings: Settings,
+        active_shards: active.ActiveShardStore | None = None,
     ) -> None:
+        self._visits = active.Visits(active_shards, settings.archive_settle_seconds, settings.write_shards)
         self._feeds = feeds
         self._markers = markers
         self._store = store
@@ -84,26 +96,48 @@ class FeedPublisher:
     def _publish(self, report: PublishReport, remaining_seconds: Callable[[], float], now: float) -> None:
         dirty = self._markers.dirty_users()
         public = self._markers.public_marker()
-        settled_before = _settle_bound(now, self._settings)
-        authors, moves = self._authors_after_checkpoints(now, self._store.posts_between, settled_before)
-        mirrored_authors, mirror_moves = self._mirrored_authors(now, public.mirror)
+        own = self._visits.plan(FEEDS_READER, active.POSTS, now)
+        authors, moves, own_left = self._authors_after_checkpoints(
+            own.shards, now, self._store.posts_between, _settle_bound(now, self._settings)
+        )
+        mirrored_authors, mirror_moves, mirror_visit, mirror_left = self._mirrored_authors(now, public.mirror)
         users = self._markers.user_markers(sorted(authors | mirrored_authors | set(dirty)))
         markers = {PUBLIC_TIMELINE: public} | {Timeline(n): m for n, m in users.items()}
-        published = self._markers.published_editions(list(markers))
+        publications = self._markers.publications(list(markers))
+        owed: set[str] = set()
         for timeline, marker in markers.items():
             if remaining_seconds() < PUBLISH_SAFETY_SECONDS:
                 report.skipped_because = "out_of_time"
                 return
-            if published.get(timeline) != marker.edition:
+            found = publications.get(timeline, Publication())
+            if found.edition == marker.edition:
+                continue
+            if self._due(timeline, marker, found, now):
                 self._publish_one(timeline, marker, report)
+            else:
+                owed.add(timeline.username)
+                if found.owed_since is None or timeline.username not in dirty:
+                    self._markers.owe(timeline.username, now)
         for username, shards in dirty.items():
             marker = markers.get(Timeline(username))
-            if marker is not None and self._feeds.is_settled(marker):
+            if username not in owed and marker is not None and self._feeds.is_settled(marker):
                 self._markers.forget_dirty_user(username, shards, marker)
         for shard, last_id in moves.items():
             self._markers.advance_checkpoint(shard, last_id)
         for shard, last_id in mirror_moves.items():
             self._markers.advance_checkpoint(shard, last_id, mirrored=True)
+        self._visits.finish(own, own_left)
+        if mirror_visit is not None:
+            self._visits.finish(mirror_visit, mirror_left)
+
+    def _due(self, timeline: Timeline, marker: Marker, found: Publication, now: float) -> bool:
+        """The public copy is due every run; a user's copy once its newer
+        edition has been owed `STATIC_FEED_INTERVAL_SECONDS` (at most one
+        publish per interval), and at once when the account is suspended."""
+        interval = self._settings.static_feed_interval_seconds
+        if timeline.username is None or marker.suspended or interval == 0:
+            return True
+        return found.owed_since is not None and now - found.owed_since >= interval
 
     def _publish_one(self, timeline: Timeline, marker: Marker, report: PublishReport) -> None:
         if marker.suspended:
@@ -117,39 +151,53 @@ class FeedPublisher:
         if self._feeds.is_settled(marker):
             self._markers.record_published(timeline, marker.edition)
 
-    def _mirrored_authors(self, now: float, mirror: MirrorMark | None) -> tuple[set[str], dict[int, str]]:
-        """Authors of the mirrored posts after each shard's mirror checkpoint.
-        A mirrored post's id carries the primary's created_at, so it is
-        stored a mirror lag after its time: a checkpoint moves only past
+    def _mirrored_authors(self, now: float, mirror: MirrorMark | None):
+        """Authors of the mirrored posts after each noted shard's mirror
+        checkpoint. A mirrored post's id carries the primary's created_at, so
+        it is stored a mirror lag after its time: a checkpoint moves only past
         ids older than the settle time before the mirror last reached the
         feed's end, by when every post created earlier was stored."""
         if mirror is None:
-            return set(), {}
+            return set(), {}, None, set()
         if mirror.caught_up_at is None:
             bound = ids.smallest_ulid_at(0)  # never caught up yet: nothing is behind us for sure
         else:
             caught_up = min(ids.millis_from_iso(mirror.caught_up_at) / 1000, now)
             bound = _settle_bound(caught_up, self._settings)
-        return self._authors_after_checkpoints(now, self._store.mirrored_posts_between, bound, mirrored=True)
+        visit = self._visits.plan(MIRROR_FEEDS_READER, active.MIRRORED, now)
+        found = self._authors_after_checkpoints(
+            visit.shards, now, self._store.mirrored_posts_between, bound, mirrored=True
+        )
+        return (*found[:2], visit, found[2])
 
     def _authors_after_checkpoints(
-        self, now: float, posts_between: Callable[..., list[Post]], settled_before: str, *, mirrored: bool = False
-    ) -> tuple[set[str], dict[int, str]]:
-        """Authors of the posts after each shard's checkpoint, and where each
-        checkpoint may move: to the newest post before `settled_before` only,
+        self,
+        shards: list[int],
+        now: float,
+        posts_between: Callable[..., list[Post]],
+        settled_before: str,
+        *,
+        mirrored: bool = False,
+    ) -> tuple[set[str], dict[int, str], set[int]]:
+        """Authors of the posts after each shard's checkpoint, where each
+        checkpoint may move (to the newest post before `settled_before` only,
         because a post's id is made before its write commits and may show up
-        late."""
+        late), and the shards left with posts behind their checkpoint."""
         until = ids.smallest_ulid_at(int(now * 1000) + 1000)
+        limit = self._settings.archive_batch_max
         authors: set[str] = set()
         moves: dict[int, str] = {}
-        for shard in range(self._settings.write_shards):
+        left: set[int] = set()
+        for shard in shards:
             checkpoint = self._markers.checkpoint(shard, mirrored=mirrored)
-            posts = posts_between(shard, checkpoint, until, self._settings.archive_batch_max)
+            posts = posts_between(shard, checkpoint, until, limit)
             authors |= {post.author for post in posts}
             settled = [post.id for post in posts if post.id < settled_before]
             if settled:
                 moves[shard] = settled[-1]
-        return authors, moves
+            if len(posts) == limit or len(settled) < len(posts):
+                left.add(shard)
+        return authors, moves, left
 
 
 def _settle_bound(moment: float, settings: Settings) -> str:

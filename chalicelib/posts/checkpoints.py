@@ -1,4 +1,7 @@
-"""How far the S3 archive has got, per write shard: one DynamoDB item each.
+"""How far the S3 archive has got, per write shard: one DynamoDB item each;
+and the batch a run is writing (`ARCHIVE#PLAN / PLAN`), so that a run that
+dies between its S3 write and its checkpoints is finished by the next one
+with the same posts under the same names.
 
 Only the maintenance job's archive step reads and moves these; they sit
 beside `posts.archive`, whose progress they record, not in the post store,
@@ -7,8 +10,21 @@ which never needs them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
+
+_PLAN_KEY = dynamo.key("ARCHIVE#PLAN", "PLAN")
+
+
+@dataclass(frozen=True)
+class ArchivePlan:
+    """One run's batch: its object name and, per shard, the checkpoint it
+    starts after and the last post it takes (both ends fix its posts)."""
+
+    name: str
+    ranges: dict[int, tuple[str, str]]
 
 
 def _checkpoint_key(shard: int) -> dict:
@@ -44,3 +60,38 @@ class ArchiveCheckpoints:
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    # -- the batch being written ------------------------------------------------
+
+    def plan(self) -> ArchivePlan | None:
+        with unavailable_as_domain_error("read archive plan"):
+            response = self._client.get_item(TableName=self._table, Key=_PLAN_KEY, ConsistentRead=True)
+        if "Item" not in response:
+            return None
+        values = dynamo.from_item(response["Item"])
+        ranges = {int(shard): (bounds[0], bounds[1]) for shard, bounds in values["ranges"].items()}
+        return ArchivePlan(values["name"], ranges)
+
+    def save_plan(self, plan: ArchivePlan) -> ArchivePlan:
+        """Record the plan, or return the one an overlapping run recorded first."""
+        ranges = {str(shard): list(bounds) for shard, bounds in plan.ranges.items()}
+        item = {**_PLAN_KEY, **dynamo.to_item({"name": plan.name, "ranges": ranges})}
+        try:
+            with unavailable_as_domain_error("save archive plan"):
+                self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(PK)")
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return self.plan() or plan
+        return plan
+
+    def clear_plan(self, plan: ArchivePlan) -> None:
+        try:
+            with unavailable_as_domain_error("clear archive plan"):
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key=_PLAN_KEY,
+                    ConditionExpression="#name = :name",
+                    ExpressionAttributeNames={"#name": "name"},
+                    ExpressionAttributeValues={":name": {"S": plan.name}},
+                )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return

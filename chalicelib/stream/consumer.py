@@ -14,7 +14,9 @@ from typing import Protocol
 
 from chalicelib.core.clock import iso_at
 from chalicelib.core.models import Post
+from chalicelib.posts.items import shard_of
 from chalicelib.posts.public_pages import Chunk, chunks_of
+from chalicelib.stream import active
 from chalicelib.stream.changes import FollowChange, PostChange, decode, decode_follows
 from chalicelib.stream.effects import Effects, chunks, effects_of
 from chalicelib.stream.post_windows import PostWindowTags, posts_by_window
@@ -103,6 +105,8 @@ class StreamConsumer:
         *,
         public: PublicTimeline | None = None,
         counts_posts: bool = True,
+        active_shards: active.ActiveShardStore | None = None,
+        write_shards: int = 1,
     ) -> None:
         """`counts_posts`: count posts per author and minute for the rate
         limit (off when POSTS_PER_MINUTE is 0: nothing reads them)."""
@@ -111,12 +115,15 @@ class StreamConsumer:
         self._clock = clock
         self._public = public or NoPublicTimeline()
         self._counts_posts = counts_posts
+        self._active = active_shards
+        self._write_shards = write_shards
 
     def handle(self, records: list[dict]) -> StreamReport:
         """Apply a batch (Lambda's `Records`). Any exception fails the whole
         batch, which Lambda then delivers again: every step is safe to repeat."""
         changes = decode(records)
         report = StreamReport(records=len(records), changes=len(changes))
+        self._note_active(changes)
         for run in chunks(changes):
             if self._apply_run(run):
                 report.runs_applied += 1
@@ -170,6 +177,18 @@ class StreamConsumer:
         windows = posts_by_window(changes) if self._counts_posts else {}
         if windows:
             self._store.count_posts(windows)
+
+    def _note_active(self, changes: list[PostChange]) -> None:
+        """The write shards that got posts, for the scheduled job (`stream.active`):
+        an ADD to a set, so safe to repeat; first, so a batch that fails later
+        has noted them all the same."""
+        if self._active is None:
+            return
+        shards = active.noted_shards(changes, lambda post_id: shard_of(post_id, self._write_shards))
+        if shards:
+            now = self._clock()
+            split = active.split_of(changes[0].event_id)
+            self._active.note(active.minute_of(now), split, shards, int(now) + active.NOTE_DAYS * 86_400)
 
     def _fan_out(self, changes: list[PostChange]) -> None:
         for change in changes:

@@ -10,7 +10,7 @@ The counts `/status` shows move with the states a post enters and leaves
 Feeds move with the posts a timeline shows: a post that appears (made, or
 folded in from the spool) or disappears (deleted) bumps its author's marker
 and the public marker; a delete also names its author as dirty for the
-static feeds. Replay transitions change no feed. Mirrored posts count for
+static feeds, and so does a post folded in from the spool. Replay transitions change no feed. Mirrored posts count for
 none of this (the mirror's own state item versions them); they only reach
 the home fan-out.
 """
@@ -33,6 +33,7 @@ COUNTED_STATES = {"pending": TO_SEND, "deletes": UPSTREAM_DELETE_STATES, "dead_l
 # One transaction holds at most 100 items: the claim and the status shard
 # take two, the rest are users and dirty-feed shards.
 MAX_TOUCHED_PER_CHUNK = 98
+FOLDED_SOURCE = "spool"  # maintenance.SPOOL_SOURCE: a post folded in from the S3 spool
 
 
 @dataclass
@@ -68,7 +69,7 @@ class Effects:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED_STATES, 0))
     public: FeedLane = field(default_factory=FeedLane)
     authors: dict[str, AuthorEffect] = field(default_factory=dict)
-    # Authors whose feed lost a post, with the ids lost (for the dirty shards).
+    # Authors whose feed lost a post (or got a folded one), with the ids (for the dirty shards).
     deleted: list[tuple[str, str]] = field(default_factory=list)
     # Pending posts that entered the backlog, and posts that left it.
     entered_backlog: list[str] = field(default_factory=list)
@@ -106,8 +107,16 @@ def add_change(effects: Effects, change: PostChange) -> None:
         author = effects.authors.setdefault(change.post.author, AuthorEffect())
         author.lane.add(change)
         author.posts += 1 if change.appeared else -1
-    if change.disappeared:
+    if dirties_feed(change):
         effects.deleted.append((change.post.author, change.post.id))
+
+
+def dirties_feed(change: PostChange) -> bool:
+    """A change the feed publisher's checkpoints cannot see, so its author
+    goes to the dirty set: a delete (it leaves the Public index), or a post
+    folded in from the spool (its id, its time of acceptance, may be below
+    the publisher's checkpoint)."""
+    return change.disappeared or (change.appeared and change.post.source == FOLDED_SOURCE)
 
 
 def chunks(changes: list[PostChange]) -> list[list[PostChange]]:
@@ -119,12 +128,12 @@ def chunks(changes: list[PostChange]) -> list[list[PostChange]]:
     deletes = 0
     for change in changes:
         shown = not change.mirrored and (change.appeared or change.disappeared)
-        touched = len(authors | {change.post.author}) + deletes + change.disappeared if shown else 0
+        touched = len(authors | {change.post.author}) + deletes + dirties_feed(change) if shown else 0
         if runs[-1] and touched > MAX_TOUCHED_PER_CHUNK:
             runs.append([])
             authors, deletes = set(), 0
         runs[-1].append(change)
         if shown:
             authors.add(change.post.author)
-            deletes += change.disappeared
+            deletes += dirties_feed(change)
     return [run for run in runs if run]

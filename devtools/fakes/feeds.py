@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from chalicelib.feeds.markers import EPOCH_ISO, Marker, marker_of
+from chalicelib.feeds.markers import EPOCH_ISO, Marker, Publication, marker_of
 from chalicelib.feeds.render import FeedKind, Lane, Timeline, static_key
 from chalicelib.feeds.static import STATIC_CACHE_CONTROL
 from chalicelib.posts.items import shard_of
@@ -44,6 +44,7 @@ class InMemoryFeedStore:
         self._public: dict[int, _Change] = {}
         self._dirty: dict[int, set[str]] = {}
         self._published: dict[Timeline, str] = {}
+        self._owed: dict[Timeline, int] = {}
         self._checkpoints: dict[tuple[int, bool], str] = {}
 
     # -- what the posts store's transactions write in DynamoDB ---------------
@@ -106,8 +107,20 @@ class InMemoryFeedStore:
     def published_editions(self, timelines: list[Timeline]) -> dict[Timeline, str]:
         return {timeline: self._published[timeline] for timeline in timelines if timeline in self._published}
 
+    def publications(self, timelines: list[Timeline]) -> dict[Timeline, Publication]:
+        return {
+            timeline: Publication(self._published.get(timeline), self._owed.get(timeline))
+            for timeline in timelines
+            if timeline in self._published or timeline in self._owed
+        }
+
+    def owe(self, username: str, since: float) -> None:
+        self._dirty.setdefault(shard_of(username, self._shards), set()).add(username)
+        self._owed.setdefault(Timeline(username), int(since))
+
     def record_published(self, timeline: Timeline, edition: str) -> None:
         self._published[timeline] = edition
+        self._owed.pop(timeline, None)
 
     def checkpoint(self, shard: int, *, mirrored: bool = False) -> str:
         return self._checkpoints.get((shard, mirrored), "")

@@ -32,6 +32,7 @@ from chalicelib.errors import PostExists, StateChanged, ValidationFailed
 from chalicelib.mirror.state import MirrorState
 from chalicelib.posts import public_pages
 from chalicelib.posts.archive import Spooled, spool_key
+from chalicelib.posts.checkpoints import ArchivePlan
 from chalicelib.posts.store import Page
 from chalicelib.recovery.backlog import BacklogCounts, BacklogStatus
 
@@ -263,6 +264,7 @@ class InMemoryArchiveCheckpoints:
 
     def __init__(self) -> None:
         self._last_ids: dict[int, str] = {}
+        self._plan: ArchivePlan | None = None
         self._lock = threading.Lock()
 
     def get(self, shard: int) -> str:
@@ -275,6 +277,21 @@ class InMemoryArchiveCheckpoints:
                 return False
             self._last_ids[shard] = new
             return True
+
+    def plan(self) -> ArchivePlan | None:
+        with self._lock:
+            return self._plan
+
+    def save_plan(self, plan: ArchivePlan) -> ArchivePlan:
+        with self._lock:
+            if self._plan is None:
+                self._plan = plan
+            return self._plan
+
+    def clear_plan(self, plan: ArchivePlan) -> None:
+        with self._lock:
+            if self._plan is not None and self._plan.name == plan.name:
+                self._plan = None
 
 
 class InMemoryPublicPages:

@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass, field
 
 from chalicelib.posts.items import shard_of
+from chalicelib.stream.active import Cursor
 from chalicelib.stream.effects import COUNTED_STATES, Effects, FeedLane
 from chalicelib.stream.store import AlreadyApplied, Run, StreamStatus
 
@@ -92,3 +93,37 @@ class InMemoryStreamStore:
                 oldest_pending_id=self.oldest_id,
                 oldest_stale=self.stale,
             )
+
+
+@dataclass
+class InMemoryActiveShards:
+    """The in-memory `stream.active.ActiveShardStore`:
+    tests/functional/test_active_shards_contract.py runs one suite on both."""
+
+    notes: dict[tuple[int, int], dict[str, set[int]]] = field(default_factory=dict)
+    cursors: dict[str, Cursor] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note(self, minute: int, split: int, shards: dict[str, set[int]], expires_at: int) -> None:
+        with self._lock:
+            bucket = self.notes.setdefault((minute, split), {})
+            for kind, found in shards.items():
+                if found:
+                    bucket.setdefault(kind, set()).update(found)
+
+    def buckets(self, minutes: list[int]) -> dict[str, set[int]]:
+        with self._lock:
+            found: dict[str, set[int]] = {}
+            for (minute, _), bucket in self.notes.items():
+                if minute in minutes:
+                    for kind, shards in bucket.items():
+                        found.setdefault(kind, set()).update(shards)
+            return found
+
+    def cursor(self, reader: str) -> Cursor:
+        with self._lock:
+            return self.cursors.get(reader, Cursor())
+
+    def save_cursor(self, reader: str, cursor: Cursor) -> None:
+        with self._lock:
+            self.cursors[reader] = cursor

@@ -3,6 +3,7 @@ marker changed, and a deleted post is gone after the next run."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import boto3
@@ -25,8 +26,9 @@ LATER = 3600
 
 def run_job(offset: float = LATER):
     """One maintenance run, `offset` seconds from now (an hour: every
-    change has settled)."""
-    settings = wiring.settings()
+    change has settled), users' feeds republished every run as before
+    STATIC_FEED_INTERVAL_SECONDS."""
+    settings = dataclasses.replace(wiring.settings(), static_feed_interval_seconds=0)
     now = time.time() + offset
     feeds = Feeds(wiring.post_store(), wiring.feed_store(), settings, clock=lambda: now)
     lease = Lease(wiring.dynamodb(), TABLE, FEEDS_LEASE_NAME)

@@ -40,7 +40,7 @@ from chalicelib.errors import NotFound
 from chalicelib.feeds.render import FeedMarker, Lane, Timeline
 from chalicelib.mirror.layout import SOURCE as MIRROR_SOURCE
 from chalicelib.mirror.state import STATE_KEY as MIRROR_STATE_KEY
-from chalicelib.posts.items import shard_of
+from chalicelib.posts.items import key_shard
 from chalicelib.stream.layout import status_shard_keys
 
 FEED_VERSION = "feed_version"
@@ -232,7 +232,7 @@ class FeedStore:
         with unavailable_as_domain_error("owe published feed"):
             self._client.update_item(
                 TableName=self._table,
-                Key=dynamo.key(f"FEEDS#dirty#{shard_of(username, self._shards)}", _DIRTY_SK),
+                Key=dynamo.key(f"FEEDS#dirty#{key_shard(username, self._shards)}", _DIRTY_SK),
                 UpdateExpression="ADD #users :user",
                 ExpressionAttributeNames={"#users": "users"},
                 ExpressionAttributeValues={":user": {"SS": [username]}},

@@ -44,8 +44,12 @@ def shard_of(post_id: str, shards: int) -> int:
     from the id's top 64 bits, its Mastodon id (`mastodon.ids`): a status
     asked for by that id is in one known shard. Like WRITE_SHARDS, this is
     fixed for a table's life."""
-    mastodon_part = ids.ulid_value(post_id) >> 64
-    return int(hashlib.sha256(str(mastodon_part).encode()).hexdigest()[:8], 16) % shards
+    return key_shard(str(ids.ulid_value(post_id) >> 64), shards)
+
+
+def key_shard(key: str, shards: int) -> int:
+    """A stable shard for any other key (a username)."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % shards
 
 
 def idempotency_pk(author: str, key: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from chalicelib.feeds.markers import EPOCH_ISO, Marker, Publication, marker_of
 from chalicelib.feeds.render import FeedKind, Lane, Timeline, static_key
 from chalicelib.feeds.static import STATIC_CACHE_CONTROL
-from chalicelib.posts.items import shard_of
+from chalicelib.posts.items import key_shard, shard_of
 from chalicelib.stream.layout import status_shard_of
 
 
@@ -115,7 +115,7 @@ class InMemoryFeedStore:
         }
 
     def owe(self, username: str, since: float) -> None:
-        self._dirty.setdefault(shard_of(username, self._shards), set()).add(username)
+        self._dirty.setdefault(key_shard(username, self._shards), set()).add(username)
         self._owed.setdefault(Timeline(username), int(since))
 
     def record_published(self, timeline: Timeline, edition: str) -> None:

@@ -17,7 +17,9 @@ from chalicelib.feeds.render import FeedKind
 from chalicelib.posts.items import shard_of
 from devtools.fakes.feeds import InMemoryFeedStore, InMemoryStaticFeeds
 
-SETTINGS = Settings(table_name="t", bucket_name="b", admin_token_sha256="")
+# Every run publishes what changed (a user's copy is not held back for
+# STATIC_FEED_INTERVAL_SECONDS: tests/functional/test_idle_maintenance.py has that).
+SETTINGS = Settings(table_name="t", bucket_name="b", admin_token_sha256="", static_feed_interval_seconds=0)
 # Long after every post the test makes, so each change has settled.
 SETTLED = time.time() + 3600
 _ids = ids.UlidFactory()

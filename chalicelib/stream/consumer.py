@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from chalicelib.accounts.kept_tokens import marker_shard_of
 from chalicelib.core.clock import iso_at
 from chalicelib.core.models import Post
 from chalicelib.posts.items import shard_of
@@ -179,12 +180,17 @@ class StreamConsumer:
             self._store.count_posts(windows)
 
     def _note_active(self, changes: list[PostChange]) -> None:
-        """The write shards that got posts, for the scheduled job (`stream.active`):
-        an ADD to a set, so safe to repeat; first, so a batch that fails later
-        has noted them all the same."""
+        """The write shards that got posts, and the kept-token marker shards
+        of their authors, for the scheduled job (`stream.active`): one ADD
+        to sets, so safe to repeat; first, so a batch that fails later has
+        noted them all the same."""
         if self._active is None:
             return
-        shards = active.noted_shards(changes, lambda post_id: shard_of(post_id, self._write_shards))
+        shards = active.noted_shards(
+            changes,
+            lambda post_id: shard_of(post_id, self._write_shards),
+            lambda author: marker_shard_of(author, self._write_shards),
+        )
         if shards:
             now = self._clock()
             split = active.split_of(changes[0].event_id)

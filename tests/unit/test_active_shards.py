@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from chalicelib.accounts.kept_tokens import marker_shard_of
 from chalicelib.core.models import DELETED, PENDING
 from chalicelib.posts.items import shard_of
 from chalicelib.stream.active import (
     BUCKET_SECONDS,
+    KEPT,
     MAX_MINUTES_PER_RUN,
     POSTS,
     Cursor,
@@ -105,12 +107,37 @@ def test_a_cursor_is_written_only_when_it_moves():
 
 
 def test_the_stream_notes_the_shards_of_posts_that_appeared_the_same_whatever_the_redelivery():
+    """And the kept-token marker shards of the authors of posts that
+    appeared or disappeared, in the same note."""
     store = InMemoryActiveShards()
     consumer = StreamConsumer(InMemoryStreamStore(), clock=lambda: T0, active_shards=store, write_shards=SHARDS)
     made = [post(n, state=PENDING) for n in range(5)]
-    deleted = post(9, state=PENDING)
+    deleted = post(9, author="zed", state=PENDING)
     records = [record(None, p) for p in made] + [record(deleted, dataclasses.replace(deleted, state=DELETED))]
+    noted = []
+    store_note = store.note
+    store.note = lambda *args, **kwargs: (noted.append(args), store_note(*args, **kwargs))
     consumer.handle(records)
     notes = store.buckets([minute_of(T0)])
     consumer.handle(list(reversed(records)))
-    assert store.buckets([minute_of(T0)]) == notes == {POSTS: {shard_of(p.id, SHARDS) for p in made}}
+    assert store.buckets([minute_of(T0)]) == notes
+    assert notes == {
+        POSTS: {shard_of(p.id, SHARDS) for p in made},
+        KEPT: {marker_shard_of("alice", SHARDS), marker_shard_of("zed", SHARDS)},
+    }
+    assert len(noted) == 2  # one note a batch
+
+
+def test_a_sweep_visits_every_shard_once_a_period_and_when_the_cursor_lags_a_period():
+    day = 86_400
+    start = T0 - T0 % day + 3_600  # an hour into a day
+    store = InMemoryActiveShards()
+    visits(store).finish(visits(store).plan("r", KEPT, start, day), [])
+    assert visits(store).plan("r", KEPT, start + 60, day).shards == []
+    visits(store).finish(visits(store).plan("r", KEPT, start + 60, day), [])
+
+    next_day = start + day
+    assert visits(store).plan("r", KEPT, next_day, day).shards == list(range(SHARDS))
+    visits(store).finish(visits(store).plan("r", KEPT, next_day, day), [])
+    assert visits(store).plan("r", KEPT, next_day + 60, day).shards == []
+    assert visits(store).plan("r", KEPT, next_day + 60).shards == []  # without a sweep: the noted ones

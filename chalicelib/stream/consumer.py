@@ -210,6 +210,7 @@ class StreamConsumer:
             else:
                 self._home.on_unfollowed(change.follower, change.followee)
 
+
 def public_chunks(changes: list[PostChange]) -> list[Chunk]:
     """The public timeline's share of a batch: every post that appeared,
     own or mirrored, by bucket (`posts.public_pages`)."""

@@ -270,7 +270,7 @@ class KeptTokens:
         retired, unfinished = 0, set()
         pending = list(shards)
         with ThreadPoolExecutor(max_workers=RETIRE_WORKERS) as pool:
-            while pending:
+            while pending and keep_going():
                 shard = pending[0]
                 found, dropped = self._retire_shard(pool, shard, quiet_before, keep_going)
                 retired += dropped

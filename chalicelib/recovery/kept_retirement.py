@@ -1,8 +1,9 @@
 """Which kept-token marker shards a drained replay run visits to retire
 tokens: those the stream noted since the last visit (`stream.active`,
 kind `KEPT`: the marker shards of authors whose posts appeared or
-disappeared), the ones a visit left unfinished, and every shard once a day
-and on the first run. Pure: the markers' store is a port.
+disappeared), the ones a visit left unfinished, a rolling sweep of one
+shard a minute, and every shard on the first run. Pure: the markers' store
+is a port.
 
 A shard is unfinished, and carried to the next run, while it still holds a
 marker after its visit (an author not yet quiet, or a token another has
@@ -20,9 +21,6 @@ from chalicelib.stream import active
 from chalicelib.upstream.tokens import ShardsRetired
 
 KEPT_READER = "kept-tokens"
-# The net for a marker no noted post points to (its post was refused after
-# the token was kept, a note lost to the notes' TTL in a long outage).
-SWEEP_SECONDS = 86_400
 
 
 class ShardRetirer(Protocol):
@@ -44,7 +42,10 @@ class NotedRetirement:
     def retire(self, quiet_before: str, keep_going: Callable[[], bool]) -> int:
         """Raises StoreUnavailable before the cursor moves: the next run
         visits the same shards again (dropping a token is idempotent)."""
-        visit = self._visits.plan(KEPT_READER, active.KEPT, self._wall_clock(), SWEEP_SECONDS)
+        # The rolling sweep is the net for a marker no note points to: its
+        # post was refused after the token was kept, or its note expired
+        # (`NOTE_DAYS`) in an outage longer than that.
+        visit = self._visits.plan(KEPT_READER, active.KEPT, self._wall_clock(), rolling=True)
         done = self._tokens.retire_shards(visit.shards, quiet_before, keep_going)
         self._visits.finish(visit, done.unfinished)
         return done.retired

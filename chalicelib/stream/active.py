@@ -22,9 +22,10 @@ carried. Without a cursor (the first run) every shard is visited once.
 
 Own posts that appeared or disappeared also note their author's kept-token
 marker shard (`KEPT`, `accounts.kept_tokens.marker_shard_of`), for the
-replay's retirement of kept tokens. A reader may ask for a sweep every
-`sweep_seconds`: the first run whose closed minute falls in a new period
-visits every shard again (a net for markers no noted post points to).
+replay's retirement of kept tokens. A reader may ask for a rolling sweep:
+each minute its cursor moves past also visits shard `minute mod shards`,
+so every shard is visited at least once per `shards` minutes of progress,
+at one more shard a minute (a net for what no note points to).
 """
 
 from __future__ import annotations
@@ -96,27 +97,20 @@ def plan_visit(
     now: float,
     close_after: int,
     all_shards: int,
-    sweep_seconds: int | None = None,
+    rolling: bool = False,
 ) -> Visit:
     cursor = store.cursor(reader)
     closed = minute_of(now - close_after) - 1  # the last minute whose bucket is closed
-    if cursor.through is None or _new_sweep(cursor.through, closed, sweep_seconds):
+    if cursor.through is None:
         return Visit(reader, list(range(all_shards)), cursor, closed)
     first = cursor.through + 1
     last = min(minute_of(now), first + MAX_MINUTES_PER_RUN - 1)
     minutes = list(range(first, last + 1))
     noted = store.buckets(minutes).get(kind, set()) if minutes else set()
-    shards = sorted((noted | cursor.carry) & set(range(all_shards)))
-    return Visit(reader, shards, cursor, max(cursor.through, min(closed, last)))
-
-
-def _new_sweep(through: int, closed: int, sweep_seconds: int | None) -> bool:
-    """Whether `closed` is in a later sweep period than `through` (so also
-    whenever the cursor lags by a period or more)."""
-    if not sweep_seconds:
-        return False
-    per = max(1, sweep_seconds // BUCKET_SECONDS)
-    return closed // per > through // per
+    through = max(cursor.through, min(closed, last))
+    swept = {minute % all_shards for minute in range(cursor.through + 1, through + 1)} if rolling else set()
+    shards = sorted((noted | cursor.carry | swept) & set(range(all_shards)))
+    return Visit(reader, shards, cursor, through)
 
 
 def finish(store: ActiveShardStore, visit: Visit, unfinished: Iterable[int]) -> None:
@@ -141,10 +135,10 @@ class Visits:
         self._close_after = close_seconds(settle_seconds)
         self._all = all_shards
 
-    def plan(self, reader: str, kind: str, now: float, sweep_seconds: int | None = None) -> Visit:
+    def plan(self, reader: str, kind: str, now: float, rolling: bool = False) -> Visit:
         if self._store is None:
             return every_shard_visit(reader, self._all)
-        return plan_visit(self._store, reader, kind, now, self._close_after, self._all, sweep_seconds)
+        return plan_visit(self._store, reader, kind, now, self._close_after, self._all, rolling)
 
     def finish(self, visit: Visit, unfinished: Iterable[int]) -> None:
         if self._store is not None:

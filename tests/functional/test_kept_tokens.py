@@ -215,7 +215,8 @@ def kept_queries(calls: Calls) -> list[str]:
 
 def test_at_512_shards_a_drained_replay_queries_only_the_marker_shards_the_stream_noted(api, monkeypatch):
     """Issue 14: the first drained run visits every marker shard, an idle
-    one none, and after a post only its author's, until the token goes."""
+    one none (or the rolling sweep's one, if the minute turned), and after
+    a post its author's, until the token goes."""
     monkeypatch.setenv("WRITE_SHARDS", "512")
     wiring.reset()
     calls = Calls()
@@ -224,7 +225,7 @@ def test_at_512_shards_a_drained_replay_queries_only_the_marker_shards_the_strea
 
     calls.clear()
     wiring.recovery().replay(lambda: 60.0)
-    assert kept_queries(calls) == []
+    assert len(kept_queries(calls)) <= 1
 
     posted = api.post("/posts", {"text": "one"}, token=TOKEN).body
     post = wiring.post_store().get_post(posted["id"])
@@ -234,4 +235,6 @@ def test_at_512_shards_a_drained_replay_queries_only_the_marker_shards_the_strea
     for _ in range(2):
         wiring.recovery().replay(lambda: 60.0)
     (marker,) = markers()
-    assert kept_queries(calls) == [marker["PK"]["S"]] * 2, "not quiet yet: its shard is carried"
+    queried = kept_queries(calls)
+    assert queried.count(marker["PK"]["S"]) == 2, "not quiet yet: its shard is carried"
+    assert len(queried) <= 4

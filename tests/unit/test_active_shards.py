@@ -128,16 +128,18 @@ def test_the_stream_notes_the_shards_of_posts_that_appeared_the_same_whatever_th
     assert len(noted) == 2  # one note a batch
 
 
-def test_a_sweep_visits_every_shard_once_a_period_and_when_the_cursor_lags_a_period():
-    day = 86_400
-    start = T0 - T0 % day + 3_600  # an hour into a day
+def test_a_rolling_sweep_adds_one_shard_per_minute_the_cursor_passes_so_every_shard_in_time():
     store = InMemoryActiveShards()
-    visits(store).finish(visits(store).plan("r", KEPT, start, day), [])
-    assert visits(store).plan("r", KEPT, start + 60, day).shards == []
-    visits(store).finish(visits(store).plan("r", KEPT, start + 60, day), [])
+    visits(store).finish(visits(store).plan("r", KEPT, T0, rolling=True), [])
+    assert visits(store).plan("r", KEPT, T0 + 1, rolling=True).shards == []  # the cursor does not move
 
-    next_day = start + day
-    assert visits(store).plan("r", KEPT, next_day, day).shards == list(range(SHARDS))
-    visits(store).finish(visits(store).plan("r", KEPT, next_day, day), [])
-    assert visits(store).plan("r", KEPT, next_day + 60, day).shards == []
-    assert visits(store).plan("r", KEPT, next_day + 60).shards == []  # without a sweep: the noted ones
+    swept: list[int] = []
+    now = T0
+    for _ in range(SHARDS // 4):  # a run every 4 minutes
+        now += 4 * BUCKET_SECONDS
+        visit = visits(store).plan("r", KEPT, now, rolling=True)
+        assert len(visit.shards) == 4
+        swept += visit.shards
+        visits(store).finish(visit, [])
+    assert sorted(swept) == list(range(SHARDS))
+    assert visits(store).plan("r", KEPT, now + 4 * BUCKET_SECONDS).shards == []  # not rolling: the noted ones

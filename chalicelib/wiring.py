@@ -518,6 +518,7 @@ def stream_consumer() -> StreamConsumer:
         counts_posts=configured.posts_per_minute > 0,
         active_shards=active_shards(),
         write_shards=configured.write_shards,
+        notes_kept_tokens=keeps_primary_tokens(),
     )
 
 

@@ -108,9 +108,12 @@ class StreamConsumer:
         counts_posts: bool = True,
         active_shards: active.ActiveShardStore | None = None,
         write_shards: int = 1,
+        notes_kept_tokens: bool = False,
     ) -> None:
         """`counts_posts`: count posts per author and minute for the rate
-        limit (off when POSTS_PER_MINUTE is 0: nothing reads them)."""
+        limit (off when POSTS_PER_MINUTE is 0: nothing reads them).
+        `notes_kept_tokens`: note the authors' kept-token marker shards too
+        (a Mastodon primary's: nothing else keeps tokens)."""
         self._store = store
         self._home = home or NoHomeFanout()
         self._clock = clock
@@ -118,6 +121,7 @@ class StreamConsumer:
         self._counts_posts = counts_posts
         self._active = active_shards
         self._write_shards = write_shards
+        self._kept_shard = (lambda author: marker_shard_of(author, write_shards)) if notes_kept_tokens else None
 
     def handle(self, records: list[dict]) -> StreamReport:
         """Apply a batch (Lambda's `Records`). Any exception fails the whole
@@ -189,7 +193,7 @@ class StreamConsumer:
         shards = active.noted_shards(
             changes,
             lambda post_id: shard_of(post_id, self._write_shards),
-            lambda author: marker_shard_of(author, self._write_shards),
+            self._kept_shard,
         )
         if shards:
             now = self._clock()

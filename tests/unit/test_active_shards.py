@@ -110,7 +110,9 @@ def test_the_stream_notes_the_shards_of_posts_that_appeared_the_same_whatever_th
     """And the kept-token marker shards of the authors of posts that
     appeared or disappeared, in the same note."""
     store = InMemoryActiveShards()
-    consumer = StreamConsumer(InMemoryStreamStore(), clock=lambda: T0, active_shards=store, write_shards=SHARDS)
+    consumer = StreamConsumer(
+        InMemoryStreamStore(), clock=lambda: T0, active_shards=store, write_shards=SHARDS, notes_kept_tokens=True
+    )
     made = [post(n, state=PENDING) for n in range(5)]
     deleted = post(9, author="zed", state=PENDING)
     records = [record(None, p) for p in made] + [record(deleted, dataclasses.replace(deleted, state=DELETED))]
@@ -143,3 +145,11 @@ def test_a_rolling_sweep_adds_one_shard_per_minute_the_cursor_passes_so_every_sh
         visits(store).finish(visit, [])
     assert sorted(swept) == list(range(SHARDS))
     assert visits(store).plan("r", KEPT, now + 4 * BUCKET_SECONDS).shards == []  # not rolling: the noted ones
+
+
+def test_without_a_mastodon_primary_no_kept_token_shard_is_noted():
+    store = InMemoryActiveShards()
+    consumer = StreamConsumer(InMemoryStreamStore(), clock=lambda: T0, active_shards=store, write_shards=SHARDS)
+    made = post(1, state=PENDING)
+    consumer.handle([record(None, made)])
+    assert store.buckets([minute_of(T0)]) == {POSTS: {shard_of(made.id, SHARDS)}}

@@ -406,6 +406,16 @@ def kept_tokens() -> KeptTokens:
     return KeptTokens(dynamodb(), cipher, settings().table_name, settings().write_shards)
 
 
+def kept_token_retirement():
+    """Kept tokens retired over the marker shards the stream noted (`recovery.kept_retirement`)."""
+    from chalicelib.recovery.kept_retirement import NotedRetirement
+    from chalicelib.stream.active import Visits
+
+    configured = settings()
+    visits = Visits(active_shards(), configured.archive_settle_seconds, configured.write_shards)
+    return NotedRetirement(kept_tokens(), visits)
+
+
 @_singleton
 def recovery() -> Recovery:
     from chalicelib.aws.lease import Lease
@@ -413,7 +423,7 @@ def recovery() -> Recovery:
 
     lease = Lease(dynamodb(), settings().table_name, LEASE_NAME)
     spool = Spool(s3(), settings().bucket_name)
-    retire = kept_tokens() if keeps_primary_tokens() else None
+    retire = kept_token_retirement() if keeps_primary_tokens() else None
     return Recovery(backlog_store(), health_store(), lease, upstream(), settings(), spool=spool, kept_tokens=retire)
 
 
@@ -508,6 +518,7 @@ def stream_consumer() -> StreamConsumer:
         counts_posts=configured.posts_per_minute > 0,
         active_shards=active_shards(),
         write_shards=configured.write_shards,
+        notes_kept_tokens=keeps_primary_tokens(),
     )
 
 

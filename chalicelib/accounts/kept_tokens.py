@@ -78,9 +78,14 @@ class KeptTokenDiffers(Exception):
     (none is stored, or another): seal this one and write it with the post."""
 
 
+def marker_shard_of(username: str, shards: int) -> int:
+    """The shard of `username`'s marker. Spread over the write shards: the
+    first posts of an outage write many at once."""
+    return int(hashlib.sha256(username.encode()).hexdigest()[:8], 16) % shards
+
+
 def marker_partition(username: str, shards: int) -> str:
-    # Spread over the write shards: the first posts of an outage write many at once.
-    return marker_shard(int(hashlib.sha256(username.encode()).hexdigest()[:8], 16) % shards)
+    return marker_shard(marker_shard_of(username, shards))
 
 
 def marker_shard(shard: int) -> str:

@@ -19,6 +19,13 @@ it has landed and every post noted in it is settled
 (ARCHIVE_SETTLE_SECONDS) and shows in the indexes. A shard a visit could
 not finish (a full batch, or posts not yet settled for that reader) is
 carried. Without a cursor (the first run) every shard is visited once.
+
+Own posts that appeared or disappeared also note their author's kept-token
+marker shard (`KEPT`, `accounts.kept_tokens.marker_shard_of`), for the
+replay's retirement of kept tokens. A reader may ask for a rolling sweep:
+each minute its cursor moves past also visits shard `minute mod shards`,
+so every shard is visited at least once per `shards` minutes of progress,
+at one more shard a minute (a net for what no note points to).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Protocol
 
 POSTS = "posts"
 MIRRORED = "mirrored"
+KEPT = "kept"
 BUCKET_SECONDS = 60
 # Notes are spread over this many items per minute, so that even 150,000
 # posts/s (1,500 batches/s of 100 records) stay under one item's write rate.
@@ -82,7 +90,15 @@ class Visit:
     through: int
 
 
-def plan_visit(store: ActiveShardStore, reader: str, kind: str, now: float, close_after: int, all_shards: int) -> Visit:
+def plan_visit(
+    store: ActiveShardStore,
+    reader: str,
+    kind: str,
+    now: float,
+    close_after: int,
+    all_shards: int,
+    rolling: bool = False,
+) -> Visit:
     cursor = store.cursor(reader)
     closed = minute_of(now - close_after) - 1  # the last minute whose bucket is closed
     if cursor.through is None:
@@ -91,8 +107,10 @@ def plan_visit(store: ActiveShardStore, reader: str, kind: str, now: float, clos
     last = min(minute_of(now), first + MAX_MINUTES_PER_RUN - 1)
     minutes = list(range(first, last + 1))
     noted = store.buckets(minutes).get(kind, set()) if minutes else set()
-    shards = sorted((noted | cursor.carry) & set(range(all_shards)))
-    return Visit(reader, shards, cursor, max(cursor.through, min(closed, last)))
+    through = max(cursor.through, min(closed, last))
+    swept = {minute % all_shards for minute in range(cursor.through + 1, through + 1)} if rolling else set()
+    shards = sorted((noted | cursor.carry | swept) & set(range(all_shards)))
+    return Visit(reader, shards, cursor, through)
 
 
 def finish(store: ActiveShardStore, visit: Visit, unfinished: Iterable[int]) -> None:
@@ -117,21 +135,27 @@ class Visits:
         self._close_after = close_seconds(settle_seconds)
         self._all = all_shards
 
-    def plan(self, reader: str, kind: str, now: float) -> Visit:
+    def plan(self, reader: str, kind: str, now: float, rolling: bool = False) -> Visit:
         if self._store is None:
             return every_shard_visit(reader, self._all)
-        return plan_visit(self._store, reader, kind, now, self._close_after, self._all)
+        return plan_visit(self._store, reader, kind, now, self._close_after, self._all, rolling)
 
     def finish(self, visit: Visit, unfinished: Iterable[int]) -> None:
         if self._store is not None:
             finish(self._store, visit, unfinished)
 
 
-def noted_shards(changes: Iterable, shard: Callable[[str], int]) -> dict[str, set[int]]:
+def noted_shards(
+    changes: Iterable, shard: Callable[[str], int], kept_shard: Callable[[str], int] | None = None
+) -> dict[str, set[int]]:
     """The shards to note for a batch's post changes: own posts that appeared
-    by write shard, mirrored ones by mirror shard (the same function of the id)."""
+    by write shard, mirrored ones by mirror shard (the same function of the
+    id); with `kept_shard`, own posts that appeared or disappeared also by
+    their author's kept-token marker shard."""
     found: dict[str, set[int]] = {}
     for change in changes:
         if change.appeared:
             found.setdefault(MIRRORED if change.mirrored else POSTS, set()).add(shard(change.post.id))
+        if kept_shard is not None and not change.mirrored and (change.appeared or change.disappeared):
+            found.setdefault(KEPT, set()).add(kept_shard(change.post.author))
     return found

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from chalicelib.accounts.kept_tokens import marker_shard_of
 from chalicelib.core.clock import iso_at
 from chalicelib.core.models import Post
 from chalicelib.posts.items import shard_of
@@ -107,9 +108,12 @@ class StreamConsumer:
         counts_posts: bool = True,
         active_shards: active.ActiveShardStore | None = None,
         write_shards: int = 1,
+        notes_kept_tokens: bool = False,
     ) -> None:
         """`counts_posts`: count posts per author and minute for the rate
-        limit (off when POSTS_PER_MINUTE is 0: nothing reads them)."""
+        limit (off when POSTS_PER_MINUTE is 0: nothing reads them).
+        `notes_kept_tokens`: note the authors' kept-token marker shards too
+        (a Mastodon primary's: nothing else keeps tokens)."""
         self._store = store
         self._home = home or NoHomeFanout()
         self._clock = clock
@@ -117,6 +121,7 @@ class StreamConsumer:
         self._counts_posts = counts_posts
         self._active = active_shards
         self._write_shards = write_shards
+        self._kept_shard = (lambda author: marker_shard_of(author, write_shards)) if notes_kept_tokens else None
 
     def handle(self, records: list[dict]) -> StreamReport:
         """Apply a batch (Lambda's `Records`). Any exception fails the whole
@@ -179,12 +184,17 @@ class StreamConsumer:
             self._store.count_posts(windows)
 
     def _note_active(self, changes: list[PostChange]) -> None:
-        """The write shards that got posts, for the scheduled job (`stream.active`):
-        an ADD to a set, so safe to repeat; first, so a batch that fails later
-        has noted them all the same."""
+        """The write shards that got posts, and the kept-token marker shards
+        of their authors, for the scheduled job (`stream.active`): one ADD
+        to sets, so safe to repeat; first, so a batch that fails later has
+        noted them all the same."""
         if self._active is None:
             return
-        shards = active.noted_shards(changes, lambda post_id: shard_of(post_id, self._write_shards))
+        shards = active.noted_shards(
+            changes,
+            lambda post_id: shard_of(post_id, self._write_shards),
+            self._kept_shard,
+        )
         if shards:
             now = self._clock()
             split = active.split_of(changes[0].event_id)
@@ -203,6 +213,7 @@ class StreamConsumer:
                 self._home.on_followed(change.follower, change.followee)
             else:
                 self._home.on_unfollowed(change.follower, change.followee)
+
 
 def public_chunks(changes: list[PostChange]) -> list[Chunk]:
     """The public timeline's share of a batch: every post that appeared,

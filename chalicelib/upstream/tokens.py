@@ -206,6 +206,15 @@ class UpstreamTokens:
         return self._cipher.decrypt(username, response["Item"]["ciphertext"]["B"])
 
 
+@dataclass(frozen=True)
+class ShardsRetired:
+    """What a retirement over some marker shards did: tokens dropped, and
+    the shards still holding markers (or not reached in time)."""
+
+    retired: int
+    unfinished: frozenset[int]
+
+
 class KeptTokens:
     """The authors' own primary tokens kept from their outage posts
     (`accounts.kept_tokens` has the layout), as the replay uses them: read
@@ -248,16 +257,39 @@ class KeptTokens:
         while `keep_going()`. The caller has just seen the whole backlog
         empty, so such an author has nothing left to send; what is left
         for want of time is retired by a later run. Returns how many were
-        dropped. One transaction each, `RETIRE_WORKERS` at a time."""
-        retired = 0
+        dropped."""
+        return self.retire_shards(range(self._shards), quiet_before, keep_going).retired
+
+    def retire_shards(
+        self, shards: Iterable[int], quiet_before: str, keep_going: Callable[[], bool] = lambda: True
+    ) -> ShardsRetired:
+        """`retire` over the markers of `shards` only (one Query each, more
+        pages if full). The shards left unfinished: those still holding a
+        marker after their visit, and those not reached in time. One
+        transaction each, `RETIRE_WORKERS` at a time."""
+        retired, unfinished = 0, set()
+        pending = list(shards)
         with ThreadPoolExecutor(max_workers=RETIRE_WORKERS) as pool:
-            for shard in range(self._shards):
-                for batch in _batches(self._markers(kept.marker_shard(shard)), RETIRE_WORKERS * 4):
-                    if not keep_going():
-                        return retired
-                    drops = pool.map(lambda marker: self._drop(*marker, quiet_before), batch)
-                    retired += sum(drops)
-        return retired
+            while pending and keep_going():
+                shard = pending[0]
+                found, dropped = self._retire_shard(pool, shard, quiet_before, keep_going)
+                retired += dropped
+                if found is None:  # out of time
+                    break
+                if found > dropped:
+                    unfinished.add(shard)
+                pending.pop(0)
+        return ShardsRetired(retired, frozenset(unfinished | set(pending)))
+
+    def _retire_shard(self, pool, shard: int, quiet_before: str, keep_going) -> tuple[int | None, int]:
+        """(markers found, dropped) in one shard; found is None when time ran out."""
+        found = dropped = 0
+        for batch in _batches(self._markers(kept.marker_shard(shard)), RETIRE_WORKERS * 4):
+            if not keep_going():
+                return None, dropped
+            found += len(batch)
+            dropped += sum(pool.map(lambda marker: self._drop(*marker, quiet_before), batch))
+        return found, dropped
 
     def _markers(self, partition: str):
         query = {

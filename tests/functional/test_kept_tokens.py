@@ -206,3 +206,35 @@ def test_a_key_that_refuses_to_seal_costs_the_post_nothing_and_the_next_post_kee
     wiring.kms().meta.events.unregister("before-send.kms.Encrypt", disabled)
     assert api.post("/posts", {"text": "once it is back"}, token=TOKEN).status == 201
     assert wiring.kept_tokens().get("ana") == TOKEN
+
+
+def kept_queries(calls: Calls) -> list[str]:
+    partitions = (params["ExpressionAttributeValues"][":pk"]["S"] for params in calls.named("Query"))
+    return [pk for pk in partitions if pk.startswith("KEPT#")]
+
+
+def test_at_512_shards_a_drained_replay_queries_only_the_marker_shards_the_stream_noted(api, monkeypatch):
+    """Issue 14: the first drained run visits every marker shard, an idle
+    one none (or the rolling sweep's one, if the minute turned), and after
+    a post its author's, until the token goes."""
+    monkeypatch.setenv("WRITE_SHARDS", "512")
+    wiring.reset()
+    calls = Calls()
+    wiring.recovery().replay(lambda: 60.0)
+    assert len(kept_queries(calls)) == 512
+
+    calls.clear()
+    wiring.recovery().replay(lambda: 60.0)
+    assert len(kept_queries(calls)) <= 1
+
+    posted = api.post("/posts", {"text": "one"}, token=TOKEN).body
+    post = wiring.post_store().get_post(posted["id"])
+    wiring.backlog_store().claim_for_sending(post, "run", CREATED)  # replayed: the backlog is empty again
+    wiring.backlog_store().mark_replayed(post, "run", "1001", CREATED)
+    calls.clear()
+    for _ in range(2):
+        wiring.recovery().replay(lambda: 60.0)
+    (marker,) = markers()
+    queried = kept_queries(calls)
+    assert queried.count(marker["PK"]["S"]) == 2, "not quiet yet: its shard is carried"
+    assert len(queried) <= 4

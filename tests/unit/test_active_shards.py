@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from chalicelib.accounts.kept_tokens import marker_shard_of
 from chalicelib.core.models import DELETED, PENDING
 from chalicelib.posts.items import shard_of
 from chalicelib.stream.active import (
     BUCKET_SECONDS,
+    KEPT,
     MAX_MINUTES_PER_RUN,
     POSTS,
     Cursor,
@@ -105,12 +107,49 @@ def test_a_cursor_is_written_only_when_it_moves():
 
 
 def test_the_stream_notes_the_shards_of_posts_that_appeared_the_same_whatever_the_redelivery():
+    """And the kept-token marker shards of the authors of posts that
+    appeared or disappeared, in the same note."""
     store = InMemoryActiveShards()
-    consumer = StreamConsumer(InMemoryStreamStore(), clock=lambda: T0, active_shards=store, write_shards=SHARDS)
+    consumer = StreamConsumer(
+        InMemoryStreamStore(), clock=lambda: T0, active_shards=store, write_shards=SHARDS, notes_kept_tokens=True
+    )
     made = [post(n, state=PENDING) for n in range(5)]
-    deleted = post(9, state=PENDING)
+    deleted = post(9, author="zed", state=PENDING)
     records = [record(None, p) for p in made] + [record(deleted, dataclasses.replace(deleted, state=DELETED))]
+    noted = []
+    store_note = store.note
+    store.note = lambda *args, **kwargs: (noted.append(args), store_note(*args, **kwargs))
     consumer.handle(records)
     notes = store.buckets([minute_of(T0)])
     consumer.handle(list(reversed(records)))
-    assert store.buckets([minute_of(T0)]) == notes == {POSTS: {shard_of(p.id, SHARDS) for p in made}}
+    assert store.buckets([minute_of(T0)]) == notes
+    assert notes == {
+        POSTS: {shard_of(p.id, SHARDS) for p in made},
+        KEPT: {marker_shard_of("alice", SHARDS), marker_shard_of("zed", SHARDS)},
+    }
+    assert len(noted) == 2  # one note a batch
+
+
+def test_a_rolling_sweep_adds_one_shard_per_minute_the_cursor_passes_so_every_shard_in_time():
+    store = InMemoryActiveShards()
+    visits(store).finish(visits(store).plan("r", KEPT, T0, rolling=True), [])
+    assert visits(store).plan("r", KEPT, T0 + 1, rolling=True).shards == []  # the cursor does not move
+
+    swept: list[int] = []
+    now = T0
+    for _ in range(SHARDS // 4):  # a run every 4 minutes
+        now += 4 * BUCKET_SECONDS
+        visit = visits(store).plan("r", KEPT, now, rolling=True)
+        assert len(visit.shards) == 4
+        swept += visit.shards
+        visits(store).finish(visit, [])
+    assert sorted(swept) == list(range(SHARDS))
+    assert visits(store).plan("r", KEPT, now + 4 * BUCKET_SECONDS).shards == []  # not rolling: the noted ones
+
+
+def test_without_a_mastodon_primary_no_kept_token_shard_is_noted():
+    store = InMemoryActiveShards()
+    consumer = StreamConsumer(InMemoryStreamStore(), clock=lambda: T0, active_shards=store, write_shards=SHARDS)
+    made = post(1, state=PENDING)
+    consumer.handle([record(None, made)])
+    assert store.buckets([minute_of(T0)]) == {POSTS: {shard_of(made.id, SHARDS)}}

@@ -40,6 +40,9 @@ from devtools.localaws import start_moto_server
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
 READY_TIMEOUT_SECONDS = 30  # READY_TIMEOUT_SECONDS in the environment wins
+# How long "Ready" waits for the mirror's first pass over a seeded primary
+# (a scheduled run comes every SCHEDULE_SECONDS, 5 locally).
+MIRROR_WAIT_SECONDS = 30
 STOP_GRACE_SECONDS = 3
 SIGNAL_CHECK_SECONDS = 0.5
 # SIGALRM's default action ends the process if even the hard stop hangs.
@@ -181,6 +184,21 @@ def wait_until_ready(base_url: str, stop: threading.Event, timeout: float) -> bo
     return False
 
 
+def wait_for_first_mirror(base_url: str, stop: threading.Event, timeout: float) -> bool:
+    """Whether the mirror reached the primary's change feed's end once
+    (`/status` names when) within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        with (
+            contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError, ValueError),
+            urllib.request.urlopen(f"{base_url}/status", timeout=2) as response,
+        ):
+            if (json.load(response).get("mirror") or {}).get("cursor_at"):
+                return True
+        stop.wait(0.2)
+    return False
+
+
 class StartFailed(Exception):
     """The stack did not come up; the message says why, for the operator."""
 
@@ -270,6 +288,12 @@ def start(env: dict[str, str], stop: threading.Event, parts: contextlib.ExitStac
         if stop.is_set():
             return
         raise StartFailed("The API did not answer in time.")
+    # The seeded primary's tokens and passwords work here once the mirror
+    # has run: "Ready" waits for its first pass, so the token it prints works.
+    if seeded is not None and not wait_for_first_mirror(base_url, stop, MIRROR_WAIT_SECONDS):
+        if stop.is_set():
+            return
+        print("The mirror has not run yet: the seeded tokens work once it has (see /status).", flush=True)
     print(f"Lifeboat local stack (stage {STAGE}); AWS endpoint {env['AWS_ENDPOINT_URL']}", flush=True)
     source = "generated" if generated_token else "from ADMIN_TOKEN"
     print(f"Admin token ({source}): {env['ADMIN_TOKEN']}", flush=True)

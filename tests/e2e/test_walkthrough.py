@@ -101,3 +101,17 @@ def test_a_post_written_here_while_the_primary_is_up_comes_back_through_the_mirr
     public = http("GET", base + "/timeline/public?limit=50").body["posts"]
     copies = [post["id"] for post in public if post["text"] == "written while the primary is up"]
     assert copies == [posted["id"]]
+
+
+def test_the_printed_primary_token_works_as_soon_as_the_stack_says_ready():
+    # A new user copies the token from ./scripts/run's output and uses it at once.
+    stack = start_stack({"SEED_PRIMARY": "true"})
+    try:
+        me = http(
+            "GET",
+            stack.base_url + "/api/v1/accounts/verify_credentials",
+            headers={"Authorization": f"Bearer {stack.primary_token}"},
+        )
+        assert (me.status, me.body.get("acct")) == (200, "ada"), me.body
+    finally:
+        stack.stop()

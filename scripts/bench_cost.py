@@ -43,7 +43,7 @@ from devtools.counting_proxy import Call, CountingProxy
 from devtools.local_stack import stage_environment
 from devtools.localaws import start_moto_server
 from devtools.stack_process import RunningStack, start, wait_for
-from scripts.bench_local import Client, create_users, percentile, take_primary_down, turns
+from scripts.bench_local import Client, create_users, percentile, run_in_threads, take_primary_down, turns
 
 STAGE = "prod"
 PRODUCTION_SCHEDULE_SECONDS = 60  # app.py: @app.schedule(Rate(1, unit=Rate.MINUTES))
@@ -134,11 +134,7 @@ def send_posts(stack: RunningStack, tokens: list[str], posts: int, rate: float, 
                 posting.record(None, time.perf_counter() - sent, f"{type(exc).__name__}: {exc}")
         client.close()
 
-    threads = [threading.Thread(target=run_client, name=f"poster{n}") for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(run_client, clients, "poster")
     return posting, time.monotonic() - began
 
 

@@ -206,11 +206,7 @@ def drive(stack: RunningStack, tokens: list[str], posts: int, clients: int, reco
             recorder.record(Outcome(finished - started, finished, error))
         client.close()
 
-    threads = [threading.Thread(target=run_client, name=f"client{n}") for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(run_client, clients, "client")
 
 
 # -- report -------------------------------------------------------------------------------
@@ -340,3 +336,12 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def run_in_threads(target, count: int, name: str) -> None:
+    """`target` on `count` threads at once, until every one has returned."""
+    threads = [threading.Thread(target=target, name=f"{name}{n}") for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

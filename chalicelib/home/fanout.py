@@ -12,6 +12,9 @@ any order (the stream keeps each item's own order only):
   follower's merged accounts (a set: idempotent);
 - an unfollow deletes the followee's entries from the follower's home and
   removes it from the merged accounts (idempotent);
+- a follow or unfollow made for the follower's home at once (through the
+  API) is settled last, once its backfill or removal is done: the page
+  stops reading around the fan-out (`home.layout`);
 - an account that passes FANOUT_MAX_FOLLOWERS is merged at read from then
   on: each follower's merged set gets it (conditional on the follow still
   being there), then the account's flag is set, last, so a run that fails
@@ -50,6 +53,10 @@ class HomeWrites(Protocol):
     def merging(self, owners: list[str], author: str) -> set[str]: ...
 
     def remove_merged(self, owner: str, author: str) -> None: ...
+
+    def settle_follow(self, owner: str, followee: str) -> None: ...
+
+    def settle_unfollow(self, owner: str, followee: str) -> None: ...
 
 
 class HomeFanout:
@@ -92,7 +99,12 @@ class HomeFanout:
 
     # -- follows -------------------------------------------------------------
 
-    def on_followed(self, follower: str, followee: str) -> None:
+    def on_followed(self, follower: str, followee: str, *, settles: bool = False) -> None:
+        self._bring_in(follower, followee)
+        if settles:
+            self._store.settle_follow(follower, followee)
+
+    def _bring_in(self, follower: str, followee: str) -> None:
         audience = self._store.audience(followee)
         if audience.merged_at_read:
             self._store.add_merged(follower, followee, while_following=True)
@@ -108,6 +120,9 @@ class HomeFanout:
         self._store.remove_merged(follower, followee)
         gone = [entry for entry in self._store.all_entries(follower) if entry.author == followee]
         self._store.delete_entries(gone)
+        # The edge is gone, so whether it was unfollowed through the API is
+        # not known here: settled always (a set DELETE of what may be absent).
+        self._store.settle_unfollow(follower, followee)
 
     def _merge_at_read(self, author: str, followers: list[str]) -> None:
         # One transaction per follower, in turn (once per account: about

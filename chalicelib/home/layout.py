@@ -8,6 +8,15 @@
   FANOUT_MAX_FOLLOWERS followers, and the owner if they have that many).
 - `USER#<author> / FOLLOWSTATS` (mastodon.follows) gains `merged_at_read`
   (true) once the author's posts stop being fanned out: the flag is sticky.
+- The follower's `USER#<owner> / FOLLOWSTATS` also holds two string sets,
+  so a home page reads the owner's own follows at once, not a stream lag
+  later (docs/DESIGN.md, "Home timeline: your own follows at once"):
+  `home_backfilling`, accounts followed through the API whose posts the
+  stream has not yet backfilled (a page merges them at read meanwhile),
+  and `home_unfollowing`, accounts unfollowed whose entries the stream
+  has not yet removed (a page leaves their posts out meanwhile). The
+  follow or unfollow transaction sets them in the count update it makes
+  anyway (no extra item); the stream takes each account out once done.
 """
 
 from __future__ import annotations
@@ -20,6 +29,11 @@ from chalicelib.aws import dynamo
 HOME_PREFIX = "HOME#"
 MERGED_SK = "HOME_MERGED"
 MERGED_FLAG = "merged_at_read"
+BACKFILLING = "home_backfilling"
+UNFOLLOWING = "home_unfollowing"
+# On the follow edge: the follow was made with `home_at_once`, so the
+# stream takes the followee out of BACKFILLING once it has backfilled.
+PENDING_FLAG = "home_pending"
 # A fanned-out post trims a home it lands in about once in TRIM_EVERY
 # (chosen by a hash of the owner and the post: no state to keep). A trim
 # reads the partition (HOME_MAX_ITEMS + about TRIM_EVERY small items: one

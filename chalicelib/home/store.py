@@ -33,12 +33,15 @@ class Audience:
 @dataclass(frozen=True)
 class PageItems:
     """What one page's BatchGetItem found: the posts by id, the accounts the
-    owner's home merges at read, and (with the mirror) the suspended
-    authors among the page's."""
+    owner's home merges at read, the owner's follows and unfollows the
+    stream has not settled yet (`home.layout`), and (with the mirror) the
+    suspended authors among the page's."""
 
     posts: dict[str, Post]
     merged: frozenset[str] = frozenset()
     suspended: frozenset[str] = frozenset()
+    backfilling: frozenset[str] = frozenset()
+    unfollowing: frozenset[str] = frozenset()
 
 
 class HomeStore:
@@ -84,26 +87,29 @@ class HomeStore:
 
     def page_items(self, owner: str, entries: list[Entry]) -> PageItems:
         """One BatchGetItem (per 100 keys): each entry's post at its one
-        key, the owner's merged accounts, and with the mirror the page's
-        authors (to leave out the suspended ones)."""
+        key, the owner's merged accounts and unsettled follows, and with the
+        mirror the page's authors (to leave out the suspended ones)."""
         keys = [self._post_key(entry) for entry in {entry.post_id: entry for entry in entries}.values()]
-        keys.append(layout.merged_key(owner))
+        keys += [layout.merged_key(owner), dynamo.key(f"USER#{owner}", STATS_SK)]
         if self._reads_mirror:
             keys += [dynamo.key(f"USER#{author}", "PROFILE") for author in dict.fromkeys(e.author for e in entries)]
         posts: dict[str, Post] = {}
-        merged: frozenset[str] = frozenset()
+        sets: dict[str, frozenset[str]] = {}
         suspended: set[str] = set()
         for item in dynamo.batch_get(self._client, self._table, keys, "read home posts"):
             sk = item["SK"]["S"]
             if sk == layout.MERGED_SK:
-                merged = frozenset(item.get("accounts", {}).get("SS", []))
+                sets["merged"] = _string_set(item, "accounts")
+            elif sk == STATS_SK:
+                sets["backfilling"] = _string_set(item, layout.BACKFILLING)
+                sets["unfollowing"] = _string_set(item, layout.UNFOLLOWING)
             elif sk == "PROFILE":
                 if item.get("suspended", {}).get("BOOL"):
                     suspended.add(item["username"]["S"])
             else:
                 post = posts_layout.post_from_item(item)
                 posts[post.id] = post
-        return PageItems(posts, merged, frozenset(suspended))
+        return PageItems(posts, suspended=frozenset(suspended), **sets)
 
     def _post_key(self, entry: Entry) -> dict:
         if entry.mirrored:
@@ -190,6 +196,26 @@ class HomeStore:
                 TableName=self._table, Key=layout.merged_key(owner), **_set_change("DELETE", author)
             )
 
+    # -- follows made for the home at once (`home.layout`) -----------------
+
+    def settle_follow(self, owner: str, followee: str) -> None:
+        """The followee is backfilled (or merged): out of `home_backfilling`."""
+        self._take_out(owner, layout.BACKFILLING, followee, "settle a follow")
+
+    def settle_unfollow(self, owner: str, followee: str) -> None:
+        """The followee's entries are gone: out of `home_unfollowing`."""
+        self._take_out(owner, layout.UNFOLLOWING, followee, "settle an unfollow")
+
+    def _take_out(self, owner: str, attribute: str, member: str, what: str) -> None:
+        with unavailable_as_domain_error(what):
+            self._client.update_item(
+                TableName=self._table,
+                Key=dynamo.key(f"USER#{owner}", STATS_SK),
+                UpdateExpression="DELETE #set :member",
+                ExpressionAttributeNames={"#set": attribute},
+                ExpressionAttributeValues={":member": {"SS": [member]}},
+            )
+
     def _query_all(self, what: str, condition: str, values: dict, **extra) -> list[dict]:
         items: list[dict] = []
         start = None
@@ -214,6 +240,10 @@ def _set_change(action: str, member: str) -> dict:
         "UpdateExpression": f"{action} accounts :a",
         "ExpressionAttributeValues": {":a": {"SS": [member]}},
     }
+
+
+def _string_set(item: dict, attribute: str) -> frozenset[str]:
+    return frozenset(item.get(attribute, {}).get("SS", []))
 
 
 def _unique(entries: list[Entry]) -> list[Entry]:

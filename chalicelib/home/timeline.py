@@ -4,8 +4,9 @@ its ports.
 
 One Query of `HOME#<owner>` over the page's id window and one BatchGetItem
 of the posts it names (with the owner's merged accounts in the same
-request); then, only if the owner follows accounts merged at read, one
-window read of each of their ByAuthor partitions, merged by id.
+request); then, only if the owner follows accounts merged at read (or has
+just followed accounts the stream has not backfilled yet, `home.layout`),
+one window read of each of their ByAuthor partitions, merged by id.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ class HomeTimeline:
         entries = self._store.entries(owner, lowest, highest, asked, oldest_first)
         items = self._store.page_items(owner, entries)
         sources = [_home_source(entries, items, asked)]
-        merged = sorted(items.merged - items.suspended)
+        # Follows the stream has not backfilled yet are read like accounts
+        # merged at read, so a page right after a follow shows them.
+        merged = sorted((items.merged | items.backfilling) - items.suspended - items.unfollowing)
         if merged:
             window = self._authors_window(merged, lowest, highest, limit, oldest_first)
             sources.append(_window_source(window, oldest_first))
@@ -73,9 +76,10 @@ class _Source:
 
 def _home_source(entries: list[Entry], items: PageItems, asked: int) -> _Source:
     shown = []
+    hidden = items.suspended | items.unfollowing
     for entry in entries:
         post = items.posts.get(entry.post_id)
-        if post is not None and not post.is_deleted and post.author not in items.suspended:
+        if post is not None and not post.is_deleted and post.author not in hidden:
             shown.append(post)
     return _Source(shown, entries[-1].post_id if len(entries) >= asked else None)
 

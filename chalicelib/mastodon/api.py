@@ -300,12 +300,14 @@ class MastodonApi:
         target = self._user(account_id)
         if target.username == follower:
             raise ValidationFailed("Validation failed: you cannot follow yourself", code="self_follow")
-        self._follows.follow(Follow(follower, target.username), self._clock(), self._write_limit.charge(follower))
+        self._follows.follow(
+            Follow(follower, target.username), self._clock(), self._write_limit.charge(follower), home_at_once=True
+        )
         return self.relationship(follower, target.username)
 
     def unfollow(self, follower: str, account_id: str) -> dict:
         target = self._user(account_id)
-        self._follows.unfollow(follower, target.username, self._write_limit.charge(follower))
+        self._follows.unfollow(follower, target.username, self._write_limit.charge(follower), home_at_once=True)
         return self.relationship(follower, target.username)
 
     def relationship(self, viewer: str, account_id: str) -> dict:

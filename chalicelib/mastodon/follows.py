@@ -20,6 +20,7 @@ from chalicelib.accounts.rate_limits import Charge, transact_charged
 from chalicelib.aws import dynamo
 from chalicelib.aws.clients import unavailable_as_domain_error
 from chalicelib.errors import FollowLimitReached, ValidationFailed
+from chalicelib.home import layout as home_layout
 
 FOLLOWING_PREFIX = "FOLLOWING#"
 FOLLOWERS_PREFIX = "FOLLOWERS#"
@@ -52,12 +53,16 @@ class FollowStore:
         self._table = table_name
         self._max_following = max_following
 
-    def follow(self, follow: Follow, created_at: str, charge: Charge | None = None) -> bool:
+    def follow(
+        self, follow: Follow, created_at: str, charge: Charge | None = None, *, home_at_once: bool = False
+    ) -> bool:
         """Record the follow; False if it already existed (nothing changes,
         so a repeated request cannot inflate the counts). Raises
         FollowLimitReached when the follower follows `max_following`
         accounts already, RateLimited when `charge` finds the follower's
-        write window full."""
+        write window full. With `home_at_once` the follower's home shows
+        the followee's posts from the next page on, before the stream has
+        backfilled them (`home.layout`)."""
         edge = {
             "follower": follow.follower,
             "followee": follow.followee,
@@ -66,7 +71,11 @@ class FollowStore:
             "notify": follow.notify,
             "languages": list(follow.languages) or None,
         }
+        # Only the follower's side says the stream has a backfill to settle.
+        pending = {home_layout.PENDING_FLAG: True} if home_at_once else {}
         following = self._count(follow.follower, "following", +1)
+        if home_at_once:
+            _note_in_home(following, follow.followee, adding=home_layout.BACKFILLING, taking=home_layout.UNFOLLOWING)
         # The cap is a condition on the count the same transaction raises,
         # so racing follows cannot pass it together.
         following["Update"]["ConditionExpression"] = "attribute_not_exists(#n) OR #n < :max"
@@ -75,7 +84,9 @@ class FollowStore:
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": dynamo.to_item({"PK": FOLLOWING_PREFIX + follow.follower, "SK": follow.followee, **edge}),
+                    "Item": dynamo.to_item(
+                        {"PK": FOLLOWING_PREFIX + follow.follower, "SK": follow.followee, **edge, **pending}
+                    ),
                     # The count moves only if this edge is new: two racing
                     # follows of one account add 1, not 2.
                     "ConditionExpression": "attribute_not_exists(PK)",
@@ -97,9 +108,16 @@ class FollowStore:
                 raise FollowLimitReached(self._max_following) from cancelled
             raise
 
-    def unfollow(self, follower: str, followee: str, charge: Charge | None = None) -> bool:
+    def unfollow(
+        self, follower: str, followee: str, charge: Charge | None = None, *, home_at_once: bool = False
+    ) -> bool:
         """Remove the follow; False if there was none. Raises RateLimited
-        when `charge` finds the follower's write window full."""
+        when `charge` finds the follower's write window full. With
+        `home_at_once` the follower's home leaves the followee's posts out
+        from the next page on, before the stream has removed them."""
+        following = self._count(follower, "following", -1)
+        if home_at_once:
+            _note_in_home(following, followee, adding=home_layout.UNFOLLOWING, taking=home_layout.BACKFILLING)
         items = [
             {
                 "Delete": {
@@ -109,7 +127,7 @@ class FollowStore:
                 }
             },
             {"Delete": {"TableName": self._table, "Key": dynamo.key(FOLLOWERS_PREFIX + followee, follower)}},
-            self._count(follower, "following", -1),
+            following,
             self._count(followee, "followers", -1),
         ]
         return self._transact(items, "unfollow", charge)
@@ -182,6 +200,16 @@ class FollowStore:
             name = values["PK"].removeprefix("USER#")
             found[name] = FollowCounts(values.get("following", 0), values.get("followers", 0))
         return found
+
+
+def _note_in_home(count_update: dict, followee: str, *, adding: str, taking: str) -> None:
+    """Make the follower's count update also add `followee` to the home set
+    `adding` and take it out of `taking` (`home.layout`): the same item,
+    so no write unit more than the count costs."""
+    update = count_update["Update"]
+    update["UpdateExpression"] += ", #adding :followee DELETE #taking :followee"
+    update["ExpressionAttributeNames"] |= {"#adding": adding, "#taking": taking}
+    update["ExpressionAttributeValues"][":followee"] = {"SS": [followee]}
 
 
 def _follow_from_item(item: dict) -> Follow:

@@ -24,6 +24,7 @@ _POST_PREFIX = "POST#"
 _POST_SK = "POST"
 _MIRROR_PREFIX = "MIRROR#"
 _FOLLOWING_PREFIX = "FOLLOWING#"
+_PENDING_FLAG = "home_pending"  # home.layout.PENDING_FLAG (that module loads the SDK)
 # Index keys and other layout attributes: not fields of a Post.
 _LAYOUT = frozenset({"PK", "SK", "AuthorPK", "AuthorSK", "PublicPK", "PublicSK", "BacklogPK", "BacklogSK"})
 
@@ -71,11 +72,14 @@ class PostChange:
 
 @dataclass(frozen=True)
 class FollowChange:
-    """A follow made (`followed`) or undone, from its edge's record."""
+    """A follow made (`followed`) or undone, from its edge's record;
+    `home_pending` when it was made for the follower's home at once, so the
+    follower's `home_backfilling` set names the followee until settled."""
 
     follower: str
     followee: str
     followed: bool
+    home_pending: bool = False
 
 
 def decode_follows(records: list[dict]) -> list[FollowChange]:
@@ -88,7 +92,8 @@ def decode_follows(records: list[dict]) -> list[FollowChange]:
         pk, sk = str(keys.get("PK", "")), str(keys.get("SK", ""))
         existed, exists = bool(body.get("OldImage")), bool(body.get("NewImage"))
         if pk.startswith(_FOLLOWING_PREFIX) and sk and existed != exists:
-            changes.append(FollowChange(pk.removeprefix(_FOLLOWING_PREFIX), sk, exists))
+            pending = bool(body.get("NewImage", {}).get(_PENDING_FLAG, {}).get("BOOL"))
+            changes.append(FollowChange(pk.removeprefix(_FOLLOWING_PREFIX), sk, exists, pending))
     return changes
 
 

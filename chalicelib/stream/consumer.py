@@ -53,7 +53,7 @@ class NoHomeFanout:
     def on_post_deleted(self, post: Post) -> None:
         return None
 
-    def on_followed(self, follower: str, followee: str) -> None:
+    def on_followed(self, follower: str, followee: str, *, settles: bool = False) -> None:
         return None
 
     def on_unfollowed(self, follower: str, followee: str) -> None:
@@ -210,7 +210,7 @@ class StreamConsumer:
     def _follow_edges(self, changes: list[FollowChange]) -> None:
         for change in changes:
             if change.followed:
-                self._home.on_followed(change.follower, change.followee)
+                self._home.on_followed(change.follower, change.followee, settles=change.home_pending)
             else:
                 self._home.on_unfollowed(change.follower, change.followee)
 

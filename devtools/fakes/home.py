@@ -20,16 +20,24 @@ class InMemoryHomeStore:
     following: set[tuple[str, str]] = field(default_factory=set)  # (follower, followee)
     posts: dict[str, Post] = field(default_factory=dict)
     suspended: set[str] = field(default_factory=set)
+    backfilling: dict[str, set[str]] = field(default_factory=dict)
+    unfollowing: dict[str, set[str]] = field(default_factory=dict)
     requests: int = 0  # every call that would be a request to DynamoDB (at least one)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- what tests set up (the follow graph and the posts, as other stores keep them)
 
-    def follow(self, follower: str, followee: str) -> None:
+    def follow(self, follower: str, followee: str, *, home_at_once: bool = False) -> None:
         self.following.add((follower, followee))
+        if home_at_once:  # what the follow transaction notes (mastodon.follows)
+            self.backfilling.setdefault(follower, set()).add(followee)
+            self.unfollowing.get(follower, set()).discard(followee)
 
-    def unfollow(self, follower: str, followee: str) -> None:
+    def unfollow(self, follower: str, followee: str, *, home_at_once: bool = False) -> None:
         self.following.discard((follower, followee))
+        if home_at_once:
+            self.unfollowing.setdefault(follower, set()).add(followee)
+            self.backfilling.get(follower, set()).discard(followee)
 
     def add_post(self, post: Post) -> None:
         self.posts[post.id] = post
@@ -61,7 +69,13 @@ class InMemoryHomeStore:
         self.requests += 1
         posts = {entry.post_id: self.posts[entry.post_id] for entry in entries if entry.post_id in self.posts}
         authors = {entry.author for entry in entries}
-        return PageItems(posts, frozenset(self.merged.get(owner, ())), frozenset(self.suspended & authors))
+        return PageItems(
+            posts,
+            frozenset(self.merged.get(owner, ())),
+            frozenset(self.suspended & authors),
+            frozenset(self.backfilling.get(owner, ())),
+            frozenset(self.unfollowing.get(owner, ())),
+        )
 
     def audience(self, author: str) -> Audience:
         self.requests += 1
@@ -100,3 +114,13 @@ class InMemoryHomeStore:
         with self._lock:
             self.requests += 1
             self.merged.get(owner, set()).discard(author)
+
+    def settle_follow(self, owner: str, followee: str) -> None:
+        with self._lock:
+            self.requests += 1
+            self.backfilling.get(owner, set()).discard(followee)
+
+    def settle_unfollow(self, owner: str, followee: str) -> None:
+        with self._lock:
+            self.requests += 1
+            self.unfollowing.get(owner, set()).discard(followee)

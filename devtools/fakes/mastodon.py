@@ -27,7 +27,10 @@ class InMemoryFollowStore:
         self._charged: Counter[tuple[str, str, int]] = Counter()
         self._lock = threading.Lock()
 
-    def follow(self, follow: Follow, created_at: str, charge: Charge | None = None) -> bool:
+    def follow(
+        self, follow: Follow, created_at: str, charge: Charge | None = None, *, home_at_once: bool = False
+    ) -> bool:
+        # `home_at_once` is the home store's business (devtools/fakes/home.py).
         with self._lock:
             if (follow.follower, follow.followee) in self._follows:
                 return False
@@ -37,7 +40,9 @@ class InMemoryFollowStore:
             self._follows[(follow.follower, follow.followee)] = follow
             return True
 
-    def unfollow(self, follower: str, followee: str, charge: Charge | None = None) -> bool:
+    def unfollow(
+        self, follower: str, followee: str, charge: Charge | None = None, *, home_at_once: bool = False
+    ) -> bool:
         with self._lock:
             if (follower, followee) not in self._follows:
                 return False

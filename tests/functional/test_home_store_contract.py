@@ -24,8 +24,11 @@ class MemoryWorld:
     def __init__(self) -> None:
         self.store = InMemoryHomeStore()
 
-    def follow(self, follower: str, followee: str) -> None:
-        self.store.follow(follower, followee)
+    def follow(self, follower: str, followee: str, home_at_once: bool = False) -> None:
+        self.store.follow(follower, followee, home_at_once=home_at_once)
+
+    def unfollow(self, follower: str, followee: str, home_at_once: bool = False) -> None:
+        self.store.unfollow(follower, followee, home_at_once=home_at_once)
 
     def post(self, author: str) -> Post:
         post = _new_post(author)
@@ -42,8 +45,11 @@ class DynamoWorld:
         wiring.override(home_fanout=NoHomeFanout())
         self.store = wiring.home_store()
 
-    def follow(self, follower: str, followee: str) -> None:
-        assert wiring.follow_store().follow(Follow(follower, followee), NOW)
+    def follow(self, follower: str, followee: str, home_at_once: bool = False) -> None:
+        assert wiring.follow_store().follow(Follow(follower, followee), NOW, home_at_once=home_at_once)
+
+    def unfollow(self, follower: str, followee: str, home_at_once: bool = False) -> None:
+        assert wiring.follow_store().unfollow(follower, followee, home_at_once=home_at_once)
 
     def post(self, author: str) -> Post:
         post = _new_post(author)
@@ -113,6 +119,28 @@ def test_page_items_has_the_posts_in_any_state_and_the_merged_accounts(world):
     assert items.posts[deleted.id].is_deleted
     assert items.merged == {"dora"}
     assert items.suspended == frozenset()
+
+
+def test_follows_made_for_the_home_at_once_are_noted_until_settled(world):
+    world.follow("bob", "alice", home_at_once=True)
+    world.follow("bob", "carol", home_at_once=True)
+    world.follow("bob", "dora")  # the mirror's or an import's: nothing noted
+    world.unfollow("bob", "carol", home_at_once=True)
+    items = world.store.page_items("bob", [])
+    assert (items.backfilling, items.unfollowing) == ({"alice"}, {"carol"})
+
+    world.follow("bob", "carol", home_at_once=True)  # and back
+    items = world.store.page_items("bob", [])
+    assert (items.backfilling, items.unfollowing) == ({"alice", "carol"}, frozenset())
+
+    world.store.settle_follow("bob", "alice")
+    world.store.settle_follow("bob", "alice")
+    world.unfollow("bob", "dora", home_at_once=True)
+    world.store.settle_unfollow("bob", "dora")
+    world.store.settle_unfollow("bob", "erin")  # never noted: nothing to take out
+    items = world.store.page_items("bob", [])
+    assert (items.backfilling, items.unfollowing) == ({"carol"}, frozenset())
+    assert world.store.page_items("alice", []).backfilling == frozenset()
 
 
 def test_an_account_is_merged_only_while_followed_when_asked(world):

@@ -14,7 +14,7 @@ import pytest
 from chalicelib import wiring
 from chalicelib.home.fanout import HomeFanout
 from chalicelib.stream.consumer import StreamConsumer
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, stream_lagging
 from tests.functional.test_mirrored_feeds import PrimaryFeed
 
 HOME = "/api/v1/timelines/home"
@@ -85,6 +85,45 @@ def test_a_follow_backfills_and_an_unfollow_takes_the_followees_posts_out(api):
     people.follow("bob", "alice", undo=True)
     assert people.home("bob") == ["<p>bob own</p>"]
     assert entries("bob") == [own]
+
+
+def test_a_follow_shows_in_the_followers_home_before_the_stream_has_backfilled_it(api):
+    people = People(api, "alice", "bob")
+    for n in range(3):
+        people.post("alice", f"alice {n}")
+    own = people.post("bob", "bob own")
+
+    with stream_lagging():
+        people.follow("bob", "alice")
+        assert entries("bob") == [own]  # nothing backfilled yet
+        followed = people.home("bob")
+
+    assert followed == ["<p>bob own</p>", "<p>alice 2</p>", "<p>alice 1</p>", "<p>alice 0</p>"]
+    assert len(entries("bob")) == 4
+    # Settled: the page is back to its one query of fanned-out entries.
+    assert wiring.home_store().page_items("bob", []).backfilling == frozenset()
+    assert people.home("bob") == followed
+
+
+def test_an_unfollow_leaves_the_followers_home_before_the_stream_has_removed_the_entries(api):
+    people = People(api, "alice", "bob")
+    people.post("alice", "alice 0")
+    own = people.post("bob", "bob own")
+    people.follow("bob", "alice")
+
+    with stream_lagging():
+        people.follow("bob", "alice", undo=True)
+        assert len(entries("bob")) == 2  # not removed yet
+        unfollowed = people.home("bob")
+        people.follow("bob", "alice")  # and back: shown again at once
+        refollowed = people.home("bob")
+
+    assert unfollowed == ["<p>bob own</p>"]
+    assert refollowed == ["<p>bob own</p>", "<p>alice 0</p>"]
+    assert people.home("bob") == refollowed
+    settled = wiring.home_store().page_items("bob", [])
+    assert (settled.backfilling, settled.unfollowing) == (frozenset(), frozenset())
+    assert len(entries("bob")) == 2 and own in entries("bob")
 
 
 def test_an_account_past_the_follower_cap_is_merged_at_read(api):

@@ -90,6 +90,59 @@ def test_a_follow_backfills_the_newest_posts_and_an_unfollow_takes_them_out(stor
     assert home(store, "dora") == [dora.id]
 
 
+@dataclasses.dataclass
+class CallOrder(InMemoryHomeStore):
+    """The in-memory store, noting the order of the fan-out's writes."""
+
+    writes: list[str] = dataclasses.field(default_factory=list)
+
+    def put_entries(self, entries):
+        self.writes.append("put")
+        super().put_entries(entries)
+
+    def delete_entries(self, entries):
+        self.writes.append("delete")
+        super().delete_entries(entries)
+
+    def settle_follow(self, owner, followee):
+        self.writes.append("settle follow")
+        super().settle_follow(owner, followee)
+
+    def settle_unfollow(self, owner, followee):
+        self.writes.append("settle unfollow")
+        super().settle_unfollow(owner, followee)
+
+
+def test_a_follow_made_for_the_home_at_once_is_settled_only_after_its_backfill():
+    store = CallOrder()
+    fan = fanout(store, max_items=800)
+    posted(store, fan, "alice")
+    store.writes.clear()
+    store.follow("bob", "alice", home_at_once=True)
+    store.follow("bob", "carol", home_at_once=True)
+
+    fan.on_followed("bob", "alice", settles=True)
+    fan.on_followed("bob", "carol")  # an edge written without the flag
+
+    assert store.writes == ["put", "settle follow", "put"]
+    assert store.backfilling["bob"] == {"carol"}
+
+
+def test_an_unfollow_is_settled_after_its_entries_are_gone_flagged_or_not():
+    store = CallOrder()
+    fan = fanout(store)
+    posted(store, fan, "alice")
+    store.follow("bob", "alice")
+    fan.on_followed("bob", "alice")
+    store.unfollow("bob", "alice", home_at_once=True)
+    store.writes.clear()
+
+    fan.on_unfollowed("bob", "alice")
+
+    assert store.writes == ["delete", "settle unfollow"]
+    assert (home(store, "bob"), store.unfollowing["bob"]) == ([], set())
+
+
 def test_an_account_past_the_follower_cap_is_merged_at_read_by_every_follower(store):
     fan = fanout(store)
     before = posted(store, fan, "star")

@@ -14,6 +14,9 @@ let current = null;      // {path, params, fallbackUrl, next, gen}
 let pollTimer = null;
 let generation = 0;
 let observer = null;
+// Posts deleted from this page: a poll or page that was already on its way
+// when the delete went through must not put them back.
+const deletedIds = new Set();
 
 const pollMs = () => Number(localStorage.getItem("lifeboat.pollMs")) || 10000;
 
@@ -118,6 +121,7 @@ export function renderStatus(status, { state, reason, readOnly = false } = {}) {
       del.disabled = true;
       try {
         await api(`/api/v1/statuses/${encodeURIComponent(status.id)}`, { method: "DELETE" });
+        deletedIds.add(String(status.id));
         art.remove();
       } catch (e) { del.disabled = false; alert("Could not delete: " + e.message); }
     });
@@ -139,7 +143,7 @@ function markReady() {
 function appendStatuses(list) {
   const f = feed();
   for (const s of list) {
-    if (f.querySelector(`article[data-id="${CSS.escape(String(s.id))}"]`)) continue;
+    if (deletedIds.has(String(s.id)) || f.querySelector(`article[data-id="${CSS.escape(String(s.id))}"]`)) continue;
     f.append(renderStatus(s));
   }
 }
@@ -218,6 +222,7 @@ export async function showTimeline({ path, params = {}, fallbackUrl = null, titl
       f.setAttribute("aria-busy", "false");
       document.dispatchEvent(new CustomEvent("lifeboat:rendered"));
       markReady();
+      rearmSentinel();
     }
   }
   startPolling();
@@ -233,16 +238,34 @@ export async function loadOlder() {
   current.loading = true;
   const f = feed();
   f.setAttribute("aria-busy", "true");
+  let loaded = false;
   try {
     const { data, next } = await api(current.next);
     if (gen !== generation) return;
     appendStatuses(Array.isArray(data) ? data : []);
     setOlder(next);
+    loaded = true;
   } catch (e) {
     if (gen === generation) showError(`Could not load older posts: ${e.message}`);
   } finally {
-    if (gen === generation) { current.loading = false; f.setAttribute("aria-busy", "false"); }
+    if (gen === generation) {
+      current.loading = false;
+      f.setAttribute("aria-busy", "false");
+      // Only after a page that loaded: after an error, another load at once
+      // would hammer an API that is failing (the button stays).
+      if (loaded) rearmSentinel();
+    }
   }
+}
+
+// An observer reports changes only: if the page grew and was scrolled to its
+// end again within one frame, it never saw the sentinel leave, and would not
+// load the next page. Observing afresh reports where the sentinel is now.
+function rearmSentinel() {
+  if (!observer) return;
+  const sentinel = document.getElementById("sentinel");
+  observer.unobserve(sentinel);
+  observer.observe(sentinel);
 }
 
 // Newest server id shown (ids compare as strings of equal-length ULIDs or as numbers).
@@ -284,6 +307,7 @@ async function poll() {
     const { data } = await api(`${current.path}?${q}`);
     if (gen !== generation || !Array.isArray(data)) return;
     for (const s of [...data].reverse()) {
+      if (deletedIds.has(String(s.id))) continue;
       if (!f.querySelector(`article[data-id="${CSS.escape(String(s.id))}"]`)) prependStatus(s);
     }
   } catch { /* the banner reports outages */ }

@@ -154,6 +154,25 @@ def test_reply_delete_follow_scroll_three_pages_and_sign_out(stack, page):
     assert stack.call("GET", "/api/v1/accounts/verify_credentials", token=token).status == 401
 
 
+def test_a_home_shorter_than_the_window_loads_its_next_page_without_a_scroll(stack, page):
+    # The scroll observer reports changes only; in a window tall enough for
+    # a whole page the sentinel never leaves the view, so the client has to
+    # look again after each page rather than wait for a change.
+    token = stack.new_user("dennis")
+    for n in range(25):
+        assert stack.call("POST", "/posts", {"text": f"dennis number {n}"}, token=token).status == 201
+    reader = stack.new_user("frances")
+    assert stack.call("POST", "/api/v1/accounts/dennis/follow", token=reader).status == 200
+    page.set_viewport_size({"width": 1280, "height": 12000})
+    sign_in(page, stack, "frances")
+
+    page.get_by_role("link", name="Home").click()
+
+    articles = page.get_by_role("feed").locator("article")
+    expect(articles).to_have_count(25)
+    expect(articles.last).to_contain_text("dennis number 0")
+
+
 def test_the_authorize_page_passes_the_audit_and_loads_without_errors(stack, page):
     errors = []
     page.on("console", lambda message: message.type == "error" and errors.append((page.url, message.text)))

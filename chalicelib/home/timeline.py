@@ -22,6 +22,8 @@ from chalicelib.home.store import PageItems
 # Entries read beyond a page's `limit`, so a few deleted posts (their
 # entries go on the stream, a moment later) do not make it short.
 READ_AHEAD = 5
+# At most this many follows not yet backfilled are read at once by a page.
+BACKFILLING_READ_MAX = 20
 
 # authors, lowest, highest, limit, oldest_first -> (posts newest first, has_more)
 AuthorsWindow = Callable[[list[str], str, str, int, bool], "Window"]
@@ -57,8 +59,11 @@ class HomeTimeline:
         items = self._store.page_items(owner, entries)
         sources = [_home_source(entries, items, asked)]
         # Follows the stream has not backfilled yet are read like accounts
-        # merged at read, so a page right after a follow shows them.
-        merged = sorted((items.merged | items.backfilling) - items.suspended - items.unfollowing)
+        # merged at read, so a page right after a follow shows them (a few:
+        # a burst of follows past that shows the rest a stream lag later).
+        hidden = items.suspended | items.unfollowing
+        backfilling = sorted(items.backfilling - items.merged - hidden)[:BACKFILLING_READ_MAX]
+        merged = sorted((items.merged - hidden) | set(backfilling))
         if merged:
             window = self._authors_window(merged, lowest, highest, limit, oldest_first)
             sources.append(_window_source(window, oldest_first))

@@ -15,7 +15,7 @@ from chalicelib.core import ids
 from chalicelib.core.models import DELETED, PENDING, Post
 from chalicelib.home.fanout import HomeFanout
 from chalicelib.home.layout import TRIM_EVERY, trim_due
-from chalicelib.home.timeline import READ_AHEAD, HomeTimeline
+from chalicelib.home.timeline import BACKFILLING_READ_MAX, READ_AHEAD, HomeTimeline
 from chalicelib.posts.store import Page
 from chalicelib.stream.consumer import StreamConsumer
 from devtools.fakes.home import InMemoryHomeStore
@@ -251,13 +251,17 @@ def test_records_twice_and_out_of_order_end_in_the_same_homes():
 # -- a page -----------------------------------------------------------------------------------
 
 
-def timeline(store) -> HomeTimeline:
+def authors_window_of(store):
     def authors_window(authors, lowest, highest, limit, oldest_first):
         found = [p for p in store.posts.values() if p.author in authors and lowest <= p.id <= highest]
         found.sort(key=lambda p: p.id, reverse=not oldest_first)
         return Page(sorted(found[:limit], key=lambda p: p.id, reverse=True), len(found) > limit)
 
-    return HomeTimeline(store, authors_window)
+    return authors_window
+
+
+def timeline(store) -> HomeTimeline:
+    return HomeTimeline(store, authors_window_of(store))
 
 
 def below(shown: Post) -> str:
@@ -325,6 +329,22 @@ def test_a_page_costs_two_requests_without_accounts_merged_at_read(store):
     store.requests = 0
     timeline(store).page("reader", ids.MIN_ULID, ids.MAX_ULID, 20)
     assert store.requests == 2
+
+
+def test_a_burst_of_follows_not_yet_backfilled_reads_only_so_many_of_them(store):
+    fan = fanout(store)
+    followed = [f"author{n:02}" for n in range(BACKFILLING_READ_MAX + 5)]
+    for author in followed:
+        posted(store, fan, author)  # no followers yet: in its own home only
+        store.follow("reader", author, home_at_once=True)
+    windows = []
+    inner = authors_window_of(store)
+    reads = HomeTimeline(store, lambda authors, *rest: windows.append(authors) or inner(authors, *rest))
+
+    page = reads.page("reader", ids.MIN_ULID, ids.MAX_ULID, 40)
+
+    assert windows == [followed[:BACKFILLING_READ_MAX]]
+    assert {post.author for post in page.posts} == set(followed[:BACKFILLING_READ_MAX])
 
 
 def test_a_switch_cut_short_goes_on_where_it_stopped(store):

@@ -207,7 +207,7 @@ def mastodon_instance_v2():
     return json_response(wiring.mastodon().instance_v2(instance_domain(request), origin(request)))
 
 
-@mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"], scope="read:accounts")
+@mastodon_route("/api/v1/accounts/verify_credentials", methods=["GET"], scope="profile")
 def mastodon_verify_credentials():
     request = app.current_request
     return json_response(wiring.mastodon().verify_credentials(_me(request), origin(request)))

@@ -3,7 +3,11 @@ required scope is covered by.
 
 Coarse scopes (read, write, follow) imply their granular ones (read:statuses,
 write:follows, ...); the deprecated `follow` implies the follow, block and
-mute ones. Lifeboat's own tokens hold read, write and follow: everything.
+mute ones. `profile` (Mastodon 4.3) reads only the token's own account:
+a route that asks for it, as verify_credentials does, is open to `profile`,
+`read` and `read:accounts` alike, as Mastodon's `doorkeeper_authorize!
+:profile, :read, :'read:accounts'`. Lifeboat's own tokens hold read, write
+and follow: everything.
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ def covers(granted: frozenset[str], required: str) -> bool:
     """Whether a token holding `granted` may use a route that requires `required`."""
     if required in granted:
         return True
+    if required == PROFILE:
+        return bool(granted & {READ, "read:accounts"})
     family, _, part = required.partition(":")
     if not part:
         return False

@@ -273,6 +273,18 @@ def test_a_granular_token_does_what_its_scopes_say(oauth_api):
     assert (posted.status, me.status, home.status) == (200, 200, 403)
 
 
+def test_a_profile_token_reads_its_own_account_and_nothing_else(oauth_api):
+    app = register(oauth_api, scopes="profile")
+    code = code_from(sign_in(Browser(oauth_api), app, mirrored_user("alice"), scope="profile"))
+    token = redeem(oauth_api, app, code).body
+    me = oauth_api.get("/api/v1/accounts/verify_credentials", token=token["access_token"])
+    home = oauth_api.get("/api/v1/timelines/home", token=token["access_token"])
+    posted = oauth_api.post("/api/v1/statuses", {"status": "no"}, token=token["access_token"])
+    assert token["scope"] == "profile"
+    assert (me.status, me.body["username"]) == (200, "alice")
+    assert (home.status, posted.status) == (403, 403)
+
+
 def test_each_token_is_revoked_alone_and_lifeboat_tokens_keep_working(oauth_api):
     alice = mirrored_user("alice")
     lifeboat_token = oauth_api.new_user("bob")

@@ -31,6 +31,13 @@ from tests.oauth_forms import read_form
         ({"read", "write", "follow"}, "write", True),
         ({"write:statuses"}, "write", False),
         ({"push"}, "read", False),
+        ({"profile"}, "profile", True),
+        ({"read"}, "profile", True),
+        ({"read:accounts"}, "profile", True),
+        ({"read:statuses"}, "profile", False),
+        ({"write", "follow"}, "profile", False),
+        ({"profile"}, "read:accounts", False),
+        ({"profile"}, "read", False),
     ],
 )
 def test_which_granted_scopes_cover_a_route(granted, required, allowed):

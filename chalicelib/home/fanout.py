@@ -112,9 +112,19 @@ class HomeFanout:
         if audience.followers > self._max_followers:
             self._merge_at_read(followee, self._store.followers(followee))
             return
-        posts = self._store.newest_posts(followee, self._max_items)
-        self._store.put_entries([Entry(follower, post.post_id, post.author, post.mirrored) for post in posts])
-        self.trim(follower)
+        backfill = [_owned(follower, post) for post in self._store.newest_posts(followee, self._max_items)]
+        home = self._store.all_entries(follower)
+        # Only what the home keeps is written, and what it then holds past
+        # HOME_MAX_ITEMS deleted: following a prolific account from a full
+        # home costs the entries that stay, not HOME_MAX_ITEMS puts.
+        kept = {entry.post_id for entry in layout.newest(home + backfill, self._max_items)}
+        held = {entry.post_id for entry in home}
+        new = [entry for entry in backfill if entry.post_id in kept and entry.post_id not in held]
+        past = [entry for entry in home if entry.post_id not in kept]
+        if new:
+            self._store.put_entries(new)
+        if past:
+            self._store.delete_entries(past)
 
     def on_unfollowed(self, follower: str, followee: str) -> None:
         self._store.remove_merged(follower, followee)
@@ -145,6 +155,11 @@ class HomeFanout:
         if past:
             self._store.delete_entries(past)
         return len(past)
+
+
+def _owned(owner: str, found: Entry) -> Entry:
+    """A backfilled post (an entry of nobody's home yet) in `owner`'s."""
+    return Entry(owner, found.post_id, found.author, found.mirrored)
 
 
 def _entry(owner: str, post: Post) -> Entry:

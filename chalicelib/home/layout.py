@@ -75,6 +75,12 @@ def merged_key(owner: str) -> dict:
     return dynamo.key(f"USER#{owner}", MERGED_SK)
 
 
+def newest(entries: list[Entry], count: int) -> list[Entry]:
+    """The `count` newest of `entries` (ids are time-ordered), one per post."""
+    unique = {entry.post_id: entry for entry in entries}
+    return sorted(unique.values(), key=lambda entry: entry.post_id, reverse=True)[:count]
+
+
 def trim_due(owner: str, post_id: str, every: int = TRIM_EVERY) -> bool:
     digest = hashlib.sha256(f"{owner}/{post_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % every == 0

@@ -14,7 +14,7 @@ import pytest
 from chalicelib.core import ids
 from chalicelib.core.models import DELETED, PENDING, Post
 from chalicelib.home.fanout import HomeFanout
-from chalicelib.home.layout import TRIM_EVERY, trim_due
+from chalicelib.home.layout import TRIM_EVERY, Entry, trim_due
 from chalicelib.home.timeline import BACKFILLING_READ_MAX, READ_AHEAD, HomeTimeline
 from chalicelib.posts.store import Page
 from chalicelib.stream.consumer import StreamConsumer
@@ -95,9 +95,11 @@ class CallOrder(InMemoryHomeStore):
     """The in-memory store, noting the order of the fan-out's writes."""
 
     writes: list[str] = dataclasses.field(default_factory=list)
+    put: list[Entry] = dataclasses.field(default_factory=list)
 
     def put_entries(self, entries):
         self.writes.append("put")
+        self.put += entries
         super().put_entries(entries)
 
     def delete_entries(self, entries):
@@ -117,6 +119,7 @@ def test_a_follow_made_for_the_home_at_once_is_settled_only_after_its_backfill()
     store = CallOrder()
     fan = fanout(store, max_items=800)
     posted(store, fan, "alice")
+    posted(store, fan, "carol")
     store.writes.clear()
     store.follow("bob", "alice", home_at_once=True)
     store.follow("bob", "carol", home_at_once=True)
@@ -126,6 +129,29 @@ def test_a_follow_made_for_the_home_at_once_is_settled_only_after_its_backfill()
 
     assert store.writes == ["put", "settle follow", "put"]
     assert store.backfilling["bob"] == {"carol"}
+
+
+def test_a_backfill_into_a_full_home_writes_only_the_entries_that_stay():
+    store = CallOrder()
+    fan = fanout(store, max_items=3)
+    olds = [posted(store, fan, "old") for _ in range(4)]  # older than all of bob's home
+    store.follow("bob", "alice")
+    alices = [posted(store, fan, "alice") for _ in range(3)]
+    fan.on_followed("bob", "alice")
+    store.writes.clear()
+
+    store.follow("bob", "old")
+    fan.on_followed("bob", "old")  # nothing of old's is among bob's newest 3
+    assert store.writes == []
+    assert home(store, "bob") == [post.id for post in reversed(alices)]
+
+    newer = posted(store, fan, "carol")  # carol's own home: one put
+    store.follow("bob", "carol")
+    store.put.clear()
+    fan.on_followed("bob", "carol")
+    assert store.put == [Entry("bob", newer.id, "carol")]
+    assert home(store, "bob") == [newer.id, alices[2].id, alices[1].id]
+    assert len(olds) == 4 and all(post.id < alices[0].id for post in olds)
 
 
 def test_an_unfollow_is_settled_after_its_entries_are_gone_flagged_or_not():

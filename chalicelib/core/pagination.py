@@ -38,9 +38,10 @@ def parse_limit(raw: str | None, default: int, maximum: int, *, clamp: bool = Fa
     """The page size: `default` when absent. The native API takes only ASCII
     digits from 1 to `maximum` and answers anything else, however it is
     spelt, with BadRequest. Mastodon clamps instead (`clamp=True`): empty
-    text is the default, 0 or 1000 the nearest allowed size, and only text
-    that is no number (at most 19 ASCII digits) is refused, with
-    ValidationFailed."""
+    text is the default, a negative size is taken as its absolute value
+    (Mastodon's `params[:limit].to_i.abs`), 0 or 1000 the nearest allowed
+    size, and only text that is no number (at most 19 ASCII digits) is
+    refused, with ValidationFailed."""
     if raw is None or (clamp and raw == ""):
         return default
     if clamp:
@@ -57,4 +58,4 @@ def _clamped_limit(raw: str, maximum: int) -> int:
         raise ValidationFailed(
             f"limit must be an integer of at most {MAX_INTEGER_DIGITS} ASCII digits", code="invalid_limit"
         )
-    return max(1, min(size, maximum))
+    return max(1, min(abs(size), maximum))

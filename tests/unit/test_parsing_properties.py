@@ -118,6 +118,13 @@ def test_a_native_limit_in_other_digits_or_too_long_is_a_bad_request(raw):
     assert caught.value.code == "invalid_limit"
 
 
+@pytest.mark.parametrize(
+    ("raw", "size"), [("-5", 5), ("-0", 1), ("0", 1), ("-1000", 40), ("7", 7), ("1000", 40), ("", 20)]
+)
+def test_a_mastodon_limit_is_clamped_as_mastodon_does_negatives_by_their_size(raw, size):
+    assert parse_limit(raw, 20, 40, clamp=True) == size
+
+
 @pytest.mark.parametrize("raw", ["²", "٣", "9" * 5000, "-" + "9" * 5000])
 def test_a_mastodon_limit_in_other_digits_or_too_long_is_refused(raw):
     with pytest.raises(errors.ValidationFailed) as caught:

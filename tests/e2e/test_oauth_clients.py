@@ -26,6 +26,7 @@ REDIRECT = "http://127.0.0.1:9/callback"  # never opened: the person's "browser"
 SCOPES = ["read", "write", "follow", "push"]
 ROOT = Path(__file__).resolve().parents[2]
 NODE_CLIENTS = ROOT / "tests" / "e2e" / "node_clients"
+INSTALLED_CLIENTS = ROOT / "build" / "node_clients"
 
 
 @pytest.fixture(scope="module")
@@ -94,18 +95,22 @@ def test_a_wrong_password_gets_the_form_again_and_no_code(stack):
 
 @pytest.fixture(scope="module")
 def node_clients():
-    """masto 8 and megalodon, pinned, installed from the npm registry into a
-    cache beside the test (node_modules is not committed)."""
+    """masto 8 and megalodon, pinned, installed from the npm registry. The
+    flows and lock file are copied to build/node_clients and installed
+    there, so no third-party package (with its own tests) lands in tests/."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.fail("node and npm are needed for the second client (they are on CI's machine)")
+    INSTALLED_CLIENTS.mkdir(parents=True, exist_ok=True)
+    for source in [*NODE_CLIENTS.glob("*.mjs"), *NODE_CLIENTS.glob("package*.json")]:
+        shutil.copy2(source, INSTALLED_CLIENTS / source.name)
     subprocess.run(
         ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=NODE_CLIENTS,
+        cwd=INSTALLED_CLIENTS,
         check=True,
         timeout=300,
         env={**os.environ, "npm_config_update_notifier": "false"},
     )
-    return NODE_CLIENTS
+    return INSTALLED_CLIENTS
 
 
 def run_node(node_clients, script: str, stack, person: tuple[str, str], other: str) -> dict:

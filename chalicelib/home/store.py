@@ -90,7 +90,7 @@ class HomeStore:
         key, the owner's merged accounts and unsettled follows, and with the
         mirror the page's authors (to leave out the suspended ones)."""
         keys = [self._post_key(entry) for entry in {entry.post_id: entry for entry in entries}.values()]
-        keys += [layout.merged_key(owner), dynamo.key(f"USER#{owner}", STATS_SK)]
+        keys += [layout.merged_key(owner), _stats_key(owner)]
         if self._reads_mirror:
             keys += [dynamo.key(f"USER#{author}", "PROFILE") for author in dict.fromkeys(e.author for e in entries)]
         posts: dict[str, Post] = {}
@@ -123,7 +123,7 @@ class HomeStore:
         with unavailable_as_domain_error("read follow counts"):
             response = self._client.get_item(
                 TableName=self._table,
-                Key=dynamo.key(f"USER#{author}", STATS_SK),
+                Key=_stats_key(author),
                 ConsistentRead=True,
                 ProjectionExpression="followers, #flag",
                 ExpressionAttributeNames={"#flag": layout.MERGED_FLAG},
@@ -152,7 +152,7 @@ class HomeStore:
         with unavailable_as_domain_error("flag a followed account"):
             self._client.update_item(
                 TableName=self._table,
-                Key=dynamo.key(f"USER#{author}", STATS_SK),
+                Key=_stats_key(author),
                 UpdateExpression="SET #flag = :true",
                 ExpressionAttributeNames={"#flag": layout.MERGED_FLAG},
                 ExpressionAttributeValues={":true": {"BOOL": True}},
@@ -209,11 +209,7 @@ class HomeStore:
     def _take_out(self, owner: str, attribute: str, member: str, what: str) -> None:
         with unavailable_as_domain_error(what):
             self._client.update_item(
-                TableName=self._table,
-                Key=dynamo.key(f"USER#{owner}", STATS_SK),
-                UpdateExpression="DELETE #set :member",
-                ExpressionAttributeNames={"#set": attribute},
-                ExpressionAttributeValues={":member": {"SS": [member]}},
+                TableName=self._table, Key=_stats_key(owner), **_set_change("DELETE", member, attribute)
             )
 
     def _query_all(self, what: str, condition: str, values: dict, **extra) -> list[dict]:
@@ -235,11 +231,18 @@ class HomeStore:
                 return items
 
 
-def _set_change(action: str, member: str) -> dict:
+def _set_change(action: str, member: str, attribute: str = "accounts") -> dict:
+    """ADD or DELETE one member of a string set (HOME_MERGED's `accounts`
+    unless told)."""
     return {
-        "UpdateExpression": f"{action} accounts :a",
+        "UpdateExpression": f"{action} #set :a",
+        "ExpressionAttributeNames": {"#set": attribute},
         "ExpressionAttributeValues": {":a": {"SS": [member]}},
     }
+
+
+def _stats_key(username: str) -> dict:
+    return dynamo.key(f"USER#{username}", STATS_SK)
 
 
 def _string_set(item: dict, attribute: str) -> frozenset[str]:

@@ -57,11 +57,11 @@ class HomeTimeline:
         asked = limit + 1 + READ_AHEAD
         entries = self._store.entries(owner, lowest, highest, asked, oldest_first)
         items = self._store.page_items(owner, entries)
-        sources = [_home_source(entries, items, asked)]
+        hidden = items.suspended | items.unfollowing
+        sources = [_home_source(entries, items.posts, hidden, asked)]
         # Follows the stream has not backfilled yet are read like accounts
         # merged at read, so a page right after a follow shows them (a few:
         # a burst of follows past that shows the rest a stream lag later).
-        hidden = items.suspended | items.unfollowing
         backfilling = sorted(items.backfilling - items.merged - hidden)[:BACKFILLING_READ_MAX]
         merged = sorted((items.merged - hidden) | set(backfilling))
         if merged:
@@ -79,11 +79,10 @@ class _Source:
     stopped_at: str | None
 
 
-def _home_source(entries: list[Entry], items: PageItems, asked: int) -> _Source:
+def _home_source(entries: list[Entry], posts: dict[str, Post], hidden: frozenset[str], asked: int) -> _Source:
     shown = []
-    hidden = items.suspended | items.unfollowing
     for entry in entries:
-        post = items.posts.get(entry.post_id)
+        post = posts.get(entry.post_id)
         if post is not None and not post.is_deleted and post.author not in hidden:
             shown.append(post)
     return _Source(shown, entries[-1].post_id if len(entries) >= asked else None)
